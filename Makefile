@@ -1,0 +1,58 @@
+# Developer entry points. Everything runs from the project venv (.venv); PostgreSQL
+# and Redis come from DATABASE_URL / REDIS_URL when set, otherwise scripts/devenv.py
+# starts embedded ones under .var/ (see its docstring).
+
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PYTHON      ?= python3
+DEVENV      := $(PY) scripts/devenv.py
+APPS        := intent_project commands_app events_app projections_app
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration test-api lint services-status \
+        services-stop clean
+
+help: ## List the targets
+	@echo "Usage: make <target> [PYTEST_ARGS='...'] [PORT=8000]"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+# Re-run when pyproject.toml changes; creates the venv only if it does not exist yet.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the project with dev extras
+
+run: $(VENV)/.installed ## Bootstrap the demo tenant, then run web + celery worker + beat
+	$(DEVENV) run
+
+test: $(VENV)/.installed ## Run the whole test suite (PYTEST_ARGS="tests/unit -x" to narrow)
+	$(DEVENV) exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed ## Run tests/unit
+	$(DEVENV) exec -- $(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(VENV)/.installed ## Run tests/integration
+	$(DEVENV) exec -- $(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-api: $(VENV)/.installed ## Run tests/api
+	$(DEVENV) exec -- $(PY) -m pytest tests/api $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff check, ruff format --check, mypy on the apps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy $(APPS)
+
+services-status: ## Show the embedded PostgreSQL/Redis (if any)
+	@if [ -x $(PY) ]; then $(DEVENV) status; else echo "no $(VENV): nothing running"; fi
+
+services-stop: ## Stop the embedded PostgreSQL/Redis
+	@if [ -x $(PY) ]; then $(DEVENV) stop; fi
+
+clean: services-stop ## Stop embedded services and delete .var/ (their data)
+	rm -rf .var

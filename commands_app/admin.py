@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+
+from commands_app.models import Command
+from intent_project.admin_sites import TenantReadOnlyAdmin, pretty_json, tenant_admin_site
+
+
+@admin.register(Command, site=tenant_admin_site)
+class CommandAdmin(TenantReadOnlyAdmin):
+    list_display = (
+        "id",
+        "type",
+        "status",
+        "attempts",
+        "aggregate_id",
+        "created_at",
+        "processed_at",
+    )
+    list_filter = ("status", "type")
+    search_fields = ("=id", "=aggregate_id", "=correlation_id")
+    date_hierarchy = None
+    ordering = ("-created_at",)
+    fields = (
+        "id",
+        "type",
+        "status",
+        "attempts",
+        "aggregate_type",
+        "aggregate_id",
+        "correlation_id",
+        "payload_pretty",
+        "metadata_pretty",
+        "result_pretty",
+        "error_pretty",
+        "not_before",
+        "created_at",
+        "updated_at",
+        "processed_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: Command) -> Any:
+        return pretty_json(obj.payload)
+
+    @admin.display(description="metadata")
+    def metadata_pretty(self, obj: Command) -> Any:
+        return pretty_json(obj.metadata)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Command) -> Any:
+        return pretty_json(obj.result)
+
+    @admin.display(description="error")
+    def error_pretty(self, obj: Command) -> Any:
+        return pretty_json(obj.error)

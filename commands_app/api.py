@@ -1,0 +1,188 @@
+"""Tenant API for commands: POST /t/<tenant>/api/commands/, GET list and detail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from commands_app.bus import submit
+from commands_app.models import Command, CommandStatus
+from intent_project.api.errors import ApiError
+from intent_project.api.permissions import IsTenantMember, current_tenant
+
+
+class CommandMetadataIn(serializers.Serializer):
+    correlation_id = serializers.UUIDField(required=False)
+    causation_id = serializers.UUIDField(required=False)
+    labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = (
+            set(self.initial_data) - set(self.fields)
+            if isinstance(self.initial_data, dict)
+            else set()
+        )
+        if unknown:
+            raise serializers.ValidationError(
+                {key: ["Unknown metadata field."] for key in sorted(unknown)}
+            )
+        if len(attrs.get("labels", {})) > 20:
+            raise serializers.ValidationError({"labels": ["At most 20 labels."]})
+        return {key: str(value) if key != "labels" else value for key, value in attrs.items()}
+
+
+class CommandIn(serializers.Serializer):
+    id = serializers.UUIDField(
+        required=False, help_text="Idempotency key. Same id + same body returns the stored command."
+    )
+    type = serializers.CharField(
+        max_length=100, help_text="A command type from GET /api/registry/."
+    )
+    payload = serializers.JSONField(help_text="Validated against the command type's JSON Schema.")
+    metadata = CommandMetadataIn(required=False)
+
+
+class CommandOut(serializers.ModelSerializer):
+    class Meta:
+        model = Command
+        fields = [
+            "id",
+            "type",
+            "payload",
+            "metadata",
+            "status",
+            "result",
+            "error",
+            "attempts",
+            "aggregate_type",
+            "aggregate_id",
+            "correlation_id",
+            "not_before",
+            "created_at",
+            "updated_at",
+            "processed_at",
+        ]
+        read_only_fields = fields
+
+
+class CommandCursor(CursorPagination):
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+class CommandListView(GenericAPIView):
+    permission_classes = [IsTenantMember]
+    serializer_class = CommandOut
+    pagination_class = CommandCursor
+
+    def get_queryset(self) -> Any:
+        qs = Command.objects.all()
+        status_filter = self.request.query_params.get("status")
+        if status_filter:
+            if status_filter not in CommandStatus.values:
+                raise ApiError(
+                    400,
+                    "validation_error",
+                    f"Unknown status '{status_filter}'.",
+                    {"fields": {"status": [f"One of {', '.join(CommandStatus.values)}."]}},
+                )
+            qs = qs.filter(status=status_filter)
+        type_filter = self.request.query_params.get("type")
+        if type_filter:
+            qs = qs.filter(type=type_filter)
+        return qs
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=CommandStatus.values),
+            OpenApiParameter("type", str),
+        ],
+        responses=CommandOut(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(CommandOut(page, many=True).data)
+
+    @extend_schema(request=CommandIn, responses={202: CommandOut, 200: CommandOut})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        envelope = CommandIn(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        data = envelope.validated_data
+        tenant = current_tenant(request)
+        submission = submit(
+            schema_name=connection.schema_name,
+            tenant=tenant.slug,
+            type_name=data["type"],
+            payload=data["payload"],
+            role=getattr(request, "tenant_role", None),
+            user_id=str(request.user.pk),
+            username=request.user.get_username(),
+            command_id=data.get("id"),
+            client_metadata=data.get("metadata") or {},
+            source="api",
+            request_id=getattr(request, "request_id", None),
+        )
+        body = CommandOut(submission.command).data
+        if submission.created:
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= settings.COMMAND_WAIT_MAX_SECONDS or value != value:
+        raise ApiError(
+            400,
+            "validation_error",
+            f"wait must be a number of seconds from 0 to {settings.COMMAND_WAIT_MAX_SECONDS}.",
+            {"fields": {"wait": ["Out of range."]}},
+        )
+    return value
+
+
+class CommandDetailView(GenericAPIView):
+    permission_classes = [IsTenantMember]
+    serializer_class = CommandOut
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                OpenApiTypes.FLOAT,
+                description="Hold up to this many seconds (max 30) until the status is final.",
+            )
+        ],
+        responses=CommandOut,
+    )
+    def get(self, request: Request, command_id: Any) -> Response:
+        wait = _wait_seconds(request)
+        command = Command.objects.filter(pk=command_id).first()
+        if command is None:
+            raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        # Polling by primary key is cheap and needs nothing beyond the database; the delay
+        # grows to 200 ms so a 30 s wait costs a couple of hundred indexed reads at most.
+        while not command.is_final and time.monotonic() < deadline:
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 1.5, 0.2)
+            command.refresh_from_db()
+        return Response(CommandOut(command).data)

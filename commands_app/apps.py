@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CommandsConfig(AppConfig):
+    name = "commands_app"
+    verbose_name = "Commands"
+
+    def ready(self) -> None:
+        from commands_app import checks  # noqa: F401  (registers the registry system checks)

@@ -1,0 +1,148 @@
+"""The command bus: validate, authorize, store once, wake a worker after commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from commands_app.domain.errors import IdempotencyConflict, InvalidPayload
+from commands_app.domain.messages import CommandContext
+from commands_app.models import Command
+from commands_app.registry import get_registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    command: Command
+    created: bool
+
+
+def body_hash(type_name: str, payload: Any, client_metadata: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"type": type_name, "payload": payload, "metadata": client_metadata},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    *,
+    schema_name: str,
+    tenant: str,
+    type_name: str,
+    payload: Any,
+    role: str | None,
+    user_id: str | None,
+    username: str | None = None,
+    command_id: UUID | None = None,
+    client_metadata: dict[str, Any] | None = None,
+    source: str = "api",
+    request_id: str | None = None,
+) -> Submission:
+    """Store a command (status pending) or return the one already stored under its id.
+
+    Raises UnknownCommandType, Forbidden, InvalidPayload or IdempotencyConflict; nothing is
+    written when it raises.
+    """
+    client_metadata = client_metadata or {}
+    digest = body_hash(type_name, payload, client_metadata)
+
+    if command_id is not None:
+        existing = Command.objects.filter(pk=command_id).first()
+        if existing is not None:
+            return Submission(_same_body_or_conflict(existing, digest), created=False)
+
+    registry = get_registry()
+    registry.command_class(type_name)
+    registry.authorize(role, type_name)
+    size = len(json.dumps(payload, default=str).encode())
+    if size > settings.COMMAND_PAYLOAD_MAX_BYTES:
+        raise InvalidPayload(
+            f"The payload is {size} bytes; the limit is {settings.COMMAND_PAYLOAD_MAX_BYTES}.",
+            code="payload_too_large",
+            details={"size": size, "limit": settings.COMMAND_PAYLOAD_MAX_BYTES},
+        )
+    command = registry.parse_command(type_name, payload)
+
+    command_id = command_id or uuid.uuid4()
+    correlation_id = client_metadata.get("correlation_id") or command_id
+    now = timezone.now()
+    ctx = CommandContext(
+        command_id=command_id,
+        tenant=tenant,
+        user_id=user_id,
+        role=role,
+        correlation_id=UUID(str(correlation_id)),
+        causation_id=None,
+        now=now,
+    )
+    metadata = {
+        **client_metadata,
+        "tenant": tenant,
+        "user_id": user_id,
+        "username": username,
+        "role": role,
+        "source": source,
+        "request_id": request_id,
+        "correlation_id": str(correlation_id),
+        "received_at": now.isoformat(),
+    }
+    row = Command(
+        id=command_id,
+        type=type_name,
+        payload=command.to_wire(),
+        metadata=metadata,
+        body_hash=digest,
+        aggregate_type=command.AGGREGATE_TYPE,
+        aggregate_id=command.aggregate_id(ctx),
+        correlation_id=ctx.correlation_id,
+    )
+    try:
+        # The savepoint lets a concurrent duplicate insert fail alone; the primary key is
+        # what makes "same id twice" impossible, the check above only makes it cheap.
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        existing = Command.objects.get(pk=command_id)
+        return Submission(_same_body_or_conflict(existing, digest), created=False)
+
+    transaction.on_commit(lambda: enqueue(schema_name, row.id))
+    return Submission(row, created=True)
+
+
+def _same_body_or_conflict(existing: Command, digest: str) -> Command:
+    if existing.body_hash != digest:
+        raise IdempotencyConflict(
+            f"Command {existing.id} already exists with a different body.",
+            details={"id": str(existing.id), "existing_type": existing.type},
+        )
+    return existing
+
+
+def enqueue(schema_name: str, command_id: UUID, countdown: float | None = None) -> None:
+    """Wake a worker. Losing this message only delays the command: the sweep re-sends it."""
+    from commands_app.tasks import process_command
+
+    try:
+        process_command.apply_async(args=(schema_name, str(command_id)), countdown=countdown)
+    except Exception:  # broker down or unreachable: the committed row is the truth
+        log.warning(
+            "could not enqueue command %s in %s; the sweep will pick it up",
+            command_id,
+            schema_name,
+            exc_info=True,
+        )

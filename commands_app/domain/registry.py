@@ -1,0 +1,222 @@
+"""The registry: every slice's commands, events, aggregates, access rules and upcasters.
+
+Plain Python. Django loads it once (`commands_app.registry.get_registry`) and checks
+`problems()` at start-up through a system check, so a slice with a command and no
+handler, or a gap in an upcaster chain, stops the process before it serves anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from commands_app.domain.aggregate import Aggregate
+from commands_app.domain.errors import Forbidden, InvalidPayload, UnknownCommandType
+from commands_app.domain.messages import Command, CommandContext, Event
+
+Handler = Callable[[Any, Any, CommandContext], Sequence[Event]]
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# The tenant-admin role may send every command of every slice.
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class Slice:
+    name: str
+    aggregates: tuple[type[Aggregate], ...]
+    command_handlers: Mapping[type[Command], Handler]
+    events: tuple[type[Event], ...]
+    # role -> the commands that role may send (the reference's "access model")
+    access: Mapping[str, frozenset[type[Command]]]
+    # (event type, from schema version) -> function turning that payload into the next version
+    upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
+
+
+def _pydantic_details(exc: ValidationError) -> dict[str, Any]:
+    fields: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False, include_context=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "payload"
+        fields.setdefault(loc, []).append(err["msg"])
+    return {"fields": fields}
+
+
+class Registry:
+    def __init__(self, slices: Sequence[Slice]) -> None:
+        self.slices = tuple(slices)
+        self.commands: dict[str, type[Command]] = {}
+        self.events: dict[str, type[Event]] = {}
+        self.aggregates: dict[str, type[Aggregate]] = {}
+        self.handlers: dict[type[Command], Handler] = {}
+        self.roles: dict[str, set[str]] = {ADMIN_ROLE: set()}
+        self.upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._problems: list[tuple[str, str]] = []
+        for sl in self.slices:
+            self._add(sl)
+
+    # -- building and checking -------------------------------------------------------------
+    def _problem(self, check_id: str, message: str) -> None:
+        self._problems.append((check_id, message))
+
+    def _add(self, sl: Slice) -> None:
+        for agg in sl.aggregates:
+            if agg.TYPE in self.aggregates:
+                self._problem("intent.E003", f"aggregate type '{agg.TYPE}' is registered twice")
+            self.aggregates[agg.TYPE] = agg
+        for event_cls in sl.events:
+            if event_cls.TYPE in self.events:
+                self._problem("intent.E002", f"event type '{event_cls.TYPE}' is registered twice")
+            self.events[event_cls.TYPE] = event_cls
+        for cmd_cls, handler in sl.command_handlers.items():
+            if cmd_cls.TYPE in self.commands:
+                self._problem(
+                    "intent.E001", f"command type '{cmd_cls.TYPE}' has more than one handler"
+                )
+            self.commands[cmd_cls.TYPE] = cmd_cls
+            self.handlers[cmd_cls] = handler
+            if getattr(cmd_cls, "AGGREGATE_TYPE", None) not in self.aggregates:
+                self._problem(
+                    "intent.E004",
+                    f"command '{cmd_cls.TYPE}' targets unknown aggregate type '{getattr(cmd_cls, 'AGGREGATE_TYPE', None)}'",
+                )
+        for role, allowed in sl.access.items():
+            for cmd_cls in allowed:
+                if cmd_cls not in sl.command_handlers:
+                    self._problem(
+                        "intent.E005",
+                        f"role '{role}' is granted '{cmd_cls.TYPE}', which has no handler",
+                    )
+            self.roles.setdefault(role, set()).update(c.TYPE for c in allowed)
+        for (event_type, version), fn in sl.upcasters.items():
+            if (event_type, version) in self.upcasters:
+                self._problem("intent.E006", f"two upcasters for '{event_type}' v{version}")
+            self.upcasters[(event_type, version)] = fn
+        self.roles[ADMIN_ROLE].update(self.commands)
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = list(self._problems)
+        for (event_type, version), _fn in self.upcasters.items():
+            event_cls = self.events.get(event_type)
+            if event_cls is None:
+                found.append(("intent.E007", f"upcaster for unknown event type '{event_type}'"))
+                continue
+            if not 1 <= version < event_cls.SCHEMA_VERSION:
+                found.append(
+                    (
+                        "intent.E008",
+                        f"upcaster '{event_type}' v{version} is outside 1..{event_cls.SCHEMA_VERSION - 1}",
+                    )
+                )
+        for event_type, event_cls in self.events.items():
+            for version in range(1, event_cls.SCHEMA_VERSION):
+                if (event_type, version) not in self.upcasters:
+                    found.append(
+                        (
+                            "intent.E009",
+                            f"'{event_type}' is at v{event_cls.SCHEMA_VERSION} but has no upcaster from v{version}",
+                        )
+                    )
+        return found
+
+    # -- commands ----------------------------------------------------------------------------
+    def command_class(self, type_name: str) -> type[Command]:
+        try:
+            return self.commands[type_name]
+        except KeyError:
+            raise UnknownCommandType(
+                f"Unknown command type '{type_name}'.", details={"known": sorted(self.commands)}
+            ) from None
+
+    def parse_command(self, type_name: str, payload: Any) -> Command:
+        cls = self.command_class(type_name)
+        if not isinstance(payload, dict):
+            raise InvalidPayload(
+                "The payload must be a JSON object.",
+                details={"fields": {"payload": ["Not an object."]}},
+            )
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidPayload(
+                f"The payload is not a valid '{type_name}'.", details=_pydantic_details(exc)
+            ) from None
+
+    def authorize(self, role: str | None, type_name: str) -> None:
+        if role is None or type_name not in self.roles.get(role, ()):
+            raise Forbidden(
+                f"Role '{role}' may not send '{type_name}'.",
+                details={
+                    "role": role,
+                    "command": type_name,
+                    "allowed_roles": self.roles_for(type_name),
+                },
+            )
+
+    def roles_for(self, type_name: str) -> list[str]:
+        return sorted(role for role, allowed in self.roles.items() if type_name in allowed)
+
+    def aggregate_for(self, command: Command) -> type[Aggregate]:
+        return self.aggregates[command.AGGREGATE_TYPE]
+
+    def decide(self, aggregate: Aggregate, command: Command, ctx: CommandContext) -> list[Event]:
+        return list(self.handlers[type(command)](aggregate, command, ctx))
+
+    # -- events --------------------------------------------------------------------------------
+    def upcast(
+        self, type_name: str, schema_version: int, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Chain upcasters from the stored version to the current one. Never mutates input."""
+        target = self.events[type_name].SCHEMA_VERSION
+        version = schema_version
+        while version < target:
+            payload = self.upcasters[(type_name, version)](dict(payload))
+            version += 1
+        return payload
+
+    def parse_event(self, type_name: str, schema_version: int, payload: dict[str, Any]) -> Event:
+        cls = self.events[type_name]
+        return cls.model_validate(self.upcast(type_name, schema_version, payload))
+
+    # -- description (GET /api/registry/) --------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        def schema(cls: type[Command] | type[Event]) -> dict[str, Any]:
+            return cls.model_json_schema(by_alias=True)
+
+        slice_of_cmd = {c.TYPE: sl.name for sl in self.slices for c in sl.command_handlers}
+        slice_of_event = {e.TYPE: sl.name for sl in self.slices for e in sl.events}
+        return {
+            "commands": [
+                {
+                    "type": t,
+                    "slice": slice_of_cmd[t],
+                    "aggregate": cls.AGGREGATE_TYPE,
+                    "roles": self.roles_for(t),
+                    "description": (cls.__doc__ or "").strip(),
+                    "schema": schema(cls),
+                }
+                for t, cls in sorted(self.commands.items())
+            ],
+            "events": [
+                {
+                    "type": t,
+                    "slice": slice_of_event[t],
+                    "schema_version": cls.SCHEMA_VERSION,
+                    "description": (cls.__doc__ or "").strip(),
+                    "schema": schema(cls),
+                }
+                for t, cls in sorted(self.events.items())
+            ],
+            "aggregates": [
+                {"type": t, "snapshot_schema_version": cls.SNAPSHOT_SCHEMA_VERSION}
+                for t, cls in sorted(self.aggregates.items())
+            ],
+            "roles": {role: sorted(allowed) for role, allowed in sorted(self.roles.items())},
+        }
+
+
+def stream_key(aggregate_type: str, aggregate_id: UUID) -> str:
+    return f"{aggregate_type}-{aggregate_id}"

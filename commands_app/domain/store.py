@@ -1,0 +1,103 @@
+"""The event-store contract, an in-memory implementation, and the write-side service.
+
+`execute` is the whole decision path (load, decide, append) in plain Python, so the same
+code runs against `InMemoryEventStore` in unit tests and `PostgresEventStore` in
+production; one contract test suite keeps the two stores honest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from commands_app.domain.aggregate import Aggregate
+from commands_app.domain.errors import ConcurrencyError
+from commands_app.domain.messages import Command, CommandContext, Event, Recorded
+from commands_app.domain.registry import Registry
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class EventStore(Protocol):
+    def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
+        """The aggregate rebuilt from its stream (a fresh one at version 0 if empty)."""
+
+    def append(
+        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
+    ) -> list[Recorded[Event]]:
+        """Append `events` after `aggregate.version` or raise ConcurrencyError.
+
+        The expected version is the one the decision was made on (the loaded aggregate's),
+        never one re-read at append time. On success the aggregate is evolved in place.
+        """
+
+    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]: ...
+
+
+def execute(
+    store: EventStore, registry: Registry, command: Command, ctx: CommandContext
+) -> list[Recorded[Event]]:
+    """Load the target aggregate, let the slice decide, append the result."""
+    aggregate = store.load(registry.aggregate_for(command), command.aggregate_id(ctx))
+    events = registry.decide(aggregate, command, ctx)
+    if not events:
+        return []
+    metadata = {
+        "command_id": str(ctx.command_id),
+        "correlation_id": str(ctx.correlation_id),
+        "causation_id": str(ctx.command_id),
+        "user_id": ctx.user_id,
+        "role": ctx.role,
+    }
+    return store.append(aggregate, events, metadata)
+
+
+class InMemoryEventStore:
+    """A dict-backed store with the same contract as the PostgreSQL one (for unit tests)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._streams: dict[tuple[str, UUID], list[Recorded[Event]]] = {}
+        self._positions = itertools.count(1)
+
+    def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
+        aggregate = aggregate_cls(id=aggregate_id)
+        for rec in self._streams.get((aggregate_cls.TYPE, aggregate_id), []):
+            aggregate.evolve(rec.event, rec.version)
+        return aggregate
+
+    def append(
+        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
+    ) -> list[Recorded[Event]]:
+        stream = self._streams.setdefault((aggregate.TYPE, aggregate.id), [])
+        current = stream[-1].version if stream else 0
+        if current != aggregate.version:
+            raise ConcurrencyError(
+                f"Stream {aggregate.TYPE}/{aggregate.id} is at version {current}, not {aggregate.version}.",
+                details={"expected_version": aggregate.version, "actual_version": current},
+            )
+        now = datetime.now(UTC)
+        recorded = []
+        for offset, event in enumerate(events, start=1):
+            rec = Recorded(
+                event=event,
+                id=uuid.uuid4(),
+                stream_type=aggregate.TYPE,
+                stream_id=aggregate.id,
+                version=aggregate.version + offset,
+                position=next(self._positions),
+                recorded_at=now,
+                metadata=dict(metadata),
+            )
+            recorded.append(rec)
+        stream.extend(recorded)
+        for rec in recorded:
+            aggregate.evolve(rec.event, rec.version)
+        return recorded
+
+    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]:
+        return list(self._streams.get((aggregate_type, aggregate_id), []))

@@ -1,0 +1,66 @@
+"""The command store (per tenant schema)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class CommandStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # stored, not yet handled
+    CONSUMED = "consumed", "Consumed"  # its events are appended
+    PROCESSED = "processed", "Processed"  # every projection that handles its events applied them
+    FAILED = "failed", "Failed"
+
+
+FINAL_STATUSES = frozenset({CommandStatus.PROCESSED, CommandStatus.FAILED})
+
+
+class Command(models.Model):
+    # Client-supplied ids are the idempotency key.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    metadata = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
+    # sha256 of the canonical request body: same id + same hash = replay, else 409.
+    body_hash = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=16, choices=CommandStatus.choices, default=CommandStatus.PENDING
+    )
+    result = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
+    error = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    aggregate_type = models.CharField(max_length=64, blank=True)
+    aggregate_id = models.UUIDField(null=True, blank=True)
+    correlation_id = models.UUIDField(null=True, db_index=True)
+    # Highest event position this command produced, and the projections that must pass it
+    # before the command is `processed`.
+    last_position = models.BigIntegerField(null=True, blank=True)
+    awaiting_projections = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="command_status_created"),
+            models.Index(fields=["type", "created_at"], name="command_type_created"),
+            # The settle step scans only consumed commands.
+            models.Index(
+                fields=["last_position"],
+                name="command_consumed_position",
+                condition=models.Q(status="consumed"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES

@@ -1,0 +1,17 @@
+"""Who may send what: the reference's role -> command model, enforced before any handler."""
+
+from __future__ import annotations
+
+from commands_app.slices.system.payloads import (
+    EmitMultipleEvents,
+    ExecuteRetryableTest,
+    ExecuteTest,
+    LogMessage,
+    SimulateFailure,
+)
+
+ACCESS = {
+    "tester": frozenset({LogMessage, EmitMultipleEvents, ExecuteTest}),
+    "system": frozenset({SimulateFailure, ExecuteRetryableTest}),
+    "developer": frozenset({LogMessage, EmitMultipleEvents, ExecuteTest, ExecuteRetryableTest}),
+}

@@ -1,0 +1,41 @@
+"""The system aggregate: one per system id; the tenant has a default one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from commands_app.domain.aggregate import Aggregate
+from commands_app.domain.messages import Event
+from commands_app.slices.system.payloads import (
+    FailureSimulated,
+    MessageLogged,
+    MultiEventEmitted,
+    RetryableTestExecuted,
+    TestExecuted,
+)
+
+
+@dataclass
+class System(Aggregate):
+    TYPE: ClassVar[str] = "system"
+    SNAPSHOT_SCHEMA_VERSION: ClassVar[int] = 1
+
+    number_executed_tests: int = 0
+    messages_logged: int = 0
+    events_emitted: int = 0
+    last_test_id: str | None = None
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case TestExecuted():
+                self.number_executed_tests = event.number_executed_tests
+                self.last_test_id = str(event.test_id)
+            case RetryableTestExecuted():
+                self.last_test_id = str(event.test_id)
+            case MessageLogged():
+                self.messages_logged += 1
+            case MultiEventEmitted():
+                self.events_emitted += 1
+            case FailureSimulated():
+                pass

@@ -1,0 +1,46 @@
+"""Celery entry points of the write side. They take a schema name and an id, nothing else."""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from celery import shared_task
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django_tenants.utils import schema_context
+
+from commands_app import processing
+from intent_project.tenancy import assert_tenant_schema
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="commands_app.tasks.process_command", acks_late=True, ignore_result=True)
+def process_command(schema_name: str, command_id: str) -> str:
+    assert_tenant_schema(schema_name)
+    from commands_app.bus import enqueue
+
+    cid = UUID(command_id)
+    with schema_context(schema_name):
+        try:
+            outcome = processing.process(cid)
+        except processing.RetryLater as later:
+            enqueue(schema_name, cid, countdown=later.delay)
+            return "retry-scheduled"
+        except (OperationalError, InterfaceError, DatabaseError) as exc:
+            # The database went away mid-command: nothing was committed. Count the attempt
+            # if we can; if we cannot, the sweep finds the command still pending.
+            log.warning("command %s in %s hit %s; retrying", command_id, schema_name, exc)
+            try:
+                processing.record_infrastructure_failure(cid, exc)
+            except processing.RetryLater as later:
+                enqueue(schema_name, cid, countdown=later.delay)
+            except Exception:
+                log.warning(
+                    "could not record the failure of %s; the sweep will retry it",
+                    command_id,
+                    exc_info=True,
+                )
+            return "infrastructure-error"
+    log.info("command %s in %s: %s", command_id, schema_name, outcome)
+    return outcome

@@ -1,0 +1,68 @@
+"""The event log and aggregate snapshots (one set of tables per tenant schema)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models.functions import Now
+
+
+class Event(models.Model):
+    # `position` orders the tenant's log. Appends take a per-tenant table lock (see
+    # store.PostgresEventStore.append) so positions are handed out in commit order and a
+    # reader that remembers "everything up to N" can never skip a late commit.
+    position = models.BigAutoField(primary_key=True)
+    id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    stream_type = models.CharField(max_length=64)
+    stream_id = models.UUIDField()
+    version = models.PositiveIntegerField()
+    type = models.CharField(max_length=100)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    metadata = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
+    correlation_id = models.UUIDField(null=True, db_index=True)
+    causation_id = models.UUIDField(null=True)
+    command_id = models.UUIDField(null=True, db_index=True)
+    recorded_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            # The optimistic-concurrency guard: two writers that decided on the same
+            # version cannot both append; the loser gets ConcurrencyError and re-decides.
+            models.UniqueConstraint(
+                fields=["stream_id", "stream_type", "version"], name="event_stream_version_unique"
+            ),
+        ]
+        indexes = [
+            # Projections read "events of these types after position N".
+            models.Index(fields=["type", "position"], name="event_type_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.type} {self.stream_type}/{self.stream_id} v{self.version}"
+
+
+class Snapshot(models.Model):
+    """A cache of an aggregate's state at a version. Ignored when it cannot be used."""
+
+    stream_type = models.CharField(max_length=64)
+    stream_id = models.UUIDField()
+    version = models.PositiveIntegerField()
+    schema_version = models.PositiveSmallIntegerField()
+    state = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["stream_type", "stream_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream_id", "stream_type", "version"],
+                name="snapshot_stream_version_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream_type}/{self.stream_id} @ v{self.version}"

@@ -1,0 +1,98 @@
+"""The per-tenant admin site (/t/<tenant>/admin/) and what every tenant ModelAdmin shares.
+
+The platform admin (/admin/) is Django's default site and lists tenants, users and
+memberships. A second site serves tenant schemas; it is also named "admin" so
+reverse("admin:...") works inside a tenant (ENVIRONMENT-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from intent_project.tenants.services import role_in
+
+
+class TenantAdminSite(admin.AdminSite):
+    site_header = "Intent: tenant admin"
+    index_title = "Commands, events and read models"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        """Active staff with a membership in this tenant; superusers are platform operators."""
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return False
+        if user.is_superuser:
+            return True
+        return role_in(user, getattr(request, "tenant", None)) is not None
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None:
+            context["site_header"] = f"Intent: tenant {tenant.slug}"
+            context["site_title"] = f"{tenant.slug} admin"
+        return context
+
+
+tenant_admin_site = TenantAdminSite(name="admin")
+
+
+class EstimatedCountPaginator(Paginator):
+    """Unfiltered lists of big tables use PostgreSQL's row estimate instead of COUNT(*)."""
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                    [self.object_list.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] is not None and row[0] > 10_000:
+                return int(row[0])
+        return super().count
+
+
+def pretty_json(value: Any) -> str:
+    if value in (None, "", {}, []):
+        return "—"
+    return format_html(
+        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+    )
+
+
+class TenantReadOnlyAdmin(admin.ModelAdmin):
+    """Members see; nobody adds, edits or deletes here. State changes go through the bus."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def _member(self, request: HttpRequest) -> bool:
+        return self.admin_site.has_permission(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._member(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._member(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,159 @@
+"""The one error shape, and the one place where exceptions become HTTP responses.
+
+Every error from every endpoint looks like::
+
+    {"error": {"code": "validation_error", "message": "...", "details": {...}, "request_id": "..."}}
+
+`code` is stable and machine-readable, `message` is for humans, `details` carries field
+errors where relevant. Views raise; they never build error responses themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from commands_app.domain.errors import IntentError
+
+
+class ApiError(drf.APIException):
+    """An API error with our code, message and details."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status
+        self.error_code = code
+        self.message = message
+        self.details = details
+
+
+def _body(code: str, message: str, details: Any, request: HttpRequest | None) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "details": details if details is not None else {},
+    }
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        error["request_id"] = request_id
+    return {"error": error}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, request: HttpRequest | None = None
+) -> JsonResponse:
+    return JsonResponse(_body(code, message, details, request), status=status)
+
+
+_DRF_CODES: dict[type[drf.APIException], str] = {
+    drf.ParseError: "malformed_request",
+    drf.AuthenticationFailed: "authentication_failed",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "throttled",
+    drf.ValidationError: "validation_error",
+}
+
+_STATUS_FOR_INTENT: dict[str, int] = {
+    "unknown_command_type": 400,
+    "invalid_payload": 400,
+    "validation_error": 400,
+    "payload_too_large": 413,
+    "forbidden": 403,
+    "not_a_member": 403,
+    "idempotency_conflict": 409,
+    "not_found": 404,
+    "conflict": 409,
+}
+
+
+def _drf_message(detail: Any) -> str:
+    if isinstance(detail, (list, tuple)) and detail:
+        return _drf_message(detail[0])
+    if isinstance(detail, dict):
+        return "Some fields are invalid."
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    request = context.get("request")
+    status, code, message, details = _classify(exc)
+    if status is None:
+        return None  # not ours: a real server error, logged and answered by handler500
+    set_rollback()
+    response = Response(_body(code, message, details, request), status=status)
+    if isinstance(exc, drf.APIException):
+        if getattr(exc, "auth_header", None):
+            response["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        if getattr(exc, "wait", None):
+            response["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    return response
+
+
+def _classify(exc: Exception) -> tuple[int | None, str, str, Any]:
+    if isinstance(exc, ApiError):
+        return exc.status_code, exc.error_code, exc.message, exc.details
+    if isinstance(exc, IntentError):
+        return _STATUS_FOR_INTENT.get(exc.code, 400), exc.code, exc.message, exc.details
+    if isinstance(exc, Http404):
+        return 404, "not_found", "Not found.", None
+    if isinstance(exc, PermissionDenied):
+        return 403, "permission_denied", str(exc) or "You do not have permission to do this.", None
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "request_too_large", "The request body is larger than the server accepts.", None
+    if isinstance(exc, SuspiciousOperation):
+        return 400, "bad_request", "The request was rejected as malformed.", None
+    if isinstance(exc, drf.APIException):
+        code = _DRF_CODES.get(type(exc))
+        if code is None:
+            code = next((c for t, c in _DRF_CODES.items() if isinstance(exc, t)), "error")
+        details: Any = None
+        if isinstance(exc, drf.ValidationError):
+            details = (
+                {"fields": exc.detail} if isinstance(exc.detail, dict) else {"errors": exc.detail}
+            )
+        return exc.status_code, code, _drf_message(exc.detail), details
+    return None, "", "", None
+
+
+# Django-level handlers, for errors raised outside DRF views (admin, unknown URLs, ...).
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return error_response(
+            413,
+            "request_too_large",
+            "The request body is larger than the server accepts.",
+            request=request,
+        )
+    return error_response(
+        400, "bad_request", "The request was rejected as malformed.", request=request
+    )
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(
+        403, "permission_denied", "You do not have permission to do this.", request=request
+    )
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(404, "not_found", "Not found.", request=request)
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return error_response(
+        500, "server_error", "The server failed; the error was logged.", request=request
+    )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return error_response(403, "csrf_failed", f"CSRF check failed: {reason}", request=request)

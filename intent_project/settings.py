@@ -1,0 +1,209 @@
+"""One settings module, driven by environment variables (see README "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from intent_project.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "insecure-dev-key-change-me" if DEBUG else "")
+if not SECRET_KEY:
+    # A fixed fallback key outside DEBUG would sign sessions and tokens predictably.
+    SECRET_KEY = "insecure-dev-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+# --- Tenancy -----------------------------------------------------------------------------
+# auth/contenttypes/admin stay shared: with auth in TENANT_APPS public users and tokens are
+# invisible inside tenants, and per-schema contenttypes drift apart (ENVIRONMENT-NOTES.md).
+SHARED_APPS = [
+    "django_tenants",
+    "intent_project.tenants",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+]
+TENANT_APPS = [
+    "commands_app",
+    "events_app",
+    "projections_app",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+TENANT_SUBFOLDER_PREFIX = "t"
+PUBLIC_SCHEMA_NAME = "public"
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Tenant schemas are named "t_<slug>"; slugs are validated before any lookup.
+TENANT_SCHEMA_PREFIX = "t_"
+
+MIDDLEWARE = [
+    "intent_project.middleware.RequestIdMiddleware",
+    "intent_project.tenants.middleware.TenantPathMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "intent_project.urls_tenant"
+PUBLIC_SCHEMA_URLCONF = "intent_project.urls_public"
+WSGI_APPLICATION = "intent_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "intent_project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/intent")
+_db = dj_database_url.parse(
+    DATABASE_URL,
+    conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+    conn_health_checks=True,  # reconnect by itself after a PostgreSQL restart
+)
+_db["ENGINE"] = "django_tenants.postgresql_backend"
+_db.setdefault("OPTIONS", {})
+_db["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_" + str(_db["NAME"]))}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis / Celery ------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# The database row is the truth and the message only a wake-up call, so a message may be
+# delivered twice but must never be lost: acknowledge after the task ran, re-deliver when
+# the worker dies mid-task, and do not let one worker hoard messages.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "commands"
+CELERY_TASK_ROUTES = {
+    "commands_app.tasks.*": {"queue": "commands"},
+    "projections_app.tasks.*": {"queue": "projections"},
+    "intent_project.tasks.*": {"queue": "sweeps"},
+}
+CELERY_TASK_ALWAYS_EAGER = False
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0, minimum=0.5)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-all-tenants": {
+        "task": "intent_project.tasks.sweep_all_tenants",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": SWEEP_INTERVAL_SECONDS * 2},
+    },
+}
+
+# --- Command processing policy --------------------------------------------------------------
+# Optimistic-concurrency conflicts reload and re-decide at most this many times per delivery.
+COMMAND_CONFLICT_RETRIES = env_int("COMMAND_CONFLICT_RETRIES", 10, minimum=1)
+# Retryable domain errors and infrastructure errors: exponential backoff, then fail visibly.
+COMMAND_MAX_RETRIES = env_int("COMMAND_MAX_RETRIES", 5, minimum=0)
+COMMAND_RETRY_BACKOFF_SECONDS = env_float("COMMAND_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
+# A command still pending this long after it was stored is re-enqueued by the sweep.
+COMMAND_STALE_AFTER_SECONDS = env_float("COMMAND_STALE_AFTER_SECONDS", 10.0, minimum=0.0)
+# A projection event handler that keeps failing stalls its projection after this many tries.
+PROJECTION_MAX_FAILURES = env_int("PROJECTION_MAX_FAILURES", 5, minimum=1)
+PROJECTION_BATCH_SIZE = env_int("PROJECTION_BATCH_SIZE", 500, minimum=1)
+COMMAND_WAIT_MAX_SECONDS = 30
+COMMAND_PAYLOAD_MAX_BYTES = env_int("COMMAND_PAYLOAD_MAX_BYTES", 64 * 1024, minimum=1024)
+# Django rejects larger request bodies before any view code runs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BYTES", 256 * 1024, minimum=4096)
+
+# Slices loaded into the registry, in order.
+INTENT_SLICES = env_list("INTENT_SLICES", ["commands_app.slices.system"])
+
+# --- Auth, API -----------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 8},
+    },
+]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "intent_project.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Intent for Django",
+    "DESCRIPTION": "Event-sourced CQRS platform: commands in, events stored, read models out, per tenant.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/(t/\{tenant\}/)?api/",
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / ".var" / "static"
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+CSRF_FAILURE_VIEW = "intent_project.api.errors.csrf_failure"
+
+# A snapshot every N events per aggregate (0 disables snapshots).
+SNAPSHOT_EVERY = env_int("SNAPSHOT_EVERY", 100, minimum=0)
+
+# Publishing a wake-up message must not hold an API request hostage when the broker is
+# down: try briefly, then leave the command to the sweep (the row is already committed).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, minimum=0.1)
+CELERY_REDIS_SOCKET_TIMEOUT = 5.0
+# Projector modules (each exports PROJECTIONS and READ_MODELS), one per slice.
+INTENT_PROJECTORS = env_list("INTENT_PROJECTORS", ["projections_app.projectors.system"])

@@ -1,0 +1,21 @@
+"""Guards for code that runs outside a request: tasks must name a real tenant schema."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+class WrongSchema(RuntimeError):
+    pass
+
+
+def assert_tenant_schema(schema_name: str) -> None:
+    """A tenant task sent for `public` (or anything not a tenant schema) is a bug: refuse it.
+
+    Tenant tables do not exist in public; running there would either crash halfway or,
+    worse, find same-named tables of another tenant through a stale search_path.
+    """
+    if not isinstance(schema_name, str) or not schema_name.startswith(
+        settings.TENANT_SCHEMA_PREFIX
+    ):
+        raise WrongSchema(f"refusing to run a tenant task in schema {schema_name!r}")

@@ -1,0 +1,32 @@
+"""Path-prefix tenant resolution (/t/<slug>/...) with the slug validated before any lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django_tenants.middleware.subfolder import TenantSubfolderMiddleware
+
+from intent_project.api.errors import error_response
+from intent_project.tenants.models import SLUG_RE
+
+TENANT_PREFIX = "/t/"
+
+
+class TenantPathMiddleware(TenantSubfolderMiddleware):
+    """django-tenants' subfolder middleware, answering unknown tenants in our error shape.
+
+    A NUL byte in the slug reaches PostgreSQL and raises a 500 there, so anything that is
+    not a well-formed slug is a 404 before the database sees it.
+    """
+
+    def process_request(self, request: HttpRequest) -> Any:
+        if request.path.startswith(TENANT_PREFIX):
+            slug = request.path[len(TENANT_PREFIX) :].split("/", 1)[0]
+            if not SLUG_RE.fullmatch(slug):
+                return self.no_tenant_found(request, slug)
+        return super().process_request(request)
+
+    def no_tenant_found(self, request: HttpRequest, hostname: str) -> Any:
+        shown = hostname[:60].encode("unicode_escape").decode("ascii")
+        return error_response(404, "tenant_not_found", f"There is no tenant '{shown}'.")

@@ -1,0 +1,72 @@
+"""Shared (public-schema) models: tenants, their path-prefix domains, and memberships."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+from intent_project.tenants.roles import Role
+
+# A slug is the path segment in /t/<slug>/ and, prefixed, the schema name. The strict form
+# keeps NUL bytes, quotes and upper case out of SQL identifiers and URL lookups.
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+RESERVED_SLUGS = frozenset({"public", "api", "admin", "static", "health", "t"})
+
+
+def validate_slug(value: str) -> None:
+    if not SLUG_RE.fullmatch(value or ""):
+        raise ValidationError(
+            "A tenant slug is 2-40 characters: lower-case letters, digits and '-', starting with a letter.",
+            code="invalid_slug",
+        )
+    if value in RESERVED_SLUGS:
+        raise ValidationError(f"'{value}' is reserved.", code="reserved_slug")
+
+
+def schema_name_for(slug: str) -> str:
+    return settings.TENANT_SCHEMA_PREFIX + slug.replace("-", "_")
+
+
+class Tenant(TenantMixin):
+    slug = models.CharField(max_length=40, unique=True, validators=[validate_slug])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Creating a Tenant row creates and migrates its schema (django-tenants).
+    auto_create_schema = True
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Domain(DomainMixin):
+    """django-tenants resolves /t/<segment>/ by matching Domain.domain; ours equals the slug."""
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One role per user per tenant: authorization must never have to pick between two.
+            models.UniqueConstraint(
+                fields=["user", "tenant"], name="one_membership_per_user_and_tenant"
+            ),
+        ]
+        ordering = ["tenant__slug", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant}: {self.role}"

@@ -1,0 +1,13 @@
+"""Tenant roles. The role a user acts with comes from their Membership, never from a request."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Tenant admin"  # manages members; may send every command
+    DEVELOPER = "developer", "Developer"
+    TESTER = "tester", "Tester"
+    SYSTEM = "system", "System"
+    VIEWER = "viewer", "Viewer"  # reads only

@@ -1,0 +1,26 @@
+"""Routes outside any tenant: auth, users, tenants, registry, health, docs, platform admin."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from intent_project.api import views
+
+urlpatterns = [
+    path("health/", views.health, name="health"),
+    path("api/auth/token/", views.TokenView.as_view(), name="auth-token"),
+    path("api/users/", views.UserListView.as_view(), name="users"),
+    path("api/tenants/", views.TenantListView.as_view(), name="tenants"),
+    path("api/tenants/<str:slug>/members/", views.MemberListView.as_view(), name="tenant-members"),
+    path("api/registry/", views.RegistryView.as_view(), name="registry"),
+    path(
+        "api/schema/", SpectacularAPIView.as_view(urlconf="intent_project.urls_docs"), name="schema"
+    ),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "intent_project.api.errors.handler400"
+handler403 = "intent_project.api.errors.handler403"
+handler404 = "intent_project.api.errors.handler404"
+handler500 = "intent_project.api.errors.handler500"

@@ -1,0 +1,156 @@
+"""Tenant API for the read side: projection health and read-only read models."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from intent_project.api.errors import ApiError
+from intent_project.api.permissions import IsTenantMember
+from projections_app.models import ProjectionState
+from projections_app.registry import get_projections, get_read_models
+from projections_app.runner import ensure_checkpoints, head_position
+
+ProjectionOut = inline_serializer(
+    "Projection",
+    many=True,
+    fields={
+        "name": serializers.CharField(),
+        "version": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "checkpoint": serializers.IntegerField(),
+        "head": serializers.IntegerField(),
+        "lag": serializers.IntegerField(
+            help_text="Positions between the checkpoint and the log's head."
+        ),
+        "failures": serializers.IntegerField(),
+        "last_error": serializers.JSONField(allow_null=True),
+        "event_types": serializers.ListField(child=serializers.CharField()),
+        "read_models": serializers.ListField(child=serializers.CharField()),
+        "updated_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
+class ProjectionListView(GenericAPIView):
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(responses=ProjectionOut)
+    def get(self, request: Request) -> Response:
+        ensure_checkpoints()
+        states = {s.name: s for s in ProjectionState.objects.all()}
+        head = head_position()
+        read_models = get_read_models()
+        body = []
+        for projection in get_projections():
+            state = states[projection.name]
+            body.append(
+                {
+                    "name": projection.name,
+                    "version": projection.version,
+                    "status": state.status,
+                    "checkpoint": state.position,
+                    "head": head,
+                    "lag": max(head - state.position, 0),
+                    "failures": state.failures,
+                    "last_error": state.last_error,
+                    "event_types": sorted(projection.event_types),
+                    "read_models": sorted(
+                        n for n, rm in read_models.items() if rm.projection == projection.name
+                    ),
+                    "updated_at": state.updated_at,
+                }
+            )
+        return Response(body)
+
+
+@functools.cache
+def _serializer_for(model: type[models.Model]) -> type[serializers.ModelSerializer]:
+    meta = type("Meta", (), {"model": model, "fields": "__all__"})
+    return type(f"{model.__name__}Out", (serializers.ModelSerializer,), {"Meta": meta})
+
+
+class ReadModelCursor(CursorPagination):
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+_RESERVED_PARAMS = {"cursor", "limit", "format"}
+
+
+def _read_model(name: str) -> Any:
+    read_model = get_read_models().get(name)
+    if read_model is None:
+        raise ApiError(
+            404,
+            "unknown_read_model",
+            f"No read model '{name}'.",
+            {"known": sorted(get_read_models())},
+        )
+    return read_model
+
+
+class ReadModelListView(GenericAPIView):
+    permission_classes = [IsTenantMember]
+
+    def get(self, request: Request, name: str) -> Response:
+        read_model = _read_model(name)
+        qs = read_model.model.objects.all()
+        unknown = set(request.query_params) - _RESERVED_PARAMS - set(read_model.filter_fields)
+        if unknown:
+            raise ApiError(
+                400,
+                "validation_error",
+                "Unknown filter.",
+                {
+                    "fields": {
+                        key: [f"Filterable: {', '.join(read_model.filter_fields) or 'nothing'}."]
+                        for key in sorted(unknown)
+                    }
+                },
+            )
+        for field in read_model.filter_fields:
+            value = request.query_params.get(field)
+            if value is None:
+                continue
+            try:
+                read_model.model._meta.get_field(field).to_python(value)
+            except DjangoValidationError as exc:
+                raise ApiError(
+                    400,
+                    "validation_error",
+                    f"Bad value for {field}.",
+                    {"fields": {field: exc.messages}},
+                ) from None
+            qs = qs.filter(**{field: value})
+        paginator = ReadModelCursor()
+        paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
+        page = paginator.paginate_queryset(qs, request, view=self)
+        serializer = _serializer_for(read_model.model)
+        return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+class ReadModelDetailView(GenericAPIView):
+    permission_classes = [IsTenantMember]
+
+    def get(self, request: Request, name: str, key: str) -> Response:
+        read_model = _read_model(name)
+        pk_field = read_model.model._meta.pk
+        try:
+            pk = pk_field.to_python(key)
+        except DjangoValidationError:
+            raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.") from None
+        row = read_model.model.objects.filter(pk=pk).first()
+        if row is None:
+            raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
+        return Response(_serializer_for(read_model.model)(row).data)

@@ -1,0 +1,33 @@
+"""Per-projection checkpoint and health, one row per projection in each tenant schema."""
+
+from __future__ import annotations
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class ProjectionStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    STALLED = "stalled", "Stalled"  # stopped at a failing event until an operator acts
+
+
+class ProjectionState(models.Model):
+    name = models.CharField(max_length=100, primary_key=True)
+    version = models.PositiveIntegerField(default=1)
+    # Every event at or below `position` has been applied (or was not handled). This row is
+    # updated in the same transaction as the read-model rows it vouches for.
+    position = models.BigIntegerField(default=0)
+    status = models.CharField(
+        max_length=16, choices=ProjectionStatus.choices, default=ProjectionStatus.RUNNING
+    )
+    failures = models.PositiveIntegerField(default=0)
+    last_error = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "projection"
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} @ {self.position} ({self.status})"

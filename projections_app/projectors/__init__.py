@@ -1,0 +1,1 @@
+"""Projectors: per slice, how events change read-model rows."""

@@ -1,0 +1,39 @@
+"""All projections and exposed read models, loaded once from settings.INTENT_PROJECTORS."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from projections_app.projectors.base import Projection, ReadModel
+
+
+@functools.cache
+def _load() -> tuple[tuple[Projection, ...], tuple[ReadModel, ...]]:
+    projections: list[Projection] = []
+    read_models: list[ReadModel] = []
+    for module_path in settings.INTENT_PROJECTORS:
+        module = importlib.import_module(module_path)
+        projections.extend(module.PROJECTIONS)
+        read_models.extend(module.READ_MODELS)
+    return tuple(projections), tuple(read_models)
+
+
+def get_projections() -> tuple[Projection, ...]:
+    return _load()[0]
+
+
+def get_projection(name: str) -> Projection | None:
+    return next((p for p in get_projections() if p.name == name), None)
+
+
+def get_read_models() -> dict[str, ReadModel]:
+    return {rm.name: rm for rm in _load()[1]}
+
+
+def projections_for_event_types(event_types: Iterable[str]) -> set[str]:
+    wanted = set(event_types)
+    return {p.name for p in get_projections() if p.event_types & wanted}

@@ -1,0 +1,169 @@
+"""The projection runner: read events after a checkpoint, apply, advance, in one transaction.
+
+Correctness rests on three things:
+- the read-model writes and the checkpoint commit together, so a crash anywhere leaves
+  either both or neither (an event is applied exactly once in effect);
+- one runner per projection at a time (row lock, SKIP LOCKED), so events apply in order;
+- position order equals commit order (see events_app.store), so reading "after the
+  checkpoint, up to the head seen at the start" never skips a late commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from commands_app.models import Command, CommandStatus
+from commands_app.registry import get_registry
+from events_app.models import Event as EventRow
+from events_app.store import to_recorded
+from projections_app.models import ProjectionState, ProjectionStatus
+from projections_app.projectors.base import Projection
+from projections_app.registry import get_projections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    name: str
+    applied: int
+    caught_up: bool
+    outcome: str  # "caught-up", "progress", "busy", "stalled", "waiting", "failed"
+
+
+def ensure_checkpoints(schema_name: str | None = None) -> None:
+    """Create the checkpoint row of every registered projection that has none yet."""
+
+    def _ensure() -> None:
+        ProjectionState.objects.bulk_create(
+            [ProjectionState(name=p.name, version=p.version) for p in get_projections()],
+            ignore_conflicts=True,
+        )
+
+    if schema_name is None:
+        _ensure()
+    else:
+        with schema_context(schema_name):
+            _ensure()
+
+
+def head_position() -> int:
+    return EventRow.objects.aggregate(head=Max("position"))["head"] or 0
+
+
+def run_projection(projection: Projection, batch_size: int | None = None) -> RunResult:
+    """Apply one batch of events to one projection."""
+    batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
+    registry = get_registry()
+    current: EventRow | None = None
+    try:
+        with transaction.atomic():
+            state = (
+                ProjectionState.objects.select_for_update(skip_locked=True)
+                .filter(name=projection.name)
+                .first()
+            )
+            if state is None:
+                # Either another runner holds it (it will do the work) or it has no row yet.
+                if not ProjectionState.objects.filter(name=projection.name).exists():
+                    ensure_checkpoints()
+                return RunResult(projection.name, 0, False, "busy")
+            if state.status == ProjectionStatus.STALLED:
+                return RunResult(projection.name, 0, False, "stalled")
+            if state.retry_at and state.retry_at > timezone.now():
+                return RunResult(projection.name, 0, False, "waiting")
+            # Read the head first: every event at or below it committed before this
+            # statement ran, because positions are handed out in commit order.
+            head = head_position()
+            if head <= state.position:
+                return RunResult(projection.name, 0, True, "caught-up")
+            rows = list(
+                EventRow.objects.filter(
+                    position__gt=state.position, position__lte=head, type__in=projection.event_types
+                ).order_by("position")[:batch_size]
+            )
+            for row in rows:
+                current = row
+                projection.apply(to_recorded(row, registry))
+            full = len(rows) == batch_size
+            state.position = rows[-1].position if full else head
+            state.failures = 0
+            state.last_error = None
+            state.retry_at = None
+            state.save(
+                update_fields=["position", "failures", "last_error", "retry_at", "updated_at"]
+            )
+        return RunResult(projection.name, len(rows), not full, "progress" if full else "caught-up")
+    except Exception as exc:  # a failing handler must never silently lose its event
+        _record_failure(projection, current, exc)
+        return RunResult(projection.name, 0, False, "failed")
+
+
+def _record_failure(projection: Projection, row: EventRow | None, exc: Exception) -> None:
+    log.exception(
+        "projection %s failed at event %s", projection.name, getattr(row, "position", None)
+    )
+    error: dict[str, Any] = {
+        "code": "projection_handler_failed",
+        "message": f"{type(exc).__name__}: {exc}"[:1000],
+        "details": {},
+    }
+    if row is not None:
+        error["details"] = {"event_id": str(row.id), "position": row.position, "type": row.type}
+    with transaction.atomic():
+        state = ProjectionState.objects.select_for_update().get(name=projection.name)
+        state.failures += 1
+        state.last_error = error
+        if state.failures >= settings.PROJECTION_MAX_FAILURES:
+            state.status = ProjectionStatus.STALLED
+            state.retry_at = None
+        else:
+            delay = settings.COMMAND_RETRY_BACKOFF_SECONDS * (2 ** (state.failures - 1))
+            state.retry_at = timezone.now() + timedelta(seconds=delay)
+        state.save()
+
+
+def settle_commands() -> int:
+    """Mark consumed commands processed once every projection they wait for has passed them."""
+    command_table = Command._meta.db_table
+    state_table = ProjectionState._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {command_table} AS c
+               SET status = %s, processed_at = now(), updated_at = now()
+             WHERE c.status = %s
+               AND (SELECT count(*) FROM {state_table} AS p
+                     WHERE p.name = ANY(c.awaiting_projections) AND p.position >= c.last_position)
+                   = cardinality(c.awaiting_projections)
+            """,
+            [CommandStatus.PROCESSED, CommandStatus.CONSUMED],
+        )
+        return cursor.rowcount
+
+
+def run_all(max_batches: int = 20) -> dict[str, RunResult]:
+    """Bring every projection of the current schema up to date (bounded work per call)."""
+    results: dict[str, RunResult] = {}
+    for projection in get_projections():
+        result = run_projection(projection)
+        applied = result.applied
+        batches = 1
+        while result.outcome == "progress" and batches < max_batches:
+            result = run_projection(projection)
+            applied += result.applied
+            batches += 1
+        results[projection.name] = RunResult(
+            projection.name, applied, result.caught_up, result.outcome
+        )
+    settle_commands()
+    return results

@@ -1,0 +1,242 @@
+"""Shared fixtures: tenants `acme` and `globex`, personas, and a real Celery worker.
+
+Tenants and users are created once per session and committed (schema creation cannot be
+rolled back cheaply). API tests then run inside a rolled-back transaction (`db`);
+integration tests that need real commits (other threads, a worker process) use
+`live_db`, which commits for real, so they assert on their own ids, never on global counts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Tests use their own Redis database so a `make run` worker sharing the same Redis server
+# never consumes (and misroutes) a test's messages.
+TEST_REDIS_DB = 15
+
+
+def _test_redis_url() -> str:
+    parts = urlsplit(settings.REDIS_URL)
+    return urlunsplit(
+        (parts.scheme, parts.netloc, f"/{TEST_REDIS_DB}", parts.query, parts.fragment)
+    )
+
+
+@pytest.fixture(scope="session")
+def isolated_redis() -> Iterator[None]:
+    from intent_project.celery import app
+    from projections_app import tasks as projection_tasks
+
+    url = _test_redis_url()
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+    projection_tasks._redis.cache_clear()
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    yield
+
+
+@dataclass
+class Persona:
+    username: str
+    password: str
+    user: Any
+    token: str
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {self.token}")
+        return client
+
+
+@dataclass
+class World:
+    acme: Any
+    globex: Any
+    personas: dict[str, Persona]
+
+    def __getitem__(self, name: str) -> Persona:
+        return self.personas[name]
+
+
+# name -> (is_staff, is_superuser, {tenant slug: role})
+PERSONAS: dict[str, tuple[bool, bool, dict[str, str]]] = {
+    "alice": (False, False, {"acme": "tester"}),  # tester at acme
+    "dave": (False, False, {"acme": "developer"}),  # developer at acme
+    "sam": (False, False, {"acme": "system"}),  # the system role at acme
+    "vera": (False, False, {"acme": "viewer"}),  # read-only at acme
+    "ada": (True, False, {"acme": "admin"}),  # staff, tenant admin of acme
+    "bob": (False, False, {"globex": "developer"}),  # developer at globex only
+    "stan": (True, False, {}),  # staff without any membership
+    "root": (True, True, {}),  # platform superuser
+}
+
+
+@pytest.fixture(scope="session")
+def world(django_db_setup: Any, django_db_blocker: Any) -> World:
+    from intent_project.tenants.models import Tenant
+    from intent_project.tenants.services import create_tenant, set_membership
+
+    with django_db_blocker.unblock():
+        tenants = {}
+        for slug in ("acme", "globex"):
+            tenants[slug] = Tenant.objects.filter(slug=slug).first() or create_tenant(
+                slug, slug.capitalize()
+            )
+        connection.set_schema_to_public()
+        User = get_user_model()
+        personas = {}
+        for name, (staff, superuser, roles) in PERSONAS.items():
+            password = f"{name}-password-123"
+            user = User.objects.filter(username=name).first()
+            if user is None:
+                user = User.objects.create_user(
+                    name, f"{name}@example.com", password, is_staff=staff, is_superuser=superuser
+                )
+            for slug, role in roles.items():
+                set_membership(user, tenants[slug], role)
+            token, _ = Token.objects.get_or_create(user=user)
+            personas[name] = Persona(name, password, user, token.key)
+    return World(tenants["acme"], tenants["globex"], personas)
+
+
+@pytest.fixture(autouse=True)
+def _back_to_public() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def live_db(world: World, django_db_blocker: Any, isolated_redis: None) -> Iterator[None]:
+    """Database access without a wrapping transaction: commits are real and visible to
+    other threads and processes."""
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()
+
+
+@pytest.fixture
+def fresh_tenant(live_db: None) -> Any:
+    """A brand-new tenant for tests that count rows (committed data outlives tests)."""
+    from intent_project.tenants.services import create_tenant
+
+    tenant = create_tenant("t" + uuid.uuid4().hex[:12], "Fresh")
+    connection.set_schema_to_public()
+    return tenant
+
+
+# --- a real Celery worker -------------------------------------------------------------------
+def _worker_env() -> dict[str, str]:
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    parts = urlsplit(settings.DATABASE_URL)
+    env["DATABASE_URL"] = urlunsplit(
+        (parts.scheme, parts.netloc, "/" + db["NAME"], parts.query, parts.fragment)
+    )
+    env["REDIS_URL"] = settings.REDIS_URL
+    env["COMMAND_RETRY_BACKOFF_SECONDS"] = "0.1"
+    env["COMMAND_STALE_AFTER_SECONDS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Worker:
+    def __init__(
+        self, log_path: Path, concurrency: int = 2, queues: str = "commands,projections,sweeps"
+    ) -> None:
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.queues = queues
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "intent_project",
+                "worker",
+                "-Q",
+                self.queues,
+                "--concurrency",
+                str(self.concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--pool",
+                "prefork",
+            ],
+            cwd=ROOT,
+            env=_worker_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log_path}")
+            if b"ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    world: World, isolated_redis: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    worker = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

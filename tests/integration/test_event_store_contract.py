@@ -1,0 +1,73 @@
+"""The PostgreSQL event store against the same contract as the in-memory one."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django_tenants.utils import schema_context
+
+from commands_app.registry import get_registry
+from commands_app.slices.system.aggregate import System
+from commands_app.slices.system.payloads import MessageLogged
+from events_app.models import Event, Snapshot
+from events_app.store import PostgresEventStore
+from tests.contract_event_store import META, EventStoreContract
+
+
+@pytest.fixture
+def store(world, db):
+    with schema_context(world.acme.schema_name):
+        yield PostgresEventStore(get_registry(), snapshot_every=0)
+
+
+class TestPostgresEventStore(EventStoreContract):
+    pass
+
+
+def test_events_cannot_be_updated_or_deleted(world, db):
+    with schema_context(world.acme.schema_name):
+        store = PostgresEventStore(get_registry())
+        (rec,) = store.append(
+            store.load(System, uuid.uuid4()), [MessageLogged(message="fact")], META
+        )
+        for statement in (
+            "UPDATE events_app_event SET type = 'x' WHERE id = %s",
+            "DELETE FROM events_app_event WHERE id = %s",
+        ):
+            with pytest.raises(DatabaseError, match="events are immutable"), transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(statement, [rec.id])
+        assert Event.objects.get(id=rec.id).payload == {"message": "fact"}
+
+
+def test_a_snapshot_is_written_with_the_events_that_cross_the_threshold_and_used_on_load(world, db):
+    with schema_context(world.acme.schema_name):
+        store = PostgresEventStore(get_registry(), snapshot_every=3)
+        system_id = uuid.uuid4()
+        system = store.load(System, system_id)
+        store.append(system, [MessageLogged(message="1"), MessageLogged(message="2")], META)
+        assert not Snapshot.objects.filter(stream_id=system_id).exists()
+        store.append(system, [MessageLogged(message="3"), MessageLogged(message="4")], META)
+        snapshot = Snapshot.objects.get(stream_id=system_id)
+        assert (snapshot.version, snapshot.state["messages_logged"]) == (4, 4)
+        # Loading from the snapshot plus later events equals a full replay.
+        store.append(system, [MessageLogged(message="5")], META)
+        replayed = PostgresEventStore(get_registry(), snapshot_every=0)
+        Snapshot.objects.filter(stream_id=system_id).update(
+            state={**snapshot.state, "messages_logged": 4}
+        )
+        assert store.load(System, system_id) == system
+        Snapshot.objects.filter(stream_id=system_id).delete()
+        assert replayed.load(System, system_id) == system
+
+
+def test_an_unusable_snapshot_is_ignored_and_the_stream_replayed(world, db):
+    with schema_context(world.acme.schema_name):
+        store = PostgresEventStore(get_registry(), snapshot_every=2)
+        system_id = uuid.uuid4()
+        system = store.load(System, system_id)
+        store.append(system, [MessageLogged(message="1"), MessageLogged(message="2")], META)
+        Snapshot.objects.filter(stream_id=system_id).update(state={"no_such_field": 1})
+        assert store.load(System, system_id) == system

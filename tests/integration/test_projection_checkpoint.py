@@ -1,0 +1,122 @@
+"""Read-model rows and the checkpoint commit together; a replay changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.forms.models import model_to_dict
+from django_tenants.utils import schema_context
+
+from commands_app import processing
+from commands_app.slices.system.payloads import MessageLogged
+from projections_app.models import ProjectionState, ProjectionStatus, SystemMetrics, SystemStatus
+from projections_app.projectors.base import Projection
+from projections_app.runner import run_all, run_projection
+from tests.integration.helpers import submit, test_payload
+
+
+def _process_all(tenant, *command_ids):
+    with schema_context(tenant.schema_name):
+        for command_id in command_ids:
+            processing.process(command_id)
+
+
+class Boom(Exception):
+    pass
+
+
+def _flaky_projection(fail_on_message: str) -> Projection:
+    def on_message(rec):
+        # Write first, then fail: the write must not survive the failure.
+        SystemMetrics.objects.create(scope=f"probe-{rec.position}", updated_at=rec.recorded_at)
+        if rec.event.message == fail_on_message:
+            raise Boom(f"cannot handle {rec.event.message}")
+
+    return Projection(
+        name="flaky", version=1, read_models=(SystemMetrics,), handlers={MessageLogged: on_message}
+    )
+
+
+def test_a_failing_event_rolls_back_its_batch_and_keeps_the_checkpoint(fresh_tenant, settings):
+    settings.COMMAND_RETRY_BACKOFF_SECONDS = 0
+    settings.PROJECTION_MAX_FAILURES = 2
+    ids = [
+        submit(fresh_tenant, "logMessage", {"message": m}).id
+        for m in ("ok-1", "ok-2", "poison", "ok-3")
+    ]
+    _process_all(fresh_tenant, *ids)
+    projection = _flaky_projection("poison")
+    with schema_context(fresh_tenant.schema_name):
+        ProjectionState.objects.create(name="flaky")
+        assert run_projection(projection).outcome == "failed"
+        state = ProjectionState.objects.get(name="flaky")
+        assert state.position == 0
+        assert not SystemMetrics.objects.filter(scope__startswith="probe-").exists()
+        assert state.last_error["details"]["type"] == "messageLogged"
+        assert state.last_error["message"] == "Boom: cannot handle poison"
+        assert state.status == ProjectionStatus.RUNNING and state.failures == 1
+        # Exhausted retries stop the projection at that event instead of skipping it.
+        assert run_projection(projection).outcome == "failed"
+        state.refresh_from_db()
+        assert state.status == ProjectionStatus.STALLED
+        assert run_projection(projection).outcome == "stalled"
+        assert state.position == 0
+
+
+def test_rows_and_checkpoint_advance_together(fresh_tenant):
+    ids = [submit(fresh_tenant, "logMessage", {"message": f"m{i}"}).id for i in range(3)]
+    _process_all(fresh_tenant, *ids)
+    with schema_context(fresh_tenant.schema_name):
+        result = run_projection(_flaky_projection("never"))  # no checkpoint row: busy
+        assert result.outcome == "busy"
+        ProjectionState.objects.create(name="flaky")
+        assert run_projection(_flaky_projection("never")).applied == 3
+        state = ProjectionState.objects.get(name="flaky")
+        assert SystemMetrics.objects.filter(scope__startswith="probe-").count() == 3
+        assert state.position == max(
+            int(s.split("-")[1])
+            for s in SystemMetrics.objects.filter(scope__startswith="probe-").values_list(
+                "scope", flat=True
+            )
+        )
+
+
+def test_replaying_already_applied_events_changes_nothing(fresh_tenant):
+    system_id = uuid.uuid4()
+    ids = [
+        submit(fresh_tenant, "executeTest", test_payload(system_id=system_id)).id,
+        submit(fresh_tenant, "logMessage", {"message": "hi", "systemId": str(system_id)}).id,
+        submit(fresh_tenant, "executeTest", test_payload(system_id=system_id)).id,
+    ]
+    _process_all(fresh_tenant, *ids)
+    with schema_context(fresh_tenant.schema_name):
+        run_all()
+        before_status = [model_to_dict(r) for r in SystemStatus.objects.order_by("pk")]
+        before_metrics = [model_to_dict(r) for r in SystemMetrics.objects.order_by("pk")]
+        assert before_status[0]["number_executed_tests"] == 2
+        assert before_metrics[0]["test_count"] == 2
+        run_all()  # nothing new
+        ProjectionState.objects.update(position=0)  # an operator rewinds every checkpoint
+        run_all()
+        assert [model_to_dict(r) for r in SystemStatus.objects.order_by("pk")] == before_status
+        assert [model_to_dict(r) for r in SystemMetrics.objects.order_by("pk")] == before_metrics
+
+
+@pytest.mark.parametrize("flag", ["stalled"])
+def test_a_stalled_projection_keeps_its_commands_consumed(fresh_tenant, flag):
+    cmd = submit(fresh_tenant, "logMessage", {"message": "waits"})
+    _process_all(fresh_tenant, cmd.id)
+    with schema_context(fresh_tenant.schema_name):
+        ProjectionState.objects.filter(name="system_metrics").update(
+            status=ProjectionStatus.STALLED
+        )
+        run_all()
+        from commands_app.models import Command
+
+        assert Command.objects.get(pk=cmd.id).status == "consumed"
+        ProjectionState.objects.filter(name="system_metrics").update(
+            status=ProjectionStatus.RUNNING
+        )
+        run_all()
+        assert Command.objects.get(pk=cmd.id).status == "processed"
