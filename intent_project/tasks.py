@@ -56,9 +56,7 @@ def sweep_schema(schema_name: str) -> dict[str, int]:
 @shared_task(name="intent_project.tasks.sweep_all_tenants", ignore_result=True)
 def sweep_all_tenants() -> None:
     for schema_name in (
-        get_tenant_model()
-        .objects.exclude(schema_name="public")
-        .values_list("schema_name", flat=True)
+        get_tenant_model().objects.exclude(schema_name="public").values_list("schema_name", flat=True)
     ):
         try:
             found = sweep_schema(schema_name)

@@ -15,7 +15,5 @@ def assert_tenant_schema(schema_name: str) -> None:
     Tenant tables do not exist in public; running there would either crash halfway or,
     worse, find same-named tables of another tenant through a stale search_path.
     """
-    if not isinstance(schema_name, str) or not schema_name.startswith(
-        settings.TENANT_SCHEMA_PREFIX
-    ):
+    if not isinstance(schema_name, str) or not schema_name.startswith(settings.TENANT_SCHEMA_PREFIX):
         raise WrongSchema(f"refusing to run a tenant task in schema {schema_name!r}")

@@ -13,9 +13,7 @@ urlpatterns = [
     path("api/tenants/", views.TenantListView.as_view(), name="tenants"),
     path("api/tenants/<str:slug>/members/", views.MemberListView.as_view(), name="tenant-members"),
     path("api/registry/", views.RegistryView.as_view(), name="registry"),
-    path(
-        "api/schema/", SpectacularAPIView.as_view(urlconf="intent_project.urls_docs"), name="schema"
-    ),
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="intent_project.urls_docs"), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]

@@ -85,6 +85,7 @@ REDIS_LOGFILE = REDIS_DIR / "redis.log"
 REDIS_PORTFILE = REDIS_DIR / "redis.port"
 BEAT_SCHEDULE = VAR_DIR / "celerybeat-schedule"
 BEAT_PIDFILE = VAR_DIR / "celerybeat.pid"
+SUMMARY_FILE = VAR_DIR / "summary.txt"  # written by manage.py bootstrap, shown in the banner
 
 DB_NAME = "intent"
 PG_USER = "postgres"
@@ -471,9 +472,7 @@ def ensure_postgres(policy: str) -> tuple[str, Any]:
             raise DevenvError("embedded PostgreSQL went away while we were waiting for it")
     _ensure_database(info)
     verb = "started" if started else "reusing"
-    log(
-        f"PostgreSQL {verb} in {time.monotonic() - t0:.2f}s (pid {info.pid}, socket dir {info.socket_dir})"
-    )
+    log(f"PostgreSQL {verb} in {time.monotonic() - t0:.2f}s (pid {info.pid}, socket dir {info.socket_dir})")
     return pg_url(info), server
 
 
@@ -922,7 +921,15 @@ def cmd_run() -> int:
 
         log("running manage.py bootstrap")
         boot = subprocess.Popen(
-            [py, "manage.py", "bootstrap"],
+            [
+                py,
+                "manage.py",
+                "bootstrap",
+                "--base-url",
+                f"http://127.0.0.1:{port}",
+                "--summary-file",
+                str(SUMMARY_FILE),
+            ],
             cwd=REPO_ROOT,
             env=child_env,
             stdin=subprocess.DEVNULL,
@@ -988,6 +995,14 @@ def cmd_run() -> int:
         session.release()
 
 
+def _summary() -> str:
+    """The URLs, credentials and token that `manage.py bootstrap` wrote for this run."""
+    try:
+        return SUMMARY_FILE.read_text()
+    except OSError:
+        return "    (credentials and API token: see the bootstrap output above)\n"
+
+
 def _print_banner(port: int, env: dict[str, str], elapsed: float) -> None:
     base = f"http://127.0.0.1:{port}"
     text = (
@@ -996,7 +1011,7 @@ def _print_banner(port: int, env: dict[str, str], elapsed: float) -> None:
         f"    health:       {base}/health/\n"
         f"    DATABASE_URL  {env['DATABASE_URL']}\n"
         f"    REDIS_URL     {env['REDIS_URL']}\n"
-        "    (credentials and API token: see the bootstrap output above)\n"
+        f"{_summary()}"
         "  Ctrl-C stops web, worker, beat and the embedded services this run started.\n"
     )
     with _print_lock:

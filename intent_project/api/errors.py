@@ -118,9 +118,7 @@ def _classify(exc: Exception) -> tuple[int | None, str, str, Any]:
             code = next((c for t, c in _DRF_CODES.items() if isinstance(exc, t)), "error")
         details: Any = None
         if isinstance(exc, drf.ValidationError):
-            details = (
-                {"fields": exc.detail} if isinstance(exc.detail, dict) else {"errors": exc.detail}
-            )
+            details = {"fields": exc.detail} if isinstance(exc.detail, dict) else {"errors": exc.detail}
         return exc.status_code, code, _drf_message(exc.detail), details
     return None, "", "", None
 
@@ -134,15 +132,11 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Json
             "The request body is larger than the server accepts.",
             request=request,
         )
-    return error_response(
-        400, "bad_request", "The request was rejected as malformed.", request=request
-    )
+    return error_response(400, "bad_request", "The request was rejected as malformed.", request=request)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response(
-        403, "permission_denied", "You do not have permission to do this.", request=request
-    )
+    return error_response(403, "permission_denied", "You do not have permission to do this.", request=request)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
@@ -150,9 +144,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
-    return error_response(
-        500, "server_error", "The server failed; the error was logged.", request=request
-    )
+    return error_response(500, "server_error", "The server failed; the error was logged.", request=request)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:

@@ -14,11 +14,7 @@ from intent_project.tenants.services import role_in
 
 def current_tenant(request: Request) -> Any:
     tenant = getattr(request, "tenant", None)
-    if (
-        tenant is None
-        or tenant.schema_name == "public"
-        or connection.schema_name != tenant.schema_name
-    ):
+    if tenant is None or tenant.schema_name == "public" or connection.schema_name != tenant.schema_name:
         raise ApiError(404, "tenant_not_found", "This endpoint lives under /t/<tenant>/.")
     return tenant
 

@@ -39,9 +39,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
 
-    @extend_schema(
-        request=TokenIn, responses=inline_serializer("Token", {"token": serializers.CharField()})
-    )
+    @extend_schema(request=TokenIn, responses=inline_serializer("Token", {"token": serializers.CharField()}))
     def post(self, request: Request) -> Response:
         data = TokenIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -150,9 +148,7 @@ class TenantListView(APIView):
             raise ApiError(409, "tenant_exists", f"Tenant '{exc.slug}' already exists.") from None
         finally:
             connection.set_schema_to_public()
-        return Response(
-            TenantOut(tenant, context={"request": request}).data, status=status.HTTP_201_CREATED
-        )
+        return Response(TenantOut(tenant, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 class MemberIn(serializers.Serializer):
@@ -174,18 +170,14 @@ class MemberListView(APIView):
         if tenant is None:
             raise ApiError(404, "tenant_not_found", f"There is no tenant '{slug[:60]}'.")
         if not (request.user.is_staff or role_in(request.user, tenant) == Role.ADMIN):
-            raise ApiError(
-                403, "permission_denied", "Only staff or this tenant's admins manage its members."
-            )
+            raise ApiError(403, "permission_denied", "Only staff or this tenant's admins manage its members.")
         return tenant
 
     @extend_schema(responses=MemberOut(many=True))
     def get(self, request: Request, slug: str) -> Response:
         tenant = self._tenant(request, slug)
         return Response(
-            MemberOut(
-                Membership.objects.filter(tenant=tenant).select_related("user"), many=True
-            ).data
+            MemberOut(Membership.objects.filter(tenant=tenant).select_related("user"), many=True).data
         )
 
     @extend_schema(request=MemberIn, responses={201: MemberOut, 200: MemberOut})
@@ -219,9 +211,7 @@ class RegistryView(APIView):
                 "name": p.name,
                 "version": p.version,
                 "event_types": sorted(p.event_types),
-                "read_models": sorted(
-                    n for n, rm in read_models.items() if rm.projection == p.name
-                ),
+                "read_models": sorted(n for n, rm in read_models.items() if rm.projection == p.name),
             }
             for p in get_projections()
         ]
@@ -240,14 +230,10 @@ def health(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-        )
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
         client.ping()
         checks["broker"] = {"ok": True}
     except Exception as exc:
         checks["broker"] = {"ok": False, "error": type(exc).__name__}
     ok = all(c["ok"] for c in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ok else "degraded", "checks": checks}, status=200 if ok else 503
-    )
+    return JsonResponse({"status": "ok" if ok else "degraded", "checks": checks}, status=200 if ok else 503)

@@ -52,9 +52,7 @@ class Domain(DomainMixin):
 
 
 class Membership(models.Model):
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -62,9 +60,7 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             # One role per user per tenant: authorization must never have to pick between two.
-            models.UniqueConstraint(
-                fields=["user", "tenant"], name="one_membership_per_user_and_tenant"
-            ),
+            models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_user_and_tenant"),
         ]
         ordering = ["tenant__slug", "user__username"]
 

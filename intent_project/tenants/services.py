@@ -25,7 +25,7 @@ def create_tenant(slug: str, name: str) -> Tenant:
     # rows means a failure leaves neither a row without a schema nor a schema without a row.
     with transaction.atomic():
         tenant = Tenant(slug=slug, name=name or slug, schema_name=schema_name_for(slug))
-        tenant.save()
+        tenant.save(verbosity=0)
         Domain.objects.create(domain=slug, tenant=tenant, is_primary=True)
     from projections_app.runner import ensure_checkpoints
 

@@ -22,12 +22,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--tenant", default=os.environ.get("INTENT_DEMO_TENANT", "demo"))
         parser.add_argument("--username", default=os.environ.get("INTENT_ADMIN_USER", "admin"))
-        parser.add_argument(
-            "--password", default=os.environ.get("INTENT_ADMIN_PASSWORD", "intent-admin")
-        )
-        parser.add_argument(
-            "--base-url", default=os.environ.get("INTENT_BASE_URL", "http://127.0.0.1:8000")
-        )
+        parser.add_argument("--password", default=os.environ.get("INTENT_ADMIN_PASSWORD", "intent-admin"))
+        parser.add_argument("--base-url", default=os.environ.get("INTENT_BASE_URL", "http://127.0.0.1:8000"))
+        parser.add_argument("--summary-file", help="Also write the URLs, credentials and token here.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         self.stdout.write("Migrating the shared schema ...")
@@ -52,8 +49,7 @@ class Command(BaseCommand):
         token, _ = Token.objects.get_or_create(user=user)
 
         base = opts["base_url"].rstrip("/")
-        self.stdout.write(self.style.SUCCESS("\nReady:"))
-        for label, value in [
+        rows = [
             ("API (tenant)", f"{base}/t/{slug}/api/commands/"),
             ("Registry", f"{base}/api/registry/"),
             ("Swagger UI", f"{base}/api/docs/"),
@@ -62,10 +58,15 @@ class Command(BaseCommand):
             ("Health", f"{base}/health/"),
             ("Admin login", f"{user.username} / {opts['password']}"),
             ("API token", token.key),
-        ]:
-            self.stdout.write(f"  {label:<15} {value}")
-        self.stdout.write(
-            "\nTry:\n"
-            f"  curl -s -X POST {base}/t/{slug}/api/commands/ -H 'Authorization: Token {token.key}' "
-            '-H \'Content-Type: application/json\' -d \'{"type": "logMessage", "payload": {"message": "hello"}}\'\n'
+        ]
+        example = '{"type": "logMessage", "payload": {"message": "hello"}}'
+        summary = "".join(f"    {label:<15} {value}\n" for label, value in rows) + (
+            "  Try:\n"
+            f"    curl -s -X POST {base}/t/{slug}/api/commands/ -H 'Authorization: Token {token.key}' "
+            f"-H 'Content-Type: application/json' -d '{example}'\n"
         )
+        self.stdout.write(self.style.SUCCESS("Bootstrap done."))
+        self.stdout.write(summary)
+        if opts.get("summary_file"):
+            with open(opts["summary_file"], "w") as fh:
+                fh.write(summary)
