@@ -10,7 +10,7 @@ APPS        := intent_project commands_app events_app projections_app
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-api lint services-status \
+.PHONY: help install run test test-unit test-integration test-api lint format services-status \
         services-stop clean
 
 help: ## List the targets
@@ -43,10 +43,12 @@ test-integration: $(VENV)/.installed ## Run tests/integration
 test-api: $(VENV)/.installed ## Run tests/api
 	$(DEVENV) exec -- $(PY) -m pytest tests/api $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff check, ruff format --check, mypy on the apps
+lint: $(VENV)/.installed ## ruff check + mypy (what CI gates on)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 	$(PY) -m mypy $(APPS)
+
+format: $(VENV)/.installed ## Apply ruff's formatting
+	$(PY) -m ruff format .
 
 services-status: ## Show the embedded PostgreSQL/Redis (if any)
 	@if [ -x $(PY) ]; then $(DEVENV) status; else echo "no $(VENV): nothing running"; fi

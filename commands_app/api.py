@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -19,6 +18,7 @@ from commands_app.bus import submit
 from commands_app.models import Command, CommandStatus
 from intent_project.api.errors import ApiError
 from intent_project.api.permissions import IsTenantMember, current_tenant
+from intent_project.tenancy import current_schema
 
 
 class CommandMetadataIn(serializers.Serializer):
@@ -27,15 +27,9 @@ class CommandMetadataIn(serializers.Serializer):
     labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = (
-            set(self.initial_data) - set(self.fields)
-            if isinstance(self.initial_data, dict)
-            else set()
-        )
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
         if unknown:
-            raise serializers.ValidationError(
-                {key: ["Unknown metadata field."] for key in sorted(unknown)}
-            )
+            raise serializers.ValidationError({key: ["Unknown metadata field."] for key in sorted(unknown)})
         if len(attrs.get("labels", {})) > 20:
             raise serializers.ValidationError({"labels": ["At most 20 labels."]})
         return {key: str(value) if key != "labels" else value for key, value in attrs.items()}
@@ -45,9 +39,7 @@ class CommandIn(serializers.Serializer):
     id = serializers.UUIDField(
         required=False, help_text="Idempotency key. Same id + same body returns the stored command."
     )
-    type = serializers.CharField(
-        max_length=100, help_text="A command type from GET /api/registry/."
-    )
+    type = serializers.CharField(max_length=100, help_text="A command type from GET /api/registry/.")
     payload = serializers.JSONField(help_text="Validated against the command type's JSON Schema.")
     metadata = CommandMetadataIn(required=False)
 
@@ -122,7 +114,7 @@ class CommandListView(GenericAPIView):
         data = envelope.validated_data
         tenant = current_tenant(request)
         submission = submit(
-            schema_name=connection.schema_name,
+            schema_name=current_schema(),
             tenant=tenant.slug,
             type_name=data["type"],
             payload=data["payload"],

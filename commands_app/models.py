@@ -27,9 +27,7 @@ class Command(models.Model):
     metadata = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
     # sha256 of the canonical request body: same id + same hash = replay, else 409.
     body_hash = models.CharField(max_length=64)
-    status = models.CharField(
-        max_length=16, choices=CommandStatus.choices, default=CommandStatus.PENDING
-    )
+    status = models.CharField(max_length=16, choices=CommandStatus.choices, default=CommandStatus.PENDING)
     result = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
     error = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -25,6 +25,7 @@ from commands_app.domain.store import execute
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore
+from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,7 @@ def process(command_id: UUID) -> str:
             with transaction.atomic():
                 # SKIP LOCKED: a second delivery of the same message while the first is
                 # still running must not wait and then re-execute; it just leaves.
-                row = (
-                    Command.objects.select_for_update(skip_locked=True)
-                    .filter(pk=command_id)
-                    .first()
-                )
+                row = Command.objects.select_for_update(skip_locked=True).filter(pk=command_id).first()
                 if row is None:
                     return "locked-or-missing"
                 if row.status != CommandStatus.PENDING:
@@ -120,7 +117,7 @@ def process(command_id: UUID) -> str:
                 )
                 if recorded:
                     # Bind the schema now: inside on_commit the connection may be public.
-                    transaction.on_commit(functools.partial(_wake_projections, _current_schema()))
+                    transaction.on_commit(functools.partial(_wake_projections, current_schema()))
             return str(row.status)
         except ConcurrencyError:
             # Another writer won the version race: reload and re-decide. The short random
@@ -141,12 +138,6 @@ def process(command_id: UUID) -> str:
     )
 
 
-def _current_schema() -> str:
-    from django.db import connection
-
-    return str(connection.schema_name)
-
-
 def _wake_projections(schema: str) -> None:
     from projections_app.tasks import wake_projections
 
@@ -160,11 +151,7 @@ def backoff(attempt: int) -> float:
 def _retry_or_fail(command_id: UUID, exc: IntentError) -> str:
     """Count the attempt; schedule the next one with backoff, or fail with the cause."""
     with transaction.atomic():
-        row = (
-            Command.objects.select_for_update()
-            .filter(pk=command_id, status=CommandStatus.PENDING)
-            .first()
-        )
+        row = Command.objects.select_for_update().filter(pk=command_id, status=CommandStatus.PENDING).first()
         if row is None:
             return "already-final"
         row.attempts += 1
@@ -192,11 +179,7 @@ def record_infrastructure_failure(command_id: UUID, exc: BaseException) -> str:
 
 def _fail(command_id: UUID, error: dict[str, Any]) -> None:
     with transaction.atomic():
-        row = (
-            Command.objects.select_for_update()
-            .filter(pk=command_id, status=CommandStatus.PENDING)
-            .first()
-        )
+        row = Command.objects.select_for_update().filter(pk=command_id, status=CommandStatus.PENDING).first()
         if row is not None:
             row.attempts += 1
             _mark_failed(row, error)

@@ -147,9 +147,7 @@ class EventListView(GenericAPIView):
             params = request.query_params.copy()
             params["after"] = str(last)
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
-        return Response(
-            {"results": EventOut(rows, many=True).data, "next": next_url, "last_position": last}
-        )
+        return Response({"results": EventOut(rows, many=True).data, "next": next_url, "last_position": last})
 
 
 class EventDetailView(GenericAPIView):

@@ -54,9 +54,7 @@ class PostgresEventStore:
         self.snapshot_every = settings.SNAPSHOT_EVERY if snapshot_every is None else snapshot_every
 
     def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
-        aggregate = self._from_snapshot(aggregate_cls, aggregate_id) or aggregate_cls(
-            id=aggregate_id
-        )
+        aggregate = self._from_snapshot(aggregate_cls, aggregate_id) or aggregate_cls(id=aggregate_id)
         rows = (
             EventRow.objects.filter(
                 stream_id=aggregate_id,
@@ -173,7 +171,5 @@ class PostgresEventStore:
         )
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]:
-        rows = EventRow.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type).order_by(
-            "version"
-        )
+        rows = EventRow.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type).order_by("version")
         return [to_recorded(row, self.registry) for row in rows]

@@ -55,7 +55,7 @@ class EstimatedCountPaginator(Paginator):
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                    [self.object_list.model._meta.db_table],
+                    [self.object_list.model._meta.db_table],  # type: ignore[attr-defined]
                 )
                 row = cursor.fetchone()
             if row and row[0] is not None and row[0] > 10_000:

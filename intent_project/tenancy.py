@@ -17,3 +17,16 @@ def assert_tenant_schema(schema_name: str) -> None:
     """
     if not isinstance(schema_name, str) or not schema_name.startswith(settings.TENANT_SCHEMA_PREFIX):
         raise WrongSchema(f"refusing to run a tenant task in schema {schema_name!r}")
+
+
+def current_schema() -> str:
+    """The schema the default connection is set to (django-tenants' wrapper attribute)."""
+    from django.db import connection
+
+    return str(getattr(connection, "schema_name", "public"))
+
+
+def use_public_schema() -> None:
+    from django.db import connection
+
+    connection.set_schema_to_public()  # type: ignore[attr-defined]

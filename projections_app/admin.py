@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Model
 
 from intent_project.admin_sites import TenantReadOnlyAdmin, pretty_json, tenant_admin_site
 from projections_app.models import ProjectionState
@@ -36,7 +37,7 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
         return pretty_json(obj.last_error)
 
 
-def _read_model_admin(model: type) -> type[TenantReadOnlyAdmin]:
+def _read_model_admin(model: type[Model]) -> type[TenantReadOnlyAdmin]:
     field_names = tuple(f.name for f in model._meta.concrete_fields)
     return type(
         f"{model.__name__}Admin",

@@ -29,9 +29,7 @@ ProjectionOut = inline_serializer(
         "status": serializers.CharField(),
         "checkpoint": serializers.IntegerField(),
         "head": serializers.IntegerField(),
-        "lag": serializers.IntegerField(
-            help_text="Positions between the checkpoint and the log's head."
-        ),
+        "lag": serializers.IntegerField(help_text="Positions between the checkpoint and the log's head."),
         "failures": serializers.IntegerField(),
         "last_error": serializers.JSONField(allow_null=True),
         "event_types": serializers.ListField(child=serializers.CharField()),

@@ -99,9 +99,7 @@ def run_projection(projection: Projection, batch_size: int | None = None) -> Run
             state.failures = 0
             state.last_error = None
             state.retry_at = None
-            state.save(
-                update_fields=["position", "failures", "last_error", "retry_at", "updated_at"]
-            )
+            state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
         return RunResult(projection.name, len(rows), not full, "progress" if full else "caught-up")
     except Exception as exc:  # a failing handler must never silently lose its event
         _record_failure(projection, current, exc)
@@ -109,9 +107,7 @@ def run_projection(projection: Projection, batch_size: int | None = None) -> Run
 
 
 def _record_failure(projection: Projection, row: EventRow | None, exc: Exception) -> None:
-    log.exception(
-        "projection %s failed at event %s", projection.name, getattr(row, "position", None)
-    )
+    log.exception("projection %s failed at event %s", projection.name, getattr(row, "position", None))
     error: dict[str, Any] = {
         "code": "projection_handler_failed",
         "message": f"{type(exc).__name__}: {exc}"[:1000],
@@ -162,8 +158,6 @@ def run_all(max_batches: int = 20) -> dict[str, RunResult]:
             result = run_projection(projection)
             applied += result.applied
             batches += 1
-        results[projection.name] = RunResult(
-            projection.name, applied, result.caught_up, result.outcome
-        )
+        results[projection.name] = RunResult(projection.name, applied, result.caught_up, result.outcome)
     settle_commands()
     return results

@@ -33,9 +33,7 @@ def wake_projections(schema_name: str) -> None:
         if _redis().set(_WAKE_KEY.format(schema=schema_name), 1, nx=True, ex=_WAKE_TTL_SECONDS):
             run_projections.apply_async(args=(schema_name,))
     except Exception:
-        log.warning(
-            "could not wake projections in %s; the sweep will run them", schema_name, exc_info=True
-        )
+        log.warning("could not wake projections in %s; the sweep will run them", schema_name, exc_info=True)
 
 
 @shared_task(name="projections_app.tasks.run_projections", acks_late=True, ignore_result=True)

@@ -35,9 +35,7 @@ TEST_REDIS_DB = 15
 
 def _test_redis_url() -> str:
     parts = urlsplit(settings.REDIS_URL)
-    return urlunsplit(
-        (parts.scheme, parts.netloc, f"/{TEST_REDIS_DB}", parts.query, parts.fragment)
-    )
+    return urlunsplit((parts.scheme, parts.netloc, f"/{TEST_REDIS_DB}", parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +98,7 @@ def world(django_db_setup: Any, django_db_blocker: Any) -> World:
     with django_db_blocker.unblock():
         tenants = {}
         for slug in ("acme", "globex"):
-            tenants[slug] = Tenant.objects.filter(slug=slug).first() or create_tenant(
-                slug, slug.capitalize()
-            )
+            tenants[slug] = Tenant.objects.filter(slug=slug).first() or create_tenant(slug, slug.capitalize())
         connection.set_schema_to_public()
         User = get_user_model()
         personas = {}

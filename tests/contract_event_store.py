@@ -20,9 +20,7 @@ class EventStoreContract:
     def test_a_new_stream_starts_at_version_one(self, store):
         system = store.load(System, uuid.uuid4())
         assert system.version == 0
-        recorded = store.append(
-            system, [MessageLogged(message="a"), MessageLogged(message="b")], META
-        )
+        recorded = store.append(system, [MessageLogged(message="a"), MessageLogged(message="b")], META)
         assert [r.version for r in recorded] == [1, 2]
         assert system.version == 2
 
@@ -64,9 +62,7 @@ class EventStoreContract:
 
     def test_streams_read_back_in_version_order_with_their_metadata(self, store):
         system_id = uuid.uuid4()
-        store.append(
-            store.load(System, system_id), [MessageLogged(message=str(i)) for i in range(5)], META
-        )
+        store.append(store.load(System, system_id), [MessageLogged(message=str(i)) for i in range(5)], META)
         stream = store.read_stream("system", system_id)
         assert [r.version for r in stream] == [1, 2, 3, 4, 5]
         assert [r.event.message for r in stream] == ["0", "1", "2", "3", "4"]

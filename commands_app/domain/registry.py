@@ -73,9 +73,7 @@ class Registry:
             self.events[event_cls.TYPE] = event_cls
         for cmd_cls, handler in sl.command_handlers.items():
             if cmd_cls.TYPE in self.commands:
-                self._problem(
-                    "intent.E001", f"command type '{cmd_cls.TYPE}' has more than one handler"
-                )
+                self._problem("intent.E001", f"command type '{cmd_cls.TYPE}' has more than one handler")
             self.commands[cmd_cls.TYPE] = cmd_cls
             self.handlers[cmd_cls] = handler
             if getattr(cmd_cls, "AGGREGATE_TYPE", None) not in self.aggregates:
@@ -166,9 +164,7 @@ class Registry:
         return list(self.handlers[type(command)](aggregate, command, ctx))
 
     # -- events --------------------------------------------------------------------------------
-    def upcast(
-        self, type_name: str, schema_version: int, payload: dict[str, Any]
-    ) -> dict[str, Any]:
+    def upcast(self, type_name: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:
         """Chain upcasters from the stored version to the current one. Never mutates input."""
         target = self.events[type_name].SCHEMA_VERSION
         version = schema_version

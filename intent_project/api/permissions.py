@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from intent_project.api.errors import ApiError
+from intent_project.tenancy import current_schema
 from intent_project.tenants.services import role_in
 
 
 def current_tenant(request: Request) -> Any:
     tenant = getattr(request, "tenant", None)
-    if tenant is None or tenant.schema_name == "public" or connection.schema_name != tenant.schema_name:
+    if tenant is None or tenant.schema_name == "public" or current_schema() != tenant.schema_name:
         raise ApiError(404, "tenant_not_found", "This endpoint lives under /t/<tenant>/.")
     return tenant
 

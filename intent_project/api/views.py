@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from commands_app.registry import get_registry
 from intent_project.api.errors import ApiError
 from intent_project.api.permissions import IsStaff
+from intent_project.tenancy import use_public_schema
 from intent_project.tenants.models import Membership, Tenant, validate_slug
 from intent_project.tenants.roles import Role
 from intent_project.tenants.services import TenantExists, create_tenant, role_in, set_membership
@@ -147,7 +148,7 @@ class TenantListView(APIView):
         except TenantExists as exc:
             raise ApiError(409, "tenant_exists", f"Tenant '{exc.slug}' already exists.") from None
         finally:
-            connection.set_schema_to_public()
+            use_public_schema()
         return Response(TenantOut(tenant, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 

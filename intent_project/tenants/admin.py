@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db import connection
 from django.http import HttpRequest
 
+from intent_project.tenancy import use_public_schema
 from intent_project.tenants.models import Domain, Membership, Tenant
 from intent_project.tenants.services import create_tenant
 
@@ -37,7 +37,7 @@ class TenantAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         tenant = create_tenant(obj.slug, obj.name)
-        connection.set_schema_to_public()
+        use_public_schema()
         obj.pk = tenant.pk
         obj.schema_name = tenant.schema_name
         obj._state.adding = False

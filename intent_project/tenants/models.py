@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,9 +33,11 @@ def schema_name_for(slug: str) -> str:
 
 
 class Tenant(TenantMixin):
-    slug = models.CharField(max_length=40, unique=True, validators=[validate_slug])
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True)
+    slug: models.CharField[str, str] = models.CharField(
+        max_length=40, unique=True, validators=[validate_slug]
+    )
+    name: models.CharField[str, str] = models.CharField(max_length=200)
+    created_at: models.DateTimeField[Any, Any] = models.DateTimeField(auto_now_add=True)
 
     # Creating a Tenant row creates and migrates its schema (django-tenants).
     auto_create_schema = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -50,7 +51,7 @@ def set_membership(user: AbstractBaseUser, tenant: Tenant, role: str) -> tuple[M
     return membership, created
 
 
-def role_in(user: AbstractBaseUser | None, tenant: Tenant | None) -> str | None:
+def role_in(user: Any, tenant: Tenant | None) -> str | None:
     """The role `user` acts with in `tenant`, or None when they are not a member."""
     if user is None or tenant is None or not user.is_authenticated:
         return None

@@ -139,7 +139,5 @@ READ_MODELS = (
         filter_fields=("last_result", "last_tester_id", "last_test_id"),
         ordering=("system_id",),
     ),
-    ReadModel(
-        name="system_metrics", model=SystemMetrics, projection="system_metrics", ordering=("scope",)
-    ),
+    ReadModel(name="system_metrics", model=SystemMetrics, projection="system_metrics", ordering=("scope",)),
 )

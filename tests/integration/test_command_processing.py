@@ -94,9 +94,7 @@ def test_a_domain_error_fails_the_command_at_once_with_its_code(fresh_tenant):
 def test_a_retryable_error_retries_with_backoff_then_fails_visibly(fresh_tenant, settings):
     settings.COMMAND_MAX_RETRIES = 2
     settings.COMMAND_RETRY_BACKOFF_SECONDS = 0
-    cmd = submit(
-        fresh_tenant, "executeRetryableTest", test_payload(system_id=uuid.uuid4()), role="system"
-    )
+    cmd = submit(fresh_tenant, "executeRetryableTest", test_payload(system_id=uuid.uuid4()), role="system")
     assert _process(fresh_tenant, cmd.id).startswith("retry-in-")
     waiting = reload(fresh_tenant, cmd.id)
     assert waiting.status == CommandStatus.PENDING
@@ -114,9 +112,7 @@ def test_a_retryable_error_retries_with_backoff_then_fails_visibly(fresh_tenant,
 def test_a_retryable_command_succeeds_once_the_rule_allows_it(fresh_tenant, settings):
     settings.COMMAND_RETRY_BACKOFF_SECONDS = 0
     system_id = uuid.uuid4()
-    cmd = submit(
-        fresh_tenant, "executeRetryableTest", test_payload(system_id=system_id), role="system"
-    )
+    cmd = submit(fresh_tenant, "executeRetryableTest", test_payload(system_id=system_id), role="system")
     assert _process(fresh_tenant, cmd.id).startswith("retry-in-")
     other = submit(fresh_tenant, "logMessage", {"message": "odd", "systemId": str(system_id)})
     _process(fresh_tenant, other.id)

@@ -29,9 +29,7 @@ class TestPostgresEventStore(EventStoreContract):
 def test_events_cannot_be_updated_or_deleted(world, db):
     with schema_context(world.acme.schema_name):
         store = PostgresEventStore(get_registry())
-        (rec,) = store.append(
-            store.load(System, uuid.uuid4()), [MessageLogged(message="fact")], META
-        )
+        (rec,) = store.append(store.load(System, uuid.uuid4()), [MessageLogged(message="fact")], META)
         for statement in (
             "UPDATE events_app_event SET type = 'x' WHERE id = %s",
             "DELETE FROM events_app_event WHERE id = %s",
@@ -55,9 +53,7 @@ def test_a_snapshot_is_written_with_the_events_that_cross_the_threshold_and_used
         # Loading from the snapshot plus later events equals a full replay.
         store.append(system, [MessageLogged(message="5")], META)
         replayed = PostgresEventStore(get_registry(), snapshot_every=0)
-        Snapshot.objects.filter(stream_id=system_id).update(
-            state={**snapshot.state, "messages_logged": 4}
-        )
+        Snapshot.objects.filter(stream_id=system_id).update(state={**snapshot.state, "messages_logged": 4})
         assert store.load(System, system_id) == system
         Snapshot.objects.filter(stream_id=system_id).delete()
         assert replayed.load(System, system_id) == system

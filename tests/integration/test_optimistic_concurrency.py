@@ -59,9 +59,7 @@ def test_concurrent_commands_on_one_aggregate_get_distinct_versions_and_fresh_de
     total = WRITERS * COMMANDS_EACH
     with schema_context(fresh_tenant.schema_name):
         events = list(Event.objects.filter(stream_id=system_id).order_by("version"))
-        statuses = set(
-            Command.objects.filter(aggregate_id=system_id).values_list("status", flat=True)
-        )
+        statuses = set(Command.objects.filter(aggregate_id=system_id).values_list("status", flat=True))
     assert [e.version for e in events] == list(range(1, total + 1))
     # Every decision saw the state left by all earlier events: the counter in each event
     # equals its version, which a decision on stale state would break.

@@ -41,10 +41,7 @@ def _flaky_projection(fail_on_message: str) -> Projection:
 def test_a_failing_event_rolls_back_its_batch_and_keeps_the_checkpoint(fresh_tenant, settings):
     settings.COMMAND_RETRY_BACKOFF_SECONDS = 0
     settings.PROJECTION_MAX_FAILURES = 2
-    ids = [
-        submit(fresh_tenant, "logMessage", {"message": m}).id
-        for m in ("ok-1", "ok-2", "poison", "ok-3")
-    ]
+    ids = [submit(fresh_tenant, "logMessage", {"message": m}).id for m in ("ok-1", "ok-2", "poison", "ok-3")]
     _process_all(fresh_tenant, *ids)
     projection = _flaky_projection("poison")
     with schema_context(fresh_tenant.schema_name):
@@ -76,9 +73,7 @@ def test_rows_and_checkpoint_advance_together(fresh_tenant):
         assert SystemMetrics.objects.filter(scope__startswith="probe-").count() == 3
         assert state.position == max(
             int(s.split("-")[1])
-            for s in SystemMetrics.objects.filter(scope__startswith="probe-").values_list(
-                "scope", flat=True
-            )
+            for s in SystemMetrics.objects.filter(scope__startswith="probe-").values_list("scope", flat=True)
         )
 
 
@@ -108,15 +103,11 @@ def test_a_stalled_projection_keeps_its_commands_consumed(fresh_tenant, flag):
     cmd = submit(fresh_tenant, "logMessage", {"message": "waits"})
     _process_all(fresh_tenant, cmd.id)
     with schema_context(fresh_tenant.schema_name):
-        ProjectionState.objects.filter(name="system_metrics").update(
-            status=ProjectionStatus.STALLED
-        )
+        ProjectionState.objects.filter(name="system_metrics").update(status=ProjectionStatus.STALLED)
         run_all()
         from commands_app.models import Command
 
         assert Command.objects.get(pk=cmd.id).status == "consumed"
-        ProjectionState.objects.filter(name="system_metrics").update(
-            status=ProjectionStatus.RUNNING
-        )
+        ProjectionState.objects.filter(name="system_metrics").update(status=ProjectionStatus.RUNNING)
         run_all()
         assert Command.objects.get(pk=cmd.id).status == "processed"

@@ -25,9 +25,7 @@ def worker(celery_worker):
     return celery_worker
 
 
-def test_an_api_client_sees_its_command_processed_and_the_read_model_updated(
-    worker, live_db, world
-):
+def test_an_api_client_sees_its_command_processed_and_the_read_model_updated(worker, live_db, world):
     client = world["dave"].client()
     system_id = uuid.uuid4()
     posted = client.post(
@@ -55,9 +53,7 @@ def test_an_api_client_sees_its_command_processed_and_the_read_model_updated(
 
 def test_a_failed_command_reports_its_domain_error(worker, live_db, world):
     client = world["sam"].client()
-    posted = client.post(
-        "/t/acme/api/commands/", {"type": "simulateFailure", "payload": {}}, format="json"
-    )
+    posted = client.post("/t/acme/api/commands/", {"type": "simulateFailure", "payload": {}}, format="json")
     done = client.get(f"/t/acme/api/commands/{posted.json()['id']}/?wait=20").json()
     assert done["status"] == "failed"
     assert done["error"]["code"] == "simulated_failure"
@@ -80,14 +76,14 @@ def test_each_task_runs_in_the_schema_it_was_sent_for(worker, live_db, world, fr
     wait_until(lambda: reload(fresh_tenant, here.id).status == CommandStatus.PROCESSED)
     wait_until(lambda: reload(world.globex, there.id).status == CommandStatus.PROCESSED)
     with schema_context(fresh_tenant.schema_name):
-        assert list(
-            Event.objects.filter(stream_id=system_id).values_list("payload__message", flat=True)
-        ) == ["fresh"]
+        assert list(Event.objects.filter(stream_id=system_id).values_list("payload__message", flat=True)) == [
+            "fresh"
+        ]
         assert SystemStatus.objects.get(system_id=system_id).messages_logged == 1
     with schema_context(world.globex.schema_name):
-        assert list(
-            Event.objects.filter(stream_id=system_id).values_list("payload__message", flat=True)
-        ) == ["globex"]
+        assert list(Event.objects.filter(stream_id=system_id).values_list("payload__message", flat=True)) == [
+            "globex"
+        ]
 
 
 def test_a_lost_message_is_recovered_by_the_sweep(worker, fresh_tenant):

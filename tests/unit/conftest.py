@@ -23,9 +23,7 @@ def store(registry: Registry) -> InMemoryEventStore:
     return InMemoryEventStore(registry)
 
 
-def make_ctx(
-    role: str | None = "tester", user_id: str | None = "42", tenant: str = "acme"
-) -> CommandContext:
+def make_ctx(role: str | None = "tester", user_id: str | None = "42", tenant: str = "acme") -> CommandContext:
     command_id = uuid.uuid4()
     return CommandContext(
         command_id=command_id,

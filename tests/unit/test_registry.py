@@ -87,9 +87,7 @@ def test_it_chains_upcasters_without_touching_the_stored_payload():
 
 def test_it_reports_a_command_registered_twice():
     problems = Registry([SLICE, SLICE]).problems()
-    assert any(
-        check_id == "intent.E001" and "logMessage" in message for check_id, message in problems
-    )
+    assert any(check_id == "intent.E001" and "logMessage" in message for check_id, message in problems)
 
 
 def test_it_reports_a_role_granted_a_command_without_handler():

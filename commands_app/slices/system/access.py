@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from commands_app.domain.messages import Command
 from commands_app.slices.system.payloads import (
     EmitMultipleEvents,
     ExecuteRetryableTest,
@@ -10,7 +11,7 @@ from commands_app.slices.system.payloads import (
     SimulateFailure,
 )
 
-ACCESS = {
+ACCESS: dict[str, frozenset[type[Command]]] = {
     "tester": frozenset({LogMessage, EmitMultipleEvents, ExecuteTest}),
     "system": frozenset({SimulateFailure, ExecuteRetryableTest}),
     "developer": frozenset({LogMessage, EmitMultipleEvents, ExecuteTest, ExecuteRetryableTest}),

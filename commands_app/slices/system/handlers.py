@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from commands_app.domain.errors import DomainError, RetryableDomainError
-from commands_app.domain.messages import CommandContext, Event
+from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.registry import Handler
 from commands_app.slices.system.aggregate import System
 from commands_app.slices.system.payloads import (
     EmitMultipleEvents,
@@ -30,9 +31,7 @@ def simulate_failure(system: System, cmd: SimulateFailure, ctx: CommandContext) 
     raise DomainError("Simulated failure, as requested.", code="simulated_failure")
 
 
-def emit_multiple_events(
-    system: System, cmd: EmitMultipleEvents, ctx: CommandContext
-) -> Sequence[Event]:
+def emit_multiple_events(system: System, cmd: EmitMultipleEvents, ctx: CommandContext) -> Sequence[Event]:
     return [MultiEventEmitted(index=i, system_id=system.id) for i in range(cmd.count)]
 
 
@@ -55,9 +54,7 @@ def execute_test(system: System, cmd: ExecuteTest, ctx: CommandContext) -> Seque
     ]
 
 
-def execute_retryable_test(
-    system: System, cmd: ExecuteRetryableTest, ctx: CommandContext
-) -> Sequence[Event]:
+def execute_retryable_test(system: System, cmd: ExecuteRetryableTest, ctx: CommandContext) -> Sequence[Event]:
     if system.version % 2 == 0:
         raise RetryableDomainError(
             f"System is at an even version ({system.version}); try again later.",
@@ -76,7 +73,7 @@ def execute_retryable_test(
     ]
 
 
-COMMAND_HANDLERS = {
+COMMAND_HANDLERS: dict[type[Command], Handler] = {
     LogMessage: log_message,
     SimulateFailure: simulate_failure,
     EmitMultipleEvents: emit_multiple_events,
