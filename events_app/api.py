@@ -99,6 +99,7 @@ class EventListView(GenericAPIView):
     serializer_class = EventOut
 
     @extend_schema(
+        operation_id="events_list",
         parameters=[
             OpenApiParameter(
                 "after",

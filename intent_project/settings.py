@@ -171,6 +171,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/(t/\{tenant\}/)?api/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 admits JSON Schema's "null" type, which pydantic uses for optional fields.
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "intent_project.api.openapi.add_command_payload_schemas",
+    ],
 }
 
 LANGUAGE_CODE = "en-us"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -101,6 +102,12 @@ def _read_model(name: str) -> Any:
 class ReadModelListView(GenericAPIView):
     permission_classes = [IsTenantMember]
 
+    @extend_schema(
+        operation_id="read_models_list",
+        responses=OpenApiTypes.OBJECT,
+        description="Rows of one read model (see GET /api/registry/ for names), cursor-paginated; "
+        "filter with ?<field>=<value> on the read model's filter fields.",
+    )
     def get(self, request: Request, name: str) -> Response:
         read_model = _read_model(name)
         qs = read_model.model.objects.all()
@@ -141,6 +148,7 @@ class ReadModelListView(GenericAPIView):
 class ReadModelDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
 
+    @extend_schema(operation_id="read_models_retrieve", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, name: str, key: str) -> Response:
         read_model = _read_model(name)
         pk_field = read_model.model._meta.pk

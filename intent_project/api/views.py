@@ -11,6 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -204,6 +205,9 @@ class MemberListView(APIView):
 class RegistryView(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, description="Command and event types with their JSON Schemas."
+    )
     def get(self, request: Request) -> Response:
         body = get_registry().describe()
         read_models = get_read_models()
