@@ -3,9 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest
 
+from commands_app.bus import retry
 from commands_app.models import Command
-from intent_project.admin_sites import TenantReadOnlyAdmin, pretty_json, tenant_admin_site
+from intent_project.admin_sites import (
+    TenantReadOnlyAdmin,
+    pretty_json,
+    run_operator_action,
+    tenant_admin_site,
+)
 
 
 @admin.register(Command, site=tenant_admin_site)
@@ -41,6 +48,17 @@ class CommandAdmin(TenantReadOnlyAdmin):
         "processed_at",
     )
     readonly_fields = fields
+    actions = ["retry_failed"]
+
+    @admin.action(description="Retry the selected failed commands")
+    def retry_failed(self, request: HttpRequest, queryset: Any) -> None:
+        run_operator_action(
+            self,
+            request,
+            queryset,
+            lambda command, role, operator: retry(command.id, role=role, operator=operator),
+            "Retried",
+        )
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: Command) -> Any:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -14,10 +16,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from commands_app.bus import submit
+from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
 from intent_project.api.errors import ApiError
-from intent_project.api.permissions import IsTenantMember, current_tenant
+from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.tenancy import current_schema
 
 
@@ -42,6 +44,16 @@ class CommandIn(serializers.Serializer):
     type = serializers.CharField(max_length=100, help_text="A command type from GET /api/registry/.")
     payload = serializers.JSONField(help_text="Validated against the command type's JSON Schema.")
     metadata = CommandMetadataIn(required=False)
+    not_before = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Keep the command pending until this time (ISO 8601; at most a year ahead).",
+    )
+
+    def validate_not_before(self, value: datetime | None) -> datetime | None:
+        if value is not None and value > timezone.now() + timedelta(days=366):
+            raise serializers.ValidationError("At most a year ahead.")
+        return value
 
 
 class CommandOut(serializers.ModelSerializer):
@@ -118,13 +130,14 @@ class CommandListView(GenericAPIView):
             tenant=tenant.slug,
             type_name=data["type"],
             payload=data["payload"],
-            role=getattr(request, "tenant_role", None),
+            role=tenant_role(request),
             user_id=str(request.user.pk),
             username=request.user.get_username(),
             command_id=data.get("id"),
             client_metadata=data.get("metadata") or {},
             source="api",
             request_id=getattr(request, "request_id", None),
+            not_before=data.get("not_before"),
         )
         body = CommandOut(submission.command).data
         if submission.created:
@@ -178,3 +191,15 @@ class CommandDetailView(GenericAPIView):
             delay = min(delay * 1.5, 0.2)
             command.refresh_from_db()
         return Response(CommandOut(command).data)
+
+
+class CommandRetryView(GenericAPIView):
+    """Send a failed command again (it appended nothing when it failed)."""
+
+    permission_classes = [IsTenantMember]
+    serializer_class = CommandOut
+
+    @extend_schema(request=None, responses={202: CommandOut})
+    def post(self, request: Request, command_id: Any) -> Response:
+        command = retry(command_id, role=tenant_role(request), operator=request.user.get_username())
+        return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,12 +16,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from commands_app.domain.errors import IdempotencyConflict, InvalidPayload
+from commands_app.domain.errors import IdempotencyConflict, IntentError, InvalidPayload
 from commands_app.domain.messages import CommandContext
 from commands_app.models import Command
 from commands_app.registry import get_registry
+from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
+
+# Commands scheduled at most this far ahead get a delayed message; later ones the sweep sends.
+SCHEDULE_BY_MESSAGE_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,9 +34,16 @@ class Submission:
     created: bool
 
 
-def body_hash(type_name: str, payload: Any, client_metadata: dict[str, Any]) -> str:
+def body_hash(
+    type_name: str, payload: Any, client_metadata: dict[str, Any], not_before: datetime | None = None
+) -> str:
     canonical = json.dumps(
-        {"type": type_name, "payload": payload, "metadata": client_metadata},
+        {
+            "type": type_name,
+            "payload": payload,
+            "metadata": client_metadata,
+            "not_before": not_before.isoformat() if not_before else None,
+        },
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -52,6 +65,7 @@ def submit(
     client_metadata: dict[str, Any] | None = None,
     source: str = "api",
     request_id: str | None = None,
+    not_before: datetime | None = None,
 ) -> Submission:
     """Store a command (status pending) or return the one already stored under its id.
 
@@ -59,7 +73,7 @@ def submit(
     written when it raises.
     """
     client_metadata = client_metadata or {}
-    digest = body_hash(type_name, payload, client_metadata)
+    digest = body_hash(type_name, payload, client_metadata, not_before)
 
     if command_id is not None:
         existing = Command.objects.filter(pk=command_id).first()
@@ -110,6 +124,7 @@ def submit(
         aggregate_type=command.AGGREGATE_TYPE,
         aggregate_id=command.aggregate_id(ctx),
         correlation_id=ctx.correlation_id,
+        not_before=not_before,
     )
     try:
         # The savepoint lets a concurrent duplicate insert fail alone; the primary key is
@@ -120,7 +135,11 @@ def submit(
         existing = Command.objects.get(pk=command_id)
         return Submission(_same_body_or_conflict(existing, digest), created=False)
 
-    transaction.on_commit(lambda: enqueue(schema_name, row.id))
+    delay = (not_before - now).total_seconds() if not_before else 0.0
+    if delay <= SCHEDULE_BY_MESSAGE_MAX_SECONDS:
+        transaction.on_commit(functools.partial(enqueue, schema_name, row.id, max(delay, 0.0) or None))
+    # Later commands are left to the sweep, which sends them once they are due: a broker
+    # message held for hours would outlive the broker's visibility timeout and be re-sent.
     return Submission(row, created=True)
 
 
@@ -146,3 +165,52 @@ def enqueue(schema_name: str, command_id: UUID, countdown: float | None = None) 
             schema_name,
             exc_info=True,
         )
+
+
+def retry(command_id: UUID, *, role: str | None, operator: str = "") -> Command:
+    """Send a failed command again. Safe: a failed command appended nothing.
+
+    The caller must be allowed to send the command's type; the previous error is kept in
+    the metadata so the history stays visible.
+    """
+    from commands_app.models import CommandStatus
+
+    with transaction.atomic():
+        row = Command.objects.select_for_update().filter(pk=command_id).first()
+        if row is None:
+            raise IntentError(f"No command {command_id} in this tenant.", code="not_found")
+        get_registry().authorize(role, row.type)
+        if row.status != CommandStatus.FAILED:
+            raise IntentError(
+                f"Only failed commands can be retried; this one is {row.status}.",
+                code="not_retryable",
+                details={"status": row.status},
+            )
+        history = list(row.metadata.get("previous_errors", []))
+        history.append(
+            {
+                "error": row.error,
+                "attempts": row.attempts,
+                "retried_by": operator,
+                "retried_at": timezone.now().isoformat(),
+            }
+        )
+        row.metadata = {**row.metadata, "previous_errors": history[-10:]}
+        row.status = CommandStatus.PENDING
+        row.error = None
+        row.attempts = 0
+        row.not_before = None
+        row.processed_at = None
+        row.save(
+            update_fields=[
+                "metadata",
+                "status",
+                "error",
+                "attempts",
+                "not_before",
+                "processed_at",
+                "updated_at",
+            ]
+        )
+        transaction.on_commit(functools.partial(enqueue, current_schema(), row.id))
+    return row

@@ -39,6 +39,9 @@ class Command(models.Model):
     last_position = models.BigIntegerField(null=True, blank=True)
     awaiting_projections = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     not_before = models.DateTimeField(null=True, blank=True)
+    # When the sweep last re-sent this command's wake-up (so it re-sends at most once per
+    # staleness period instead of flooding the queue with duplicates during a backlog).
+    swept_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)

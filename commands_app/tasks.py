@@ -18,14 +18,12 @@ log = logging.getLogger(__name__)
 @shared_task(name="commands_app.tasks.process_command", acks_late=True, ignore_result=True)
 def process_command(schema_name: str, command_id: str) -> str:
     assert_tenant_schema(schema_name)
-    from commands_app.bus import enqueue
-
     cid = UUID(command_id)
     with schema_context(schema_name):
         try:
             outcome = processing.process(cid)
         except processing.RetryLater as later:
-            enqueue(schema_name, cid, countdown=later.delay)
+            _come_back(schema_name, cid, later.delay)
             return "retry-scheduled"
         except (OperationalError, InterfaceError, DatabaseError) as exc:
             # The database went away mid-command: nothing was committed. Count the attempt
@@ -34,7 +32,7 @@ def process_command(schema_name: str, command_id: str) -> str:
             try:
                 processing.record_infrastructure_failure(cid, exc)
             except processing.RetryLater as later:
-                enqueue(schema_name, cid, countdown=later.delay)
+                _come_back(schema_name, cid, later.delay)
             except Exception:
                 log.warning(
                     "could not record the failure of %s; the sweep will retry it",
@@ -44,3 +42,12 @@ def process_command(schema_name: str, command_id: str) -> str:
             return "infrastructure-error"
     log.info("command %s in %s: %s", command_id, schema_name, outcome)
     return outcome
+
+
+def _come_back(schema_name: str, command_id: UUID, delay: float) -> None:
+    """Schedule the next attempt. Far-off attempts are left to the sweep: a broker message
+    held longer than the visibility timeout would be delivered twice."""
+    from commands_app.bus import SCHEDULE_BY_MESSAGE_MAX_SECONDS, enqueue
+
+    if delay <= SCHEDULE_BY_MESSAGE_MAX_SECONDS:
+        enqueue(schema_name, command_id, countdown=delay)

@@ -11,7 +11,7 @@ import json
 from functools import cached_property
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest
@@ -96,3 +96,29 @@ class TenantReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def operator_role(request: HttpRequest) -> str | None:
+    """The role an admin user acts with here: their membership's, or `admin` for superusers."""
+    role = role_in(request.user, getattr(request, "tenant", None))
+    if role is None and request.user.is_superuser:
+        return "admin"
+    return role
+
+
+def run_operator_action(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, items: Any, action: Any, label: str
+) -> None:
+    """Apply `action(item, role, operator)` to each selected item and report per item."""
+    from commands_app.domain.errors import IntentError
+
+    role = operator_role(request)
+    done = 0
+    for item in items:
+        try:
+            action(item, role, request.user.get_username())
+            done += 1
+        except IntentError as exc:
+            modeladmin.message_user(request, f"{item}: {exc.message}", level=messages.ERROR)
+    if done:
+        modeladmin.message_user(request, f"{label}: {done} done.", level=messages.SUCCESS)

@@ -32,13 +32,19 @@ def sweep_schema(schema_name: str) -> dict[str, int]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.COMMAND_STALE_AFTER_SECONDS)
     with schema_context(schema_name):
-        due = Q(not_before__isnull=True, updated_at__lte=stale) | Q(not_before__lte=now)
+        # Due: pending, quiet for a while (its own message may still be queued), scheduled
+        # time reached, and not re-sent by an earlier sweep within the staleness period.
+        due = (Q(not_before__isnull=True, updated_at__lte=stale) | Q(not_before__lte=now)) & (
+            Q(swept_at__isnull=True) | Q(swept_at__lte=stale)
+        )
         ids = list(
             Command.objects.filter(status=CommandStatus.PENDING)
             .filter(due)
             .order_by("created_at")
             .values_list("id", flat=True)[:SWEEP_BATCH]
         )
+        if ids:
+            Command.objects.filter(id__in=ids).update(swept_at=now)
         ensure_checkpoints()
         behind = ProjectionState.objects.filter(status=ProjectionStatus.RUNNING).aggregate(
             low=Min("position")

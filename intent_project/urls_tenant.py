@@ -16,7 +16,30 @@ api_patterns = [
     ),
     path("api/events/", events_api.EventListView.as_view(), name="events"),
     path("api/events/<uuid:event_id>/", events_api.EventDetailView.as_view(), name="event-detail"),
+    path(
+        "api/commands/<uuid:command_id>/retry/", commands_api.CommandRetryView.as_view(), name="command-retry"
+    ),
     path("api/projections/", projections_api.ProjectionListView.as_view(), name="projections"),
+    path(
+        "api/projections/<str:name>/",
+        projections_api.ProjectionDetailView.as_view(),
+        name="projection-detail",
+    ),
+    path(
+        "api/projections/<str:name>/resume/",
+        projections_api.ProjectionResumeView.as_view(),
+        name="projection-resume",
+    ),
+    path(
+        "api/projections/<str:name>/skip/",
+        projections_api.ProjectionSkipView.as_view(),
+        name="projection-skip",
+    ),
+    path(
+        "api/projections/<str:name>/dead-letters/<int:letter_id>/replay/",
+        projections_api.DeadLetterReplayView.as_view(),
+        name="dead-letter-replay",
+    ),
     path(
         "api/read-models/<str:name>/",
         projections_api.ReadModelListView.as_view(),

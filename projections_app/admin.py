@@ -4,11 +4,22 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import Model
+from django.http import HttpRequest
 
-from intent_project.admin_sites import TenantReadOnlyAdmin, pretty_json, tenant_admin_site
-from projections_app.models import ProjectionState
+from commands_app.domain.errors import IntentError
+from intent_project.admin_sites import (
+    TenantReadOnlyAdmin,
+    pretty_json,
+    run_operator_action,
+    tenant_admin_site,
+)
+from intent_project.api.permissions import OPERATOR_ROLES
+from intent_project.tenancy import current_schema
+from projections_app import operations
+from projections_app.models import DeadLetter, ProjectionState
 from projections_app.registry import get_read_models
 from projections_app.runner import head_position
+from projections_app.tasks import wake_projections
 
 
 @admin.register(ProjectionState, site=tenant_admin_site)
@@ -27,6 +38,29 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
         "updated_at",
     )
     readonly_fields = fields
+    actions = ["resume", "skip"]
+
+    @admin.action(description="Resume: retry the event the projection stopped at")
+    def resume(self, request: HttpRequest, queryset: Any) -> None:
+        run_operator_action(
+            self,
+            request,
+            queryset,
+            lambda state, role, op: _operator(role) and operations.resume(state.name),
+            "Resumed",
+        )
+        wake_projections(current_schema())
+
+    @admin.action(description="Skip: move the failing event to a dead letter and go on")
+    def skip(self, request: HttpRequest, queryset: Any) -> None:
+        run_operator_action(
+            self,
+            request,
+            queryset,
+            lambda state, role, op: _operator(role) and operations.skip(state.name, operator=op),
+            "Skipped",
+        )
+        wake_projections(current_schema())
 
     @admin.display(description="lag (positions)")
     def lag(self, obj: ProjectionState) -> int:
@@ -35,6 +69,52 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
     @admin.display(description="last error")
     def error_pretty(self, obj: ProjectionState) -> Any:
         return pretty_json(obj.last_error)
+
+
+@admin.register(DeadLetter, site=tenant_admin_site)
+class DeadLetterAdmin(TenantReadOnlyAdmin):
+    list_display = (
+        "projection",
+        "event_type",
+        "position",
+        "event_id",
+        "skipped_by",
+        "created_at",
+        "replayed_at",
+    )
+    list_filter = ("projection", "event_type")
+    fields = (
+        "projection",
+        "event_type",
+        "position",
+        "event_id",
+        "error_pretty",
+        "skipped_by",
+        "created_at",
+        "replayed_at",
+    )
+    readonly_fields = fields
+    actions = ["replay"]
+
+    @admin.display(description="error")
+    def error_pretty(self, obj: DeadLetter) -> Any:
+        return pretty_json(obj.error)
+
+    @admin.action(description="Replay: apply the skipped event now")
+    def replay(self, request: HttpRequest, queryset: Any) -> None:
+        run_operator_action(
+            self,
+            request,
+            queryset,
+            lambda letter, role, op: _operator(role) and operations.replay_dead_letter(letter.pk),
+            "Replayed",
+        )
+
+
+def _operator(role: str | None) -> bool:
+    if role not in OPERATOR_ROLES:
+        raise IntentError("Only the tenant's admins and developers may do this.", code="forbidden")
+    return True
 
 
 def _read_model_admin(model: type[Model]) -> type[TenantReadOnlyAdmin]:

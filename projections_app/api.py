@@ -16,10 +16,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from intent_project.api.errors import ApiError
-from intent_project.api.permissions import IsTenantMember
-from projections_app.models import ProjectionState
-from projections_app.registry import get_projections, get_read_models
+from intent_project.api.permissions import IsTenantMember, require_operator
+from intent_project.tenancy import current_schema
+from projections_app import operations
+from projections_app.models import DeadLetter, ProjectionState
+from projections_app.projectors.base import Projection
+from projections_app.registry import get_projection, get_projections, get_read_models
 from projections_app.runner import ensure_checkpoints, head_position
+from projections_app.tasks import wake_projections
 
 ProjectionOut = inline_serializer(
     "Projection",
@@ -35,9 +39,31 @@ ProjectionOut = inline_serializer(
         "last_error": serializers.JSONField(allow_null=True),
         "event_types": serializers.ListField(child=serializers.CharField()),
         "read_models": serializers.ListField(child=serializers.CharField()),
+        "retry_at": serializers.DateTimeField(allow_null=True),
+        "dead_letters": serializers.IntegerField(help_text="Skipped events not replayed yet."),
         "updated_at": serializers.DateTimeField(allow_null=True),
     },
 )
+
+
+def describe(projection: Projection, state: ProjectionState, head: int) -> dict[str, Any]:
+    return {
+        "name": projection.name,
+        "version": projection.version,
+        "status": state.status,
+        "checkpoint": state.position,
+        "head": head,
+        "lag": max(head - state.position, 0),
+        "failures": state.failures,
+        "last_error": state.last_error,
+        "retry_at": state.retry_at,
+        "event_types": sorted(projection.event_types),
+        "read_models": sorted(n for n, rm in get_read_models().items() if rm.projection == projection.name),
+        "dead_letters": DeadLetter.objects.filter(
+            projection=projection.name, replayed_at__isnull=True
+        ).count(),
+        "updated_at": state.updated_at,
+    }
 
 
 class ProjectionListView(GenericAPIView):
@@ -48,28 +74,92 @@ class ProjectionListView(GenericAPIView):
         ensure_checkpoints()
         states = {s.name: s for s in ProjectionState.objects.all()}
         head = head_position()
-        read_models = get_read_models()
-        body = []
-        for projection in get_projections():
-            state = states[projection.name]
-            body.append(
-                {
-                    "name": projection.name,
-                    "version": projection.version,
-                    "status": state.status,
-                    "checkpoint": state.position,
-                    "head": head,
-                    "lag": max(head - state.position, 0),
-                    "failures": state.failures,
-                    "last_error": state.last_error,
-                    "event_types": sorted(projection.event_types),
-                    "read_models": sorted(
-                        n for n, rm in read_models.items() if rm.projection == projection.name
-                    ),
-                    "updated_at": state.updated_at,
-                }
-            )
+        return Response([describe(p, states[p.name], head) for p in get_projections()])
+
+
+def _state_of(name: str) -> tuple[Projection, ProjectionState]:
+    projection = get_projection(name)
+    if projection is None:
+        raise ApiError(
+            404, "not_found", f"No projection '{name[:80]}'.", {"known": [p.name for p in get_projections()]}
+        )
+    ensure_checkpoints()
+    return projection, ProjectionState.objects.get(name=name)
+
+
+class DeadLetterOut(serializers.ModelSerializer):
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id",
+            "projection",
+            "event_id",
+            "position",
+            "event_type",
+            "error",
+            "skipped_by",
+            "created_at",
+            "replayed_at",
+        ]
+        read_only_fields = fields
+
+
+class ProjectionDetailView(GenericAPIView):
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(operation_id="projections_retrieve", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str) -> Response:
+        projection, state = _state_of(name)
+        body = describe(projection, state, head_position())
+        body["dead_letter_records"] = DeadLetterOut(
+            DeadLetter.objects.filter(projection=name).order_by("-created_at")[:100], many=True
+        ).data
         return Response(body)
+
+
+class ProjectionResumeView(GenericAPIView):
+    """Retry the event a stalled projection stopped at."""
+
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str) -> Response:
+        require_operator(request)
+        _state_of(name)
+        operations.resume(name)
+        wake_projections(current_schema())
+        projection, state = _state_of(name)
+        return Response(describe(projection, state, head_position()))
+
+
+class ProjectionSkipView(GenericAPIView):
+    """Move the event a stalled projection stopped at into a dead letter and go on."""
+
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, name: str) -> Response:
+        require_operator(request)
+        _state_of(name)
+        letter = operations.skip(name, operator=request.user.get_username())
+        wake_projections(current_schema())
+        projection, state = _state_of(name)
+        body = describe(projection, state, head_position())
+        body["dead_letter"] = DeadLetterOut(letter).data
+        return Response(body)
+
+
+class DeadLetterReplayView(GenericAPIView):
+    """Apply a skipped event now and clear its dead letter."""
+
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(request=None, responses=DeadLetterOut)
+    def post(self, request: Request, name: str, letter_id: int) -> Response:
+        require_operator(request)
+        if not DeadLetter.objects.filter(pk=letter_id, projection=name).exists():
+            raise ApiError(404, "not_found", f"No dead letter {letter_id} for '{name[:80]}'.")
+        return Response(DeadLetterOut(operations.replay_dead_letter(letter_id)).data)
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.models import Event as EventRow
 from events_app.store import to_recorded
-from projections_app.models import ProjectionState, ProjectionStatus
+from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
 from projections_app.registry import get_projections
 
@@ -60,8 +60,10 @@ def head_position() -> int:
     return EventRow.objects.aggregate(head=Max("position"))["head"] or 0
 
 
-def run_projection(projection: Projection, batch_size: int | None = None) -> RunResult:
-    """Apply one batch of events to one projection."""
+def run_projection(
+    projection: Projection, batch_size: int | None = None, upto: int | None = None
+) -> RunResult:
+    """Apply one batch of events to one projection (never past `upto` when given)."""
     batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
     registry = get_registry()
     current: EventRow | None = None
@@ -83,13 +85,20 @@ def run_projection(projection: Projection, batch_size: int | None = None) -> Run
                 return RunResult(projection.name, 0, False, "waiting")
             # Read the head first: every event at or below it committed before this
             # statement ran, because positions are handed out in commit order.
-            head = head_position()
+            head = head_position() if upto is None else min(head_position(), upto)
             if head <= state.position:
                 return RunResult(projection.name, 0, True, "caught-up")
             rows = list(
                 EventRow.objects.filter(
                     position__gt=state.position, position__lte=head, type__in=projection.event_types
-                ).order_by("position")[:batch_size]
+                )
+                # Events an operator skipped into a dead letter stay skipped.
+                .exclude(
+                    id__in=DeadLetter.objects.filter(
+                        projection=projection.name, replayed_at__isnull=True
+                    ).values("event_id")
+                )
+                .order_by("position")[:batch_size]
             )
             for row in rows:
                 current = row

@@ -73,6 +73,8 @@ _STATUS_FOR_INTENT: dict[str, int] = {
     "idempotency_conflict": 409,
     "not_found": 404,
     "conflict": 409,
+    "not_retryable": 409,
+    "operation_refused": 409,
 }
 
 

@@ -31,3 +31,31 @@ class ProjectionState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version} @ {self.position} ({self.status})"
+
+
+class DeadLetter(models.Model):
+    """An event an operator chose to skip for one projection, kept for inspection and replay.
+
+    The runner leaves out events with an unreplayed dead letter for that projection, so a
+    skip survives rebuilds; replaying applies the event and clears it.
+    """
+
+    projection = models.CharField(max_length=100)
+    event_id = models.UUIDField()
+    position = models.BigIntegerField()
+    event_type = models.CharField(max_length=100)
+    error = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
+    skipped_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["projection", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["projection", "event_id"], name="one_dead_letter_per_projection_event"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.projection}: {self.event_type} @ {self.position}"

@@ -7,6 +7,7 @@ import uuid
 import pytest
 import redis
 from django.conf import settings
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from commands_app.models import Command, CommandStatus
@@ -110,3 +111,20 @@ def test_a_lost_message_is_recovered_by_the_sweep(worker, fresh_tenant):
 def test_wake_ups_go_to_the_test_redis_database(worker):
     assert settings.REDIS_URL.endswith("/15")
     assert redis.Redis.from_url(settings.REDIS_URL).ping()
+
+
+def test_a_scheduled_command_runs_once_its_time_has_come(worker, live_db, world):
+    from datetime import datetime, timedelta
+
+    client = world["dave"].client()
+    not_before = timezone.now() + timedelta(seconds=2)
+    posted = client.post(
+        "/t/acme/api/commands/",
+        {"type": "logMessage", "payload": {"message": "later"}, "not_before": not_before.isoformat()},
+        format="json",
+    )
+    assert posted.status_code == 202
+    assert posted.json()["status"] == "pending"
+    done = client.get(f"/t/acme/api/commands/{posted.json()['id']}/?wait=20").json()
+    assert done["status"] == "processed"
+    assert datetime.fromisoformat(done["processed_at"]) >= not_before

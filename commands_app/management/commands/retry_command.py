@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django_tenants.utils import schema_context
+
+from commands_app.bus import retry
+from commands_app.domain.errors import IntentError
+from intent_project.management import add_tenant_arguments, one_tenant
+
+
+class Command(BaseCommand):
+    help = "Send a failed command again (operators act with the tenant-admin role)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("command_id", type=uuid.UUID)
+        add_tenant_arguments(parser, required=True)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = one_tenant(options)
+        with schema_context(tenant.schema_name):
+            try:
+                command = retry(options["command_id"], role="admin", operator="manage.py")
+            except IntentError as exc:
+                raise CommandError(exc.message) from None
+        self.stdout.write(f"{tenant.slug}: {command.type} {command.id} is pending again")

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django_tenants.utils import schema_context
+
+from intent_project.management import add_tenant_arguments, one_tenant
+from projections_app import operations
+from projections_app.tasks import wake_projections
+
+
+class Command(BaseCommand):
+    help = "Move the event a stalled projection stopped at into a dead letter, then resume."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        add_tenant_arguments(parser, required=True)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = one_tenant(options)
+        with schema_context(tenant.schema_name):
+            try:
+                letter = operations.skip(options["name"], operator="manage.py")
+            except operations.OperationRefused as exc:
+                raise CommandError(exc.message) from None
+        wake_projections(tenant.schema_name)
+        self.stdout.write(
+            f"{tenant.slug}/{letter.projection}: event {letter.event_id} ({letter.event_type} @ {letter.position}) "
+            f"is dead letter {letter.pk}; replay it with: manage.py replay_dead_letter {letter.pk} --tenant {tenant.slug}"
+        )

@@ -1,0 +1,168 @@
+"""Operator actions on projections, shared by the API, the admin and management commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from commands_app.domain.errors import IntentError
+from commands_app.registry import get_registry
+from events_app.models import Event as EventRow
+from events_app.store import to_recorded
+from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
+from projections_app.projectors.base import Projection
+from projections_app.registry import get_projection, get_projections
+from projections_app.runner import ensure_checkpoints, run_projection
+
+
+class OperationRefused(IntentError):
+    code = "operation_refused"
+
+
+def _projection(name: str) -> Projection:
+    projection = get_projection(name)
+    if projection is None:
+        raise IntentError(
+            f"No projection '{name}'.",
+            code="not_found",
+            details={"known": [p.name for p in get_projections()]},
+        )
+    return projection
+
+
+def _locked_state(name: str) -> ProjectionState:
+    ensure_checkpoints()
+    return ProjectionState.objects.select_for_update().get(name=name)
+
+
+def resume(name: str) -> ProjectionState:
+    """Retry the failing event now: clear the failure count and let the runner go on."""
+    _projection(name)
+    with transaction.atomic():
+        state = _locked_state(name)
+        state.status = ProjectionStatus.RUNNING
+        state.failures = 0
+        state.retry_at = None
+        state.save(update_fields=["status", "failures", "retry_at", "updated_at"])
+    return state
+
+
+def skip(name: str, *, operator: str = "") -> DeadLetter:
+    """Move the event the projection is stuck on into a dead letter, then resume."""
+    _projection(name)
+    with transaction.atomic():
+        state = _locked_state(name)
+        details = (state.last_error or {}).get("details") or {}
+        event_id = details.get("event_id")
+        if state.status != ProjectionStatus.STALLED or not event_id:
+            raise OperationRefused(
+                f"Projection '{name}' is not stalled on an event; there is nothing to skip.",
+                details={"status": state.status},
+            )
+        event = EventRow.objects.get(id=event_id)
+        letter, _ = DeadLetter.objects.get_or_create(
+            projection=name,
+            event_id=event.id,
+            defaults={
+                "position": event.position,
+                "event_type": event.type,
+                "error": state.last_error,
+                "skipped_by": operator,
+            },
+        )
+        state.status = ProjectionStatus.RUNNING
+        state.failures = 0
+        state.retry_at = None
+        state.save(update_fields=["status", "failures", "retry_at", "updated_at"])
+    return letter
+
+
+def replay_dead_letter(letter_id: int) -> DeadLetter:
+    """Apply a skipped event now (out of order: the operator judged it safe) and clear it."""
+    with transaction.atomic():
+        letter = DeadLetter.objects.select_for_update().get(pk=letter_id)
+        if letter.replayed_at is not None:
+            raise OperationRefused(f"Dead letter {letter_id} was already replayed.")
+        projection = _projection(letter.projection)
+        projection.apply(to_recorded(EventRow.objects.get(id=letter.event_id), get_registry()))
+        letter.replayed_at = timezone.now()
+        letter.save(update_fields=["replayed_at"])
+    return letter
+
+
+@dataclass(frozen=True)
+class Verification:
+    projection: str
+    checkpoint: int
+    live_rows: int
+    replayed_rows: int
+    differences: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _rows(projection: Projection) -> dict[str, dict[Any, dict[str, Any]]]:
+    return {
+        model._meta.label: {row.pk: model_to_dict(row) for row in model._default_manager.all()}
+        for model in projection.read_models
+    }
+
+
+def verify(names: list[str] | None = None, max_differences: int = 20) -> list[Verification]:
+    """Compare each projection's live rows with a fresh replay of the log up to its checkpoint.
+
+    The replay runs inside a transaction that is always rolled back, so verifying never
+    changes anything. REPEATABLE READ gives the live rows and the replay one snapshot.
+    """
+    results: list[Verification] = []
+    for projection in get_projections():
+        if names and projection.name not in names:
+            continue
+        outermost = not connection.in_atomic_block
+        try:
+            with transaction.atomic():
+                if outermost:  # only the first statement of a transaction may set this
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                ensure_checkpoints()
+                state = ProjectionState.objects.get(name=projection.name)
+                live = _rows(projection)
+                for model in projection.read_models:
+                    model._default_manager.all().delete()
+                ProjectionState.objects.filter(name=projection.name).update(
+                    position=0, status=ProjectionStatus.RUNNING, failures=0, retry_at=None
+                )
+                while True:
+                    outcome = run_projection(projection, upto=state.position)
+                    if outcome.outcome != "progress":
+                        break
+                replayed = _rows(projection)
+                raise _Rollback
+        except _Rollback:
+            pass
+        differences: list[dict[str, Any]] = []
+        for label in live:
+            for pk in sorted(set(live[label]) | set(replayed[label]), key=str):
+                a, b = live[label].get(pk), replayed[label].get(pk)
+                if a != b and len(differences) < max_differences:
+                    differences.append({"model": label, "pk": str(pk), "live": a, "replayed": b})
+        results.append(
+            Verification(
+                projection=projection.name,
+                checkpoint=state.position,
+                live_rows=sum(len(rows) for rows in live.values()),
+                replayed_rows=sum(len(rows) for rows in replayed.values()),
+                differences=differences,
+            )
+        )
+    return results

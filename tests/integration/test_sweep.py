@@ -1,0 +1,61 @@
+"""The sweep re-sends exactly what is due: stale pending commands, due schedules, lagging projections."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from commands_app import processing
+from commands_app.models import Command
+from intent_project.tasks import sweep_schema
+from tests.integration.helpers import submit
+
+
+def _age(tenant, command_id, seconds):
+    with schema_context(tenant.schema_name):
+        Command.objects.filter(pk=command_id).update(updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_it_resends_a_stale_pending_command_once_per_staleness_period(fresh_tenant, settings):
+    settings.COMMAND_STALE_AFTER_SECONDS = 10
+    cmd = submit(fresh_tenant, "logMessage", {"message": "stuck"})
+    assert sweep_schema(fresh_tenant.schema_name)["commands"] == 0  # fresh: its own message may be queued
+    _age(fresh_tenant, cmd.id, 60)
+    assert sweep_schema(fresh_tenant.schema_name)["commands"] == 1
+    assert sweep_schema(fresh_tenant.schema_name)["commands"] == 0  # just re-sent: not again yet
+
+
+def test_it_leaves_a_scheduled_command_alone_until_it_is_due(fresh_tenant):
+    later = timezone.now() + timedelta(hours=1)
+    with schema_context(fresh_tenant.schema_name):
+        from commands_app import bus
+
+        cmd = bus.submit(
+            schema_name=fresh_tenant.schema_name,
+            tenant=fresh_tenant.slug,
+            type_name="logMessage",
+            payload={"message": "later"},
+            role="developer",
+            user_id="1",
+            not_before=later,
+        ).command
+        _age(fresh_tenant, cmd.id, 600)
+        assert sweep_schema(fresh_tenant.schema_name)["commands"] == 0
+        # Processing it early (a stray message) keeps it pending and asks to come back later.
+        try:
+            processing.process(cmd.id)
+            raise AssertionError("processed before its time")
+        except processing.RetryLater as later_exc:
+            assert 3500 < later_exc.delay <= 3600
+        assert Command.objects.get(pk=cmd.id).status == "pending"
+        Command.objects.filter(pk=cmd.id).update(not_before=timezone.now() - timedelta(seconds=1))
+    assert sweep_schema(fresh_tenant.schema_name)["commands"] == 1
+
+
+def test_it_wakes_projections_that_lag_behind_the_log(fresh_tenant):
+    cmd = submit(fresh_tenant, "logMessage", {"message": "unprojected"})
+    with schema_context(fresh_tenant.schema_name):
+        processing.process(cmd.id)
+    assert sweep_schema(fresh_tenant.schema_name)["projections_behind"] == 1
