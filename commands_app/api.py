@@ -28,13 +28,15 @@ class CommandMetadataIn(serializers.Serializer):
     causation_id = serializers.UUIDField(required=False)
     labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown metadata field."] for key in sorted(unknown)})
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown metadata field."] for key in unknown})
+        attrs = super().to_internal_value(data)
         if len(attrs.get("labels", {})) > 20:
             raise serializers.ValidationError({"labels": ["At most 20 labels."]})
-        return {key: str(value) if key != "labels" else value for key, value in attrs.items()}
+        return {key: value if key == "labels" else str(value) for key, value in attrs.items()}
 
 
 class CommandIn(serializers.Serializer):

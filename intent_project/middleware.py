@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from intent_project.api.errors import error_response
+
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -18,6 +20,12 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
         request.request_id = supplied if _CLIENT_ID.fullmatch(supplied) else uuid.uuid4().hex  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "").lower():
+            # PostgreSQL cannot store or compare NUL; refuse it before any lookup sees it.
+            response: HttpResponse = error_response(
+                400, "bad_request", "URLs must not contain the NUL character.", request=request
+            )
+        else:
+            response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response

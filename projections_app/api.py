@@ -14,6 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from intent_project.api.errors import ApiError
 from intent_project.api.permissions import IsTenantMember, require_operator
@@ -66,7 +67,7 @@ def describe(projection: Projection, state: ProjectionState, head: int) -> dict[
     }
 
 
-class ProjectionListView(GenericAPIView):
+class ProjectionListView(APIView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(responses=ProjectionOut)
@@ -104,7 +105,7 @@ class DeadLetterOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ProjectionDetailView(GenericAPIView):
+class ProjectionDetailView(APIView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(operation_id="projections_retrieve", responses=OpenApiTypes.OBJECT)
@@ -117,7 +118,7 @@ class ProjectionDetailView(GenericAPIView):
         return Response(body)
 
 
-class ProjectionResumeView(GenericAPIView):
+class ProjectionResumeView(APIView):
     """Retry the event a stalled projection stopped at."""
 
     permission_classes = [IsTenantMember]
@@ -132,7 +133,7 @@ class ProjectionResumeView(GenericAPIView):
         return Response(describe(projection, state, head_position()))
 
 
-class ProjectionSkipView(GenericAPIView):
+class ProjectionSkipView(APIView):
     """Move the event a stalled projection stopped at into a dead letter and go on."""
 
     permission_classes = [IsTenantMember]
@@ -153,6 +154,7 @@ class DeadLetterReplayView(GenericAPIView):
     """Apply a skipped event now and clear its dead letter."""
 
     permission_classes = [IsTenantMember]
+    serializer_class = DeadLetterOut
 
     @extend_schema(request=None, responses=DeadLetterOut)
     def post(self, request: Request, name: str, letter_id: int) -> Response:
@@ -189,7 +191,7 @@ def _read_model(name: str) -> Any:
     return read_model
 
 
-class ReadModelListView(GenericAPIView):
+class ReadModelListView(APIView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
@@ -235,7 +237,7 @@ class ReadModelListView(GenericAPIView):
         return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
-class ReadModelDetailView(GenericAPIView):
+class ReadModelDetailView(APIView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(operation_id="read_models_retrieve", responses=OpenApiTypes.OBJECT)
