@@ -4,6 +4,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from commands_app.bus import retry
 from commands_app.models import Command
@@ -41,6 +43,7 @@ class CommandAdmin(TenantReadOnlyAdmin):
         "payload_pretty",
         "metadata_pretty",
         "result_pretty",
+        "events_link",
         "error_pretty",
         "not_before",
         "created_at",
@@ -71,6 +74,14 @@ class CommandAdmin(TenantReadOnlyAdmin):
     @admin.display(description="result")
     def result_pretty(self, obj: Command) -> Any:
         return pretty_json(obj.result)
+
+    @admin.display(description="events")
+    def events_link(self, obj: Command) -> Any:
+        count = len((obj.result or {}).get("events", []))
+        if not count:
+            return "—"
+        url = reverse("admin:events_app_event_changelist", current_app=self.admin_site.name)
+        return format_html('<a href="{}?q={}">{} event(s) of this command</a>', url, obj.id, count)
 
     @admin.display(description="error")
     def error_pretty(self, obj: Command) -> Any:

@@ -22,6 +22,7 @@ from intent_project.tenants.services import role_in
 
 class TenantAdminSite(admin.AdminSite):
     site_header = "Intent: tenant admin"
+    site_url = "/api/docs/"
     index_title = "Commands, events and read models"
 
     def has_permission(self, request: HttpRequest) -> bool:
