@@ -73,17 +73,12 @@ def submit(
     written when it raises.
     """
     client_metadata = client_metadata or {}
-    digest = body_hash(type_name, payload, client_metadata, not_before)
-
-    if command_id is not None:
-        existing = Command.objects.filter(pk=command_id).first()
-        if existing is not None:
-            return Submission(_same_body_or_conflict(existing, digest), created=False)
-
     registry = get_registry()
     registry.command_class(type_name)
+    # Authorize before anything else, the idempotent replay included: re-posting someone
+    # else's id and body must not hand a role a command type it may not send.
     registry.authorize(role, type_name)
-    size = len(json.dumps(payload, default=str).encode())
+    size = len(json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8", "replace"))
     if size > settings.COMMAND_PAYLOAD_MAX_BYTES:
         raise InvalidPayload(
             f"The payload is {size} bytes; the limit is {settings.COMMAND_PAYLOAD_MAX_BYTES}.",
@@ -91,6 +86,13 @@ def submit(
             details={"size": size, "limit": settings.COMMAND_PAYLOAD_MAX_BYTES},
         )
     command = registry.parse_command(type_name, payload)
+    # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
+    digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
+
+    if command_id is not None:
+        existing = Command.objects.filter(pk=command_id).first()
+        if existing is not None:
+            return Submission(_same_body_or_conflict(existing, digest), created=False)
 
     command_id = command_id or uuid.uuid4()
     correlation_id = client_metadata.get("correlation_id") or command_id

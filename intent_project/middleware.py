@@ -20,12 +20,22 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
         request.request_id = supplied if _CLIENT_ID.fullmatch(supplied) else uuid.uuid4().hex  # type: ignore[attr-defined]
-        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "").lower():
+        if _has_nul(request):
             # PostgreSQL cannot store or compare NUL; refuse it before any lookup sees it.
             response: HttpResponse = error_response(
-                400, "bad_request", "URLs must not contain the NUL character.", request=request
+                400, "bad_request", "URLs and headers must not contain the NUL character.", request=request
             )
         else:
             response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "").lower():
+        return True
+    return any(
+        "\x00" in value
+        for key, value in request.META.items()
+        if key.startswith("HTTP_") and isinstance(value, str)
+    )

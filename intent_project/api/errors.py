@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -106,6 +107,9 @@ def _classify(exc: Exception) -> tuple[int | None, str, str, Any]:
         return exc.status_code, exc.error_code, exc.message, exc.details
     if isinstance(exc, IntentError):
         return _STATUS_FOR_INTENT.get(exc.code, 400), exc.code, exc.message, exc.details
+    if isinstance(exc, DjangoValidationError):
+        # e.g. a forged pagination cursor whose values do not fit the ordering field
+        return 400, "validation_error", "; ".join(exc.messages) or "Invalid value.", None
     if isinstance(exc, Http404):
         return 404, "not_found", "Not found.", None
     if isinstance(exc, PermissionDenied):

@@ -1,7 +1,8 @@
-"""JSON parsing that refuses what PostgreSQL cannot store.
+"""JSON parsing that refuses what the database and validators cannot take.
 
-PostgreSQL text and jsonb reject the NUL character; letting "\\u0000" through would turn a
-bad request into a database error (a 500) instead of a clear 400.
+PostgreSQL text and jsonb reject NUL, UTF-8 has no lone surrogates, and very deep nesting
+exhausts recursion in json, pydantic and psycopg: each would become a 500 later, so each
+is a clear 400 here instead.
 """
 
 from __future__ import annotations
@@ -11,20 +12,41 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+MAX_DEPTH = 64
 
-def contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(v) for v in value)
-    return False
+
+def _problem(value: Any) -> str | None:
+    """Why PostgreSQL or our validators could not take this JSON value, if they could not.
+
+    Iterative on purpose: a recursive walk would itself overflow on hostile nesting.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"JSON is nested deeper than {MAX_DEPTH} levels."
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "JSON strings must not contain the NUL character (\\u0000)."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "JSON strings must be valid Unicode (no lone surrogates)."
+        elif isinstance(item, dict):
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return None
 
 
 class StrictJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
-        if contains_nul(data):
-            raise ParseError("JSON strings must not contain the NUL character (\\u0000).")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON is nested deeper than {MAX_DEPTH} levels.") from None
+        problem = _problem(data)
+        if problem:
+            raise ParseError(problem)
         return data

@@ -92,6 +92,8 @@ class UserListView(APIView):
         data = UserIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
+        if fields.get("is_staff") and not request.user.is_superuser:
+            raise ApiError(403, "superuser_only", "Only superusers may create staff users.")
         user = User.objects.create_user(
             username=fields["username"],
             password=fields["password"],

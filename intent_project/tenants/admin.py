@@ -60,4 +60,6 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ("role", "tenant")
     search_fields = ("user__username", "tenant__slug")
     autocomplete_fields = ("user", "tenant")
+
+
 admin.site.site_url = "/api/docs/"  # the platform has no public home page; the API docs are it

@@ -29,4 +29,4 @@ class TenantPathMiddleware(TenantSubfolderMiddleware):
 
     def no_tenant_found(self, request: HttpRequest, hostname: str) -> Any:
         shown = hostname[:60].encode("unicode_escape").decode("ascii")
-        return error_response(404, "tenant_not_found", f"There is no tenant '{shown}'.")
+        return error_response(404, "tenant_not_found", f"There is no tenant '{shown}'.", request=request)

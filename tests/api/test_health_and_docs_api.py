@@ -1,0 +1,48 @@
+"""/health/, the OpenAPI document and its Swagger page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.api.helpers import client_for
+
+
+def test_health_reports_the_database_and_the_broker_ok(world):
+    response = client_for().get("/health/")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": {"ok": True}, "broker": {"ok": True}}}
+
+
+def test_the_openapi_document_describes_public_and_tenant_endpoints(world):
+    response = client_for().get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    assert {
+        "/api/auth/token/",
+        "/api/tenants/",
+        "/t/{tenant}/api/commands/",
+        "/t/{tenant}/api/events/",
+    } <= set(paths)
+    assert {"202", "200"} <= set(paths["/t/{tenant}/api/commands/"]["post"]["responses"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/registry/", "/t/{tenant}/api/read-models/{name}/", "/t/{tenant}/api/read-models/{name}/{key}/"],
+)
+def test_the_openapi_document_describes_what_each_read_endpoint_returns(world, path):
+    paths = json.loads(client_for().get("/api/schema/?format=json").content)["paths"]
+
+    assert "content" in paths[path]["get"]["responses"]["200"]
+
+
+def test_the_swagger_page_renders(world):
+    response = client_for().get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"/api/schema/" in response.content

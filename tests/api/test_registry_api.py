@@ -1,0 +1,50 @@
+"""GET /api/registry/: what a client may send and read, published without authentication."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.helpers import REGISTRY_URL, client_for
+
+
+@pytest.fixture
+def registry(world):
+    response = client_for().get(REGISTRY_URL)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_it_publishes_every_command_with_its_json_schema(registry):
+    commands = {c["type"]: c for c in registry["commands"]}
+
+    assert set(commands) == {
+        "logMessage",
+        "simulateFailure",
+        "emitMultipleEvents",
+        "executeTest",
+        "executeRetryableTest",
+    }
+    count = commands["emitMultipleEvents"]["schema"]["properties"]["count"]
+    assert (count["minimum"], count["maximum"], count["type"]) == (1, 100, "integer")
+    assert commands["executeTest"]["schema"]["required"] == ["testId", "testName"]
+    assert commands["logMessage"]["schema"]["additionalProperties"] is False
+
+
+def test_it_says_which_roles_may_send_each_command(registry):
+    roles = {c["type"]: c["roles"] for c in registry["commands"]}
+
+    assert roles["simulateFailure"] == ["admin", "system"]
+    assert roles["logMessage"] == ["admin", "developer", "tester"]
+    assert registry["roles"]["tester"] == ["emitMultipleEvents", "executeTest", "logMessage"]
+    assert "viewer" in {r["role"] for r in registry["tenant_roles"]}
+
+
+def test_it_publishes_events_aggregates_and_projections(registry):
+    events = {e["type"]: e for e in registry["events"]}
+
+    assert {"messageLogged", "multiEventEmitted", "testExecuted", "retryableTestExecuted"} <= set(events)
+    assert events["testExecuted"]["schema_version"] == 1
+    assert "testerId" in events["testExecuted"]["schema"]["properties"]
+    assert registry["aggregates"] == [{"type": "system", "snapshot_schema_version": 1}]
+    projections = {p["name"]: p["read_models"] for p in registry["projections"]}
+    assert projections == {"system_status": ["system_status"], "system_metrics": ["system_metrics"]}

@@ -1,0 +1,72 @@
+"""POST /api/users/: staff create users; nobody else may."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from tests.api.helpers import TOKEN_URL, USERS_URL, assert_error, assert_field_error, client_for
+
+User = get_user_model()
+NEW_USER = {"username": "nina", "password": "nina-password-123", "email": "nina@example.com"}
+
+
+def test_staff_create_a_user_who_can_then_log_in(world):
+    response = client_for(world["stan"]).post(USERS_URL, NEW_USER, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["username"] == "nina" and body["email"] == "nina@example.com" and body["is_staff"] is False
+    assert "password" not in body
+    token = client_for().post(TOKEN_URL, {"username": "nina", "password": "nina-password-123"}, format="json")
+    assert token.status_code == 200 and token.json()["token"]
+
+
+def test_only_a_superuser_may_create_a_staff_user(world):
+    refused = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "is_staff": True}, format="json")
+    assert_error(refused, 403, "superuser_only")
+    assert not User.objects.filter(username="nina").exists()
+
+    response = client_for(world["root"]).post(USERS_URL, {**NEW_USER, "is_staff": True}, format="json")
+    assert response.status_code == 201
+    assert User.objects.get(username="nina").is_staff
+
+
+def test_a_member_who_is_not_staff_cannot_create_users(world):
+    response = client_for(world["alice"]).post(USERS_URL, NEW_USER, format="json")
+
+    assert_error(response, 403, "staff_only")
+    assert not User.objects.filter(username="nina").exists()
+
+
+def test_an_anonymous_caller_is_asked_to_authenticate(world):
+    assert_error(client_for().post(USERS_URL, NEW_USER, format="json"), 401, "not_authenticated")
+    assert not User.objects.filter(username="nina").exists()
+
+
+def test_it_refuses_a_username_that_is_taken(world):
+    response = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "username": "alice"}, format="json")
+
+    assert_error(response, 409, "user_exists")
+    assert User.objects.get(username="alice").check_password(world["alice"].password)
+
+
+def test_it_refuses_a_weak_password(world):
+    response = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "password": "short"}, format="json")
+
+    assert_field_error(response, 400, "validation_error", "password")
+    assert not User.objects.filter(username="nina").exists()
+
+
+def test_it_refuses_a_username_with_spaces(world):
+    response = client_for(world["stan"]).post(
+        USERS_URL, {**NEW_USER, "username": "nina smith"}, format="json"
+    )
+
+    assert_field_error(response, 400, "validation_error", "username")
+
+
+def test_it_refuses_an_invalid_email(world):
+    response = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "email": "not-an-email"}, format="json")
+
+    assert_field_error(response, 400, "validation_error", "email")
+    assert not User.objects.filter(username="nina").exists()
