@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from commands_app.domain.errors import ConcurrencyError, IntentError, RetryableDomainError
@@ -172,8 +172,9 @@ def _retry_or_fail(command_id: UUID, exc: IntentError) -> str:
 
 
 def record_infrastructure_failure(command_id: UUID, exc: BaseException) -> str:
-    """A database or broker error escaped processing: count it and retry with backoff."""
-    error = IntentError(f"{type(exc).__name__}: {exc}"[:500], code="infrastructure_error")
+    """An exception other than our own errors escaped processing: count it, retry with backoff."""
+    code = "infrastructure_error" if isinstance(exc, DatabaseError) else "unexpected_error"
+    error = IntentError(f"{type(exc).__name__}: {exc}"[:500], code=code)
     return _retry_or_fail(command_id, error)
 
 

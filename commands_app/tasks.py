@@ -6,7 +6,6 @@ import logging
 from uuid import UUID
 
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
 from django_tenants.utils import schema_context
 
 from commands_app import processing
@@ -25,10 +24,12 @@ def process_command(schema_name: str, command_id: str) -> str:
         except processing.RetryLater as later:
             _come_back(schema_name, cid, later.delay)
             return "retry-scheduled"
-        except (OperationalError, InterfaceError, DatabaseError) as exc:
-            # The database went away mid-command: nothing was committed. Count the attempt
-            # if we can; if we cannot, the sweep finds the command still pending.
-            log.warning("command %s in %s hit %s; retrying", command_id, schema_name, exc)
+        except Exception as exc:
+            # The database went away, or code outside the domain's errors raised: nothing
+            # was committed. Count the attempt and retry with backoff, so the command ends
+            # `failed` with the cause rather than pending forever; if even counting fails
+            # (database down), the sweep finds the command still pending.
+            log.warning("command %s in %s hit %r; retrying", command_id, schema_name, exc, exc_info=True)
             try:
                 processing.record_infrastructure_failure(cid, exc)
             except processing.RetryLater as later:
@@ -39,7 +40,7 @@ def process_command(schema_name: str, command_id: str) -> str:
                     command_id,
                     exc_info=True,
                 )
-            return "infrastructure-error"
+            return "error-recorded"
     log.info("command %s in %s: %s", command_id, schema_name, outcome)
     return outcome
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -110,6 +110,10 @@ def run_projection(
             state.retry_at = None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
         return RunResult(projection.name, len(rows), not full, "progress" if full else "caught-up")
+    except (OperationalError, InterfaceError):
+        # The database went away: not the event's fault, so it must not count towards
+        # stalling the projection. Nothing was committed; the next run starts over.
+        raise
     except Exception as exc:  # a failing handler must never silently lose its event
         _record_failure(projection, current, exc)
         return RunResult(projection.name, 0, False, "failed")

@@ -8,6 +8,7 @@ import logging
 import redis
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django_tenants.utils import schema_context
 
 from intent_project.tenancy import assert_tenant_schema
@@ -43,8 +44,15 @@ def run_projections(schema_name: str) -> dict[str, str]:
         _redis().delete(_WAKE_KEY.format(schema=schema_name))
     except Exception:
         log.warning("could not clear the wake key of %s", schema_name, exc_info=True)
-    with schema_context(schema_name):
-        results = runner.run_all()
+    try:
+        with schema_context(schema_name):
+            results = runner.run_all()
+    except (OperationalError, InterfaceError) as exc:
+        # Delayed, not lost: the checkpoint did not move, and the sweep wakes us again.
+        log.warning(
+            "projections of %s interrupted by the database (%s); the sweep will resume them", schema_name, exc
+        )
+        return {"error": "database-unavailable"}
     if any(r.outcome == "progress" for r in results.values()):
         wake_projections(schema_name)  # more to do: yield the worker, continue in a new task
     return {name: r.outcome for name, r in results.items()}

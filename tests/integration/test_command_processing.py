@@ -120,3 +120,30 @@ def test_a_retryable_command_succeeds_once_the_rule_allows_it(fresh_tenant, sett
     done = reload(fresh_tenant, cmd.id)
     assert done.error is None
     assert done.result["events"][0]["version"] == 2
+
+
+def test_a_bug_in_a_handler_retries_then_fails_visibly_instead_of_staying_pending(
+    fresh_tenant, settings, monkeypatch
+):
+    from commands_app.registry import get_registry
+    from commands_app.slices.system.payloads import LogMessage
+    from commands_app.tasks import process_command
+
+    settings.COMMAND_MAX_RETRIES = 1
+    settings.COMMAND_RETRY_BACKOFF_SECONDS = 0
+
+    def broken(system, cmd, ctx):
+        raise KeyError("oops")
+
+    monkeypatch.setitem(get_registry().handlers, LogMessage, broken)
+    cmd = submit(fresh_tenant, "logMessage", {"message": "bug"})
+    assert process_command(fresh_tenant.schema_name, str(cmd.id)) == "error-recorded"
+    retrying = reload(fresh_tenant, cmd.id)
+    assert retrying.status == CommandStatus.PENDING
+    assert retrying.error["code"] == "unexpected_error" and retrying.error["retrying"] is True
+    process_command(fresh_tenant.schema_name, str(cmd.id))
+    failed = reload(fresh_tenant, cmd.id)
+    assert failed.status == CommandStatus.FAILED
+    assert failed.error["code"] == "unexpected_error"
+    assert "KeyError" in failed.error["message"]
+    assert _events_of(fresh_tenant, cmd.id) == []
