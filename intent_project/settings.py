@@ -46,6 +46,9 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 TENANT_SUBFOLDER_PREFIX = "t"
 PUBLIC_SCHEMA_NAME = "public"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Issue `SET search_path` once per schema switch instead of before every query (a round
+# trip each); django-tenants re-issues it after set_tenant() and after any rollback.
+TENANT_LIMIT_SET_CALLS = True
 # Tenant schemas are named "t_<slug>"; slugs are validated before any lookup.
 TENANT_SCHEMA_PREFIX = "t_"
 
