@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
@@ -20,7 +22,7 @@ from intent_project.api.errors import ApiError
 from intent_project.api.permissions import IsTenantMember, require_operator
 from intent_project.tenancy import current_schema
 from projections_app import operations
-from projections_app.models import DeadLetter, ProjectionState
+from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
 from projections_app.registry import get_projection, get_projections, get_read_models
 from projections_app.runner import ensure_checkpoints, head_position
@@ -176,7 +178,66 @@ class ReadModelCursor(CursorPagination):
     max_page_size = 500
 
 
-_RESERVED_PARAMS = {"cursor", "limit", "format"}
+_RESERVED_PARAMS = {"cursor", "limit", "format", "min_position", "wait"}
+READ_YOUR_WRITES_DEFAULT_WAIT = 5.0
+
+
+def _await_position(request: Request, projection_name: str) -> int:
+    """Read-your-writes: hold until the projection has passed ?min_position=N (bounded).
+
+    A client that got positions back from its command passes the highest one here and is
+    guaranteed to read a model that includes its own write, or a clear 503 saying why not.
+    Returns the checkpoint the response reflects.
+    """
+    raw = request.query_params.get("min_position")
+    wanted = None
+    if raw not in (None, ""):
+        try:
+            wanted = int(str(raw))
+            if wanted < 0:
+                raise ValueError
+        except ValueError:
+            raise ApiError(
+                400,
+                "validation_error",
+                "min_position must be a non-negative integer.",
+                {"fields": {"min_position": ["Not a non-negative integer."]}},
+            ) from None
+    wait = READ_YOUR_WRITES_DEFAULT_WAIT
+    if request.query_params.get("wait") not in (None, ""):
+        try:
+            wait = float(request.query_params["wait"])
+            if not 0 <= wait <= settings.COMMAND_WAIT_MAX_SECONDS:
+                raise ValueError
+        except ValueError:
+            raise ApiError(
+                400,
+                "validation_error",
+                f"wait must be a number of seconds from 0 to {settings.COMMAND_WAIT_MAX_SECONDS}.",
+                {"fields": {"wait": ["Out of range."]}},
+            ) from None
+    ensure_checkpoints()
+    deadline = time.monotonic() + wait
+    delay = 0.02
+    while True:
+        state = ProjectionState.objects.get(name=projection_name)
+        if wanted is None or state.position >= wanted:
+            return state.position
+        if state.status == ProjectionStatus.STALLED or time.monotonic() >= deadline:
+            raise ApiError(
+                503,
+                "projection_behind",
+                f"The read model has not reached position {wanted} yet.",
+                {
+                    "projection": projection_name,
+                    "checkpoint": state.position,
+                    "min_position": wanted,
+                    "status": state.status,
+                    "last_error": state.last_error,
+                },
+            )
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 1.5, 0.2)
 
 
 def _read_model(name: str) -> Any:
@@ -197,11 +258,24 @@ class ReadModelListView(APIView):
     @extend_schema(
         operation_id="read_models_list",
         responses=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                "min_position",
+                OpenApiTypes.INT,
+                description="Read-your-writes: wait until the projection has applied the log up to this position (503 projection_behind if it does not within `wait`).",
+            ),
+            OpenApiParameter(
+                "wait",
+                OpenApiTypes.FLOAT,
+                description="Seconds to wait for min_position (default 5, max 30).",
+            ),
+        ],
         description="Rows of one read model (see GET /api/registry/ for names), cursor-paginated; "
         "filter with ?<field>=<value> on the read model's filter fields.",
     )
     def get(self, request: Request, name: str) -> Response:
         read_model = _read_model(name)
+        checkpoint = _await_position(request, read_model.projection)
         qs = read_model.model.objects.all()
         unknown = set(request.query_params) - _RESERVED_PARAMS - set(read_model.filter_fields)
         if unknown:
@@ -234,15 +308,25 @@ class ReadModelListView(APIView):
         paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
         page = paginator.paginate_queryset(qs, request, view=self)
         serializer = _serializer_for(read_model.model)
-        return paginator.get_paginated_response(serializer(page, many=True).data)
+        response = paginator.get_paginated_response(serializer(page, many=True).data)
+        response["X-Projection-Checkpoint"] = str(checkpoint)
+        return response
 
 
 class ReadModelDetailView(APIView):
     permission_classes = [IsTenantMember]
 
-    @extend_schema(operation_id="read_models_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="read_models_retrieve",
+        responses=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter("min_position", OpenApiTypes.INT),
+            OpenApiParameter("wait", OpenApiTypes.FLOAT),
+        ],
+    )
     def get(self, request: Request, name: str, key: str) -> Response:
         read_model = _read_model(name)
+        checkpoint = _await_position(request, read_model.projection)
         pk_field = read_model.model._meta.pk
         try:
             pk = pk_field.to_python(key)
@@ -251,4 +335,6 @@ class ReadModelDetailView(APIView):
         row = read_model.model.objects.filter(pk=pk).first()
         if row is None:
             raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
-        return Response(_serializer_for(read_model.model)(row).data)
+        return Response(
+            _serializer_for(read_model.model)(row).data, headers={"X-Projection-Checkpoint": str(checkpoint)}
+        )

@@ -10,6 +10,7 @@ from tests.api.helpers import (
     assert_error,
     assert_field_error,
     client_for,
+    command_url,
     execute_test,
     project,
     read_model_url,
@@ -142,3 +143,30 @@ def test_read_models_are_read_only(world, systems):
 
     assert_error(response, 405, "method_not_allowed")
     assert client_for(world["ada"]).get(read_model_url("system_status", str(passed))).status_code == 200
+
+
+def test_a_client_reads_its_own_write_with_min_position(world):
+    dave = client_for(world["dave"])
+    system_id = uuid.uuid4()
+    posted = submit_and_process(dave, "executeTest", execute_test(system_id=system_id), world.acme)
+    done = dave.get(command_url(posted["id"])).json()
+    position = max(e["position"] for e in done["result"]["events"])
+    url = read_model_url("system_status", str(system_id))
+
+    behind = dave.get(f"{url}?min_position={position}&wait=0")
+    error = assert_error(behind, 503, "projection_behind")
+    assert error["details"]["min_position"] == position
+    assert error["details"]["checkpoint"] < position
+
+    project(world.acme)
+    caught_up = dave.get(f"{url}?min_position={position}&wait=0")
+    assert caught_up.status_code == 200
+    assert caught_up.json()["number_executed_tests"] == 1
+    assert int(caught_up["X-Projection-Checkpoint"]) >= position
+
+
+@pytest.mark.parametrize("query", ["min_position=-1", "min_position=x", "min_position=1&wait=31", "wait=abc"])
+def test_bad_read_your_writes_parameters_are_rejected(world, query):
+    assert_error(
+        client_for(world["dave"]).get(f"{read_model_url('system_status')}?{query}"), 400, "validation_error"
+    )
