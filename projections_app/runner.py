@@ -44,8 +44,12 @@ def ensure_checkpoints(schema_name: str | None = None) -> None:
     """Create the checkpoint row of every registered projection that has none yet."""
 
     def _ensure() -> None:
+        # A new checkpoint starts at 0: the read model will be built by this very code.
         ProjectionState.objects.bulk_create(
-            [ProjectionState(name=p.name, version=p.version) for p in get_projections()],
+            [
+                ProjectionState(name=p.name, version=p.version, fingerprint=p.fingerprint)
+                for p in get_projections()
+            ],
             ignore_conflicts=True,
         )
 

@@ -54,6 +54,30 @@ def isolated_redis() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request: pytest.FixtureRequest,
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """Always create the test database, whichever tier runs.
+
+    pytest-django creates it only for aliases that collected tests mark with `django_db`;
+    our integration tests commit for real through `live_db` instead, so running that tier
+    alone would otherwise talk to the configured database itself.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, aliases={"default"}
+        )
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=request.config.option.verbose)
+
+
 @dataclass
 class Persona:
     username: str
@@ -96,6 +120,8 @@ def world(django_db_setup: Any, django_db_blocker: Any) -> World:
     from intent_project.tenants.services import create_tenant, set_membership
 
     with django_db_blocker.unblock():
+        # Tests commit for real; never against a database that is not a test database.
+        assert str(connection.settings_dict["NAME"]).startswith("test_"), connection.settings_dict["NAME"]
         tenants = {}
         for slug in ("acme", "globex"):
             tenants[slug] = Tenant.objects.filter(slug=slug).first() or create_tenant(slug, slug.capitalize())

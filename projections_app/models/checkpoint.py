@@ -23,6 +23,9 @@ class ProjectionState(models.Model):
     failures = models.PositiveIntegerField(default=0)
     last_error = models.JSONField(encoder=DjangoJSONEncoder, null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
+    # What the live read model was built by: the projection's code and read-model shape
+    # (see projectors.base.Projection.fingerprint). A mismatch is drift: rebuild.
+    fingerprint = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -59,3 +62,41 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.projection}: {self.event_type} @ {self.position}"
+
+
+class RebuildStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+    SWAPPED = "swapped", "Done (live)"
+    FAILED = "failed", "Failed"
+
+
+class RebuildJob(models.Model):
+    """One rebuild of one projection beside its live version; progress for the admin."""
+
+    projection = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=RebuildStatus.choices, default=RebuildStatus.RUNNING)
+    events_total = models.BigIntegerField(default=0)
+    events_done = models.BigIntegerField(default=0)
+    events_per_second = models.FloatField(default=0)
+    position = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # One running rebuild per projection: two would race for the same swap.
+            models.UniqueConstraint(
+                fields=["projection"],
+                condition=models.Q(status__in=["running", "cancelling"]),
+                name="one_active_rebuild_per_projection",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rebuild {self.projection} v{self.version} ({self.status})"
