@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model
 from django.http import HttpRequest
 
 from commands_app.domain.errors import IntentError
 from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
+    operator_role,
     pretty_json,
     run_operator_action,
     tenant_admin_site,
@@ -16,19 +17,22 @@ from intent_project.admin_sites import (
 from intent_project.api.permissions import OPERATOR_ROLES
 from intent_project.tenancy import current_schema
 from projections_app import operations
-from projections_app.models import DeadLetter, ProjectionState
-from projections_app.registry import get_read_models
+from projections_app.drift import check_schema, reference_catalog
+from projections_app.models import DeadLetter, ProjectionState, RebuildJob
+from projections_app.rebuild import request_cancel
+from projections_app.registry import get_projection, get_read_models
 from projections_app.runner import head_position
-from projections_app.tasks import wake_projections
+from projections_app.tasks import rebuild_projection, repair_schema, wake_projections
 
 
 @admin.register(ProjectionState, site=tenant_admin_site)
 class ProjectionStateAdmin(TenantReadOnlyAdmin):
-    list_display = ("name", "version", "status", "position", "lag", "failures", "updated_at")
+    list_display = ("name", "version", "current_code", "status", "position", "lag", "failures", "updated_at")
     list_filter = ("status",)
     fields = (
         "name",
         "version",
+        "current_code",
         "status",
         "position",
         "lag",
@@ -38,7 +42,46 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
         "updated_at",
     )
     readonly_fields = fields
-    actions = ["resume", "skip"]
+    actions = ["resume", "skip", "rebuild", "check_drift", "repair"]
+
+    @admin.display(description="built by current code", boolean=True)
+    def current_code(self, obj: ProjectionState) -> bool | None:
+        projection = get_projection(obj.name)
+        if projection is None:
+            return None
+        return obj.version == projection.version and obj.fingerprint == projection.fingerprint
+
+    @admin.action(description="Rebuild beside the live version, then swap (runs on a worker)")
+    def rebuild(self, request: HttpRequest, queryset: Any) -> None:
+        schema = current_schema()
+        run_operator_action(
+            self,
+            request,
+            queryset,
+            lambda state, role, op: _operator(role) and rebuild_projection.delay(schema, state.name),
+            "Rebuild queued (progress under Rebuild jobs)",
+        )
+
+    @admin.action(description="Check this tenant's schema for drift")
+    def check_drift(self, request: HttpRequest, queryset: Any) -> None:
+        with reference_catalog() as reference:
+            findings = check_schema(current_schema(), reference)
+        if not findings:
+            self.message_user(
+                request, "No drift: tables, migrations and projection code all match.", messages.SUCCESS
+            )
+        for finding in findings:
+            self.message_user(request, f"{finding.kind}: {finding.message}", messages.WARNING)
+
+    @admin.action(
+        description="Repair this tenant: apply migrations, rebuild drifted projections (on a worker)"
+    )
+    def repair(self, request: HttpRequest, queryset: Any) -> None:
+        if operator_role(request) not in OPERATOR_ROLES:
+            self.message_user(request, "Only the tenant's admins and developers may do this.", messages.ERROR)
+            return
+        repair_schema.delay(current_schema())
+        self.message_user(request, "Repair queued; see Rebuild jobs for progress.", messages.SUCCESS)
 
     @admin.action(description="Resume: retry the event the projection stopped at")
     def resume(self, request: HttpRequest, queryset: Any) -> None:
@@ -108,6 +151,51 @@ class DeadLetterAdmin(TenantReadOnlyAdmin):
             queryset,
             lambda letter, role, op: _operator(role) and operations.replay_dead_letter(letter.pk),
             "Replayed",
+        )
+
+
+@admin.register(RebuildJob, site=tenant_admin_site)
+class RebuildJobAdmin(TenantReadOnlyAdmin):
+    list_display = (
+        "projection",
+        "version",
+        "status",
+        "progress",
+        "events_per_second",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("status", "projection")
+    fields = (
+        "projection",
+        "version",
+        "status",
+        "events_done",
+        "events_total",
+        "events_per_second",
+        "position",
+        "error",
+        "started_at",
+        "updated_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    actions = ["cancel"]
+
+    @admin.display(description="progress")
+    def progress(self, obj: RebuildJob) -> str:
+        if not obj.events_total:
+            return "—"
+        return f"{obj.events_done:,}/{obj.events_total:,} ({100 * obj.events_done / obj.events_total:.0f}%)"
+
+    @admin.action(description="Cancel (the live version stays untouched)")
+    def cancel(self, request: HttpRequest, queryset: Any) -> None:
+        run_operator_action(
+            self,
+            request,
+            queryset,
+            lambda job, role, op: _operator(role) and request_cancel(job.projection),
+            "Cancel requested",
         )
 
 

@@ -56,3 +56,34 @@ def run_projections(schema_name: str) -> dict[str, str]:
     if any(r.outcome == "progress" for r in results.values()):
         wake_projections(schema_name)  # more to do: yield the worker, continue in a new task
     return {name: r.outcome for name, r in results.items()}
+
+
+@shared_task(name="projections_app.tasks.rebuild_projection", acks_late=False, ignore_result=True)
+def rebuild_projection(schema_name: str, name: str) -> str:
+    """Rebuild beside the live version (admin action). Not acked late: a rebuild that dies
+    with its worker leaves the live version untouched and is simply started again."""
+    from projections_app.rebuild import rebuild
+
+    assert_tenant_schema(schema_name)
+    with schema_context(schema_name):
+        return str(rebuild(name).status)
+
+
+@shared_task(name="projections_app.tasks.repair_schema", acks_late=False, ignore_result=True)
+def repair_schema(schema_name: str) -> list[str]:
+    """Apply missing migrations, then rebuild drifted projections, in one tenant schema."""
+    from django.core.management import call_command
+
+    from projections_app.drift import check_schema, projections_to_rebuild, reference_catalog
+    from projections_app.rebuild import rebuild
+
+    assert_tenant_schema(schema_name)
+    with reference_catalog() as reference:
+        findings = check_schema(schema_name, reference)
+        if any(f.kind == "unapplied_migration" for f in findings):
+            call_command("migrate_schemas", schema_name=schema_name, interactive=False, verbosity=0)
+            findings = check_schema(schema_name, reference)
+        with schema_context(schema_name):
+            for name in sorted(projections_to_rebuild(findings)):
+                rebuild(name)
+        return [f.message for f in check_schema(schema_name, reference)]

@@ -148,3 +148,26 @@ def test_the_tenant_admin_lists_events_projections_and_read_models(world, event,
 
     assert response.status_code == 200
     assert shows.format(stream_id=event.stream_id) in response.content.decode()
+
+
+def test_an_operator_checks_drift_from_the_projection_page(world):
+    url = "/t/acme/admin/projections_app/projectionstate/"
+    response = browser(world["ada"]).post(
+        url, {"action": "check_drift", "_selected_action": ["system_status"]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "No drift" in response.content.decode()
+
+
+def test_a_viewer_cannot_rebuild_from_the_admin(world):
+    from django.contrib.auth import get_user_model
+
+    vera = get_user_model().objects.get(username="vera")
+    vera.is_staff = True
+    vera.save()
+    response = browser(world["vera"]).post(
+        "/t/acme/admin/projections_app/projectionstate/",
+        {"action": "rebuild", "_selected_action": ["system_status"]},
+        follow=True,
+    )
+    assert "Only the tenant&#x27;s admins and developers may do this." in response.content.decode()
