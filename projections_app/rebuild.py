@@ -37,7 +37,7 @@ from projections_app.schemas import (
 )
 
 Progress = Callable[[RebuildJob], None]
-REBUILD_BATCH = 2000
+REBUILD_BATCH = 10_000
 
 
 class RebuildCancelled(Exception):

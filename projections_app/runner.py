@@ -26,7 +26,7 @@ from commands_app.registry import get_registry
 from events_app.models import Event as EventRow
 from events_app.store import to_recorded
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
-from projections_app.projectors.base import Projection
+from projections_app.projectors.base import HandlerFailed, Projection
 from projections_app.registry import get_projections
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,12 @@ def run_projection(
                 )
                 .order_by("position")[:batch_size]
             )
+            records = []
             for row in rows:
                 current = row
-                projection.apply(to_recorded(row, registry))
+                records.append(to_recorded(row, registry))
+            current = None
+            projection.apply_batch(records)
             full = len(rows) == batch_size
             state.position = rows[-1].position if full else head
             state.failures = 0
@@ -118,9 +121,16 @@ def run_projection(
         # The database went away: not the event's fault, so it must not count towards
         # stalling the projection. Nothing was committed; the next run starts over.
         raise
+    except HandlerFailed as failed:
+        _record_failure(projection, _row_of(failed.recorded), failed.cause)
+        return RunResult(projection.name, 0, False, "failed")
     except Exception as exc:  # a failing handler must never silently lose its event
         _record_failure(projection, current, exc)
         return RunResult(projection.name, 0, False, "failed")
+
+
+def _row_of(recorded: Any) -> EventRow:
+    return EventRow(id=recorded.id, position=recorded.position, type=recorded.type)
 
 
 def _record_failure(projection: Projection, row: EventRow | None, exc: Exception) -> None:

@@ -1,19 +1,92 @@
-"""What a projection declares: name, version, read models, and event -> row handlers."""
+"""What a projection declares: name, version, read models, and event -> row handlers.
+
+Handlers do not talk to the database. They read and change rows through a `Batch`, which
+the runner fills with one query per read model for the whole batch of events (the keys
+come from the projection's `keys`) and writes back with one upsert per read model, in the
+same transaction as the checkpoint. That keeps a rebuild at a few statements per
+thousand events instead of two per event.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import models
+from django.db import InterfaceError, OperationalError, models
 
 from commands_app.domain.messages import Event, Recorded
 
-EventHandler = Callable[[Recorded[Any]], None]
+M = TypeVar("M", bound=models.Model)
+
+
+class HandlerFailed(Exception):
+    """A handler raised on `recorded`; the runner reports that event as the failing one."""
+
+    def __init__(self, recorded: Recorded[Any], cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.recorded = recorded
+        self.cause = cause
+
+
+class Batch:
+    """The read-model rows one batch of events touches, cached and written back together."""
+
+    def __init__(self) -> None:
+        self._rows: dict[type[models.Model], dict[Any, models.Model | None]] = {}
+        self._dirty: dict[type[models.Model], dict[Any, models.Model]] = {}
+        self._deleted: dict[type[models.Model], set[Any]] = {}
+
+    def load(self, model: type[models.Model], keys: Iterable[Any]) -> None:
+        """Fetch the rows with these primary keys (one query); absent keys are remembered."""
+        cache = self._rows.setdefault(model, {})
+        missing = {key for key in keys if key not in cache}
+        if not missing:
+            return
+        for row in model._default_manager.filter(pk__in=missing):
+            cache[row.pk] = row
+        for key in missing:
+            cache.setdefault(key, None)
+
+    def get(self, model: type[M], key: Any) -> M | None:
+        cache = self._rows.setdefault(model, {})
+        if key not in cache:
+            self.load(model, [key])
+        return cache[key]  # type: ignore[return-value]
+
+    def put(self, row: models.Model) -> None:
+        model = type(row)
+        self._rows.setdefault(model, {})[row.pk] = row
+        self._dirty.setdefault(model, {})[row.pk] = row
+        self._deleted.get(model, set()).discard(row.pk)
+
+    def delete(self, model: type[models.Model], key: Any) -> None:
+        self._rows.setdefault(model, {})[key] = None
+        self._dirty.get(model, {}).pop(key, None)
+        self._deleted.setdefault(model, set()).add(key)
+
+    def flush(self) -> None:
+        for model, keys in self._deleted.items():
+            if keys:
+                model._default_manager.filter(pk__in=keys).delete()
+        for model, rows in self._dirty.items():
+            if not rows:
+                continue
+            pk_name = model._meta.pk.name
+            fields = [f.name for f in model._meta.concrete_fields if not f.primary_key]
+            # One INSERT ... ON CONFLICT DO UPDATE for every row this batch changed.
+            model._default_manager.bulk_create(
+                list(rows.values()), update_conflicts=True, unique_fields=[pk_name], update_fields=fields
+            )
+        self._dirty.clear()
+        self._deleted.clear()
+
+
+EventHandler = Callable[[Recorded[Any], Batch], None]
+KeyFunction = Callable[[Sequence[Recorded[Any]]], Mapping[type[models.Model], Iterable[Any]]]
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: hashable, one object per projection
@@ -22,13 +95,29 @@ class Projection:
     version: int
     read_models: tuple[type[models.Model], ...]
     handlers: Mapping[type[Event], EventHandler]
+    # Which rows a batch of events will touch, so they load in one query per model.
+    keys: KeyFunction | None = None
 
     @property
     def event_types(self) -> frozenset[str]:
         return frozenset(event_cls.TYPE for event_cls in self.handlers)
 
+    def apply_batch(self, records: Sequence[Recorded[Event]]) -> None:
+        batch = Batch()
+        if self.keys is not None:
+            for model, keys in self.keys(records).items():
+                batch.load(model, keys)
+        for recorded in records:
+            try:
+                self.handlers[type(recorded.event)](recorded, batch)
+            except (OperationalError, InterfaceError):
+                raise  # the database went away: not this event's fault
+            except Exception as exc:
+                raise HandlerFailed(recorded, exc) from exc
+        batch.flush()
+
     def apply(self, recorded: Recorded[Event]) -> None:
-        self.handlers[type(recorded.event)](recorded)
+        self.apply_batch([recorded])
 
     @property
     def fingerprint(self) -> str:

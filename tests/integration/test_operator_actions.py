@@ -25,10 +25,10 @@ def poisoned(fresh_tenant, settings, monkeypatch):
 
     original = projectors.metrics_message_logged
 
-    def fragile(rec):
+    def fragile(rec, batch):
         if rec.event.message == "poison":
             raise ValueError("cannot digest poison")
-        original(rec)
+        original(rec, batch)
 
     monkeypatch.setitem(projectors.PROJECTIONS[1].handlers, projectors.MessageLogged, fragile)
     ids = [submit(fresh_tenant, "logMessage", {"message": m}).id for m in ("before", "poison", "after")]

@@ -27,9 +27,10 @@ class Boom(Exception):
 
 
 def _flaky_projection(fail_on_message: str) -> Projection:
-    def on_message(rec):
+    def on_message(rec, batch):
         # Write first, then fail: the write must not survive the failure.
         SystemMetrics.objects.create(scope=f"probe-{rec.position}", updated_at=rec.recorded_at)
+        batch.put(SystemMetrics(scope=f"batched-{rec.position}", updated_at=rec.recorded_at))
         if rec.event.message == fail_on_message:
             raise Boom(f"cannot handle {rec.event.message}")
 
@@ -50,6 +51,7 @@ def test_a_failing_event_rolls_back_its_batch_and_keeps_the_checkpoint(fresh_ten
         state = ProjectionState.objects.get(name="flaky")
         assert state.position == 0
         assert not SystemMetrics.objects.filter(scope__startswith="probe-").exists()
+        assert not SystemMetrics.objects.filter(scope__startswith="batched-").exists()
         assert state.last_error["details"]["type"] == "messageLogged"
         assert state.last_error["message"] == "Boom: cannot handle poison"
         assert state.status == ProjectionStatus.RUNNING and state.failures == 1
