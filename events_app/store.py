@@ -123,7 +123,9 @@ class PostgresEventStore:
             with transaction.atomic():
                 EventRow.objects.bulk_create(rows)
         except IntegrityError as exc:
-            if _VERSION_CONSTRAINT in str(exc):
+            # A unique violation here is the (stream, version) guard: the only other unique
+            # column is the random event id. The name check keeps the message precise.
+            if _VERSION_CONSTRAINT in str(exc) or getattr(exc.__cause__, "sqlstate", None) == "23505":
                 raise ConcurrencyError(
                     f"Stream {aggregate.TYPE}/{aggregate.id} moved past version {expected}.",
                     details={

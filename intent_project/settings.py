@@ -51,6 +51,11 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 TENANT_LIMIT_SET_CALLS = True
 # Tenant schemas are named "t_<slug>"; slugs are validated before any lookup.
 TENANT_SCHEMA_PREFIX = "t_"
+# New tenants are cloned (structure and migration history) from a template schema that is
+# kept fully migrated (tenants.services.ensure_template), instead of running every
+# migration from scratch. TENANT_CLONE_FROM_TEMPLATE=0 migrates each new schema instead.
+TENANT_TEMPLATE_SCHEMA = "intent_tenant_template"
+TENANT_CLONE_FROM_TEMPLATE = env_bool("TENANT_CLONE_FROM_TEMPLATE", True)
 
 MIDDLEWARE = [
     "intent_project.middleware.RequestIdMiddleware",
@@ -91,6 +96,8 @@ _db = dj_database_url.parse(
     conn_health_checks=True,  # reconnect by itself after a PostgreSQL restart
 )
 _db["ENGINE"] = "django_tenants.postgresql_backend"
+if env_str("DATABASE_NAME", ""):
+    _db["NAME"] = env_str("DATABASE_NAME", "")  # overrides the URL's database (child processes)
 _db.setdefault("OPTIONS", {})
 _db["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_" + str(_db["NAME"]))}
 DATABASES = {"default": _db}

@@ -79,7 +79,9 @@ _INDEX_NAME = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+\.(\S+) ")
 
 
 def catalog(schema: str) -> dict[str, dict[str, Any]]:
-    """Tables of `schema` with their columns (type, nullability) and index definitions."""
+    """Tables of `schema` with their columns (type, nullability, default), index
+    definitions and triggers. Names that embed the schema are normalised away, so two
+    schemas built the same way have equal catalogs."""
     tables: dict[str, dict[str, Any]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
@@ -93,7 +95,7 @@ def catalog(schema: str) -> dict[str, dict[str, Any]]:
             [schema],
         )
         for table, column, type_name, not_null in cursor.fetchall():
-            entry = tables.setdefault(table, {"columns": {}, "indexes": {}})
+            entry = tables.setdefault(table, {"columns": {}, "indexes": {}, "triggers": set()})
             entry["columns"][column] = (type_name, bool(not_null))
         cursor.execute(
             "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s", [schema]
@@ -105,4 +107,17 @@ def catalog(schema: str) -> dict[str, dict[str, Any]]:
                     lambda m: f"CREATE {m.group(1) or ''}INDEX ON {m.group(2)} ", definition
                 )
                 tables[table]["indexes"][shape] = index_name
+        cursor.execute(
+            """
+            SELECT c.relname, t.tgname
+              FROM pg_trigger t
+              JOIN pg_class c ON c.oid = t.tgrelid
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = %s AND NOT t.tgisinternal
+            """,
+            [schema],
+        )
+        for table, trigger in cursor.fetchall():
+            if table in tables:
+                tables[table]["triggers"].add(trigger)
     return tables

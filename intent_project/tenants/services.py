@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import schema_context, schema_exists
 
 from intent_project.tenants.models import Domain, Membership, Tenant, schema_name_for, validate_slug
 from intent_project.tenants.roles import Role
@@ -15,6 +20,66 @@ from intent_project.tenants.roles import Role
 @dataclass(frozen=True)
 class TenantExists(Exception):
     slug: str
+
+
+def ensure_template() -> None:
+    """Make sure the template schema exists and has every migration applied.
+
+    Cloning a stale template and then recording all migrations as applied would give a
+    tenant tables that lie about their history, so the template is brought up to date
+    (cheap when it already is) before every clone. Callers hold the template lock.
+    """
+    template = settings.TENANT_TEMPLATE_SCHEMA
+    if not schema_exists(template):
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA {connection.ops.quote_name(template)}")
+    with schema_context(template):
+        executor = MigrationExecutor(connection)
+        current = not executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if not current:
+        call_command("migrate_schemas", schema_name=template, interactive=False, verbosity=0)
+
+
+def align_names(template: str, clone: str) -> None:
+    """Give the clone's constraints and indexes the template's names.
+
+    The clone function recreates constraints under PostgreSQL's default names. Names
+    matter: migrations drop constraints by name, and the event store recognises a lost
+    version race by its constraint's name. Objects are matched by table and definition.
+    """
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        constraints = """
+            SELECT r.relname, c.conname, pg_get_constraintdef(c.oid)
+              FROM pg_constraint c
+              JOIN pg_class r ON r.oid = c.conrelid
+              JOIN pg_namespace n ON n.oid = r.relnamespace
+             WHERE n.nspname = %s
+        """
+        cursor.execute(constraints, [template])
+        wanted = {(table, definition): name for table, name, definition in cursor.fetchall()}
+        cursor.execute(constraints, [clone])
+        for table, name, definition in cursor.fetchall():
+            target = wanted.get((table, definition))
+            if target and target != name:
+                cursor.execute(
+                    f"ALTER TABLE {q(clone)}.{q(table)} RENAME CONSTRAINT {q(name)} TO {q(target)}"
+                )
+        indexes = """
+            SELECT i.tablename, i.indexname, replace(replace(i.indexdef, i.indexname, ''), %s, '')
+              FROM pg_indexes i
+             WHERE i.schemaname = %s
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+                                JOIN pg_namespace n ON n.oid = c.connamespace
+                               WHERE n.nspname = i.schemaname AND c.conname = i.indexname)
+        """
+        cursor.execute(indexes, [f"{template}.", template])
+        wanted = {(table, definition): name for table, name, definition in cursor.fetchall()}
+        cursor.execute(indexes, [f"{clone}.", clone])
+        for table, name, definition in cursor.fetchall():
+            target = wanted.get((table, definition))
+            if target and target != name:
+                cursor.execute(f"ALTER INDEX {q(clone)}.{q(name)} RENAME TO {q(target)}")
 
 
 def create_tenant(slug: str, name: str) -> Tenant:
@@ -26,6 +91,17 @@ def create_tenant(slug: str, name: str) -> Tenant:
     # rows means a failure leaves neither a row without a schema nor a schema without a row.
     with transaction.atomic():
         tenant = Tenant(slug=slug, name=name or slug, schema_name=schema_name_for(slug))
+        if settings.TENANT_CLONE_FROM_TEMPLATE:
+            # Serialise tenant creation around the template: two creators must not migrate
+            # it at once, and nobody may clone it halfway through a migration.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('intent_tenant_template'))")
+            ensure_template()
+            # Tables, indexes, sequences, the immutability trigger and the migration history
+            # (the template's only rows) in one server-side call.
+            CloneSchema().clone_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name, "DATA")
+            align_names(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
+            tenant.auto_create_schema = False
         tenant.save(verbosity=0)
         Domain.objects.create(domain=slug, tenant=tenant, is_primary=True)
     from projections_app.runner import ensure_checkpoints

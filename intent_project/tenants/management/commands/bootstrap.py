@@ -31,7 +31,7 @@ class Command(BaseCommand):
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
         if Tenant.objects.exclude(schema_name="public").exists():
             self.stdout.write("Migrating tenant schemas ...")
-            call_command("migrate_schemas", tenant=True, interactive=False, verbosity=0)
+            call_command("migrate_tenants", stdout=self.stdout)
 
         slug = opts["tenant"]
         tenant = Tenant.objects.filter(slug=slug).first()
