@@ -53,7 +53,7 @@ def test_migrate_tenants_skips_current_schemas_and_migrates_stale_ones(fresh_ten
         )
     call_command("migrate_tenants", "--tenant", fresh_tenant.slug)
     out = capsys.readouterr().out
-    assert "0 current, 1 to migrate" in out and "1 migration(s) applied" in out
+    assert "0 current, 1 to migrate" in out and ": 1 migration(s) applied" in out
     with reference_catalog() as reference:
         # Tables are whole again; the fingerprints dropped with the column are honestly unknown.
         assert {f.kind for f in check_schema(fresh_tenant.schema_name, reference)} == {"code_changed"}

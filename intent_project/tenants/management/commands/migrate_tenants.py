@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
@@ -47,9 +48,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_tenant_arguments(parser)
-        parser.add_argument("--parallel", type=int, default=4, help="Schemas migrated at once (default 4).")
+        parser.add_argument(
+            "--parallel", type=int, default=2, help="Processes migrating at once (default 2)."
+        )
+        parser.add_argument("--chunk", help=argparse.SUPPRESS)  # internal: schemas for one worker process
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options.get("chunk"):
+            for schema in options["chunk"].split(","):
+                call_command("migrate_schemas", schema_name=schema, interactive=False, verbosity=0)
+                self.stdout.write(f"{schema}: migrated")
+            return
         started = time.monotonic()
         schemas = [t.schema_name for t in selected_tenants(options)]
         if (
@@ -63,29 +72,30 @@ class Command(BaseCommand):
             f"{len(schemas)} schemas: {len(schemas) - len(stale)} current, {len(stale)} to migrate "
             f"(checked in {time.monotonic() - started:.2f}s)"
         )
-        failures = 0
-
-        def migrate(schema: str) -> tuple[str, int, str]:
-            # A process per schema: Django's migrate is not meant to run in threads.
-            proc = subprocess.run(
-                [sys.executable, "manage.py", "migrate_schemas", f"--schema={schema}", "--noinput", "-v0"],
-                capture_output=True,
+        parallel = max(1, min(options["parallel"], len(stale)))
+        # Each worker process migrates a share of the schemas in turn: Django's migrate is
+        # not meant for threads, and a process per schema would pay start-up every time.
+        chunks = [sorted(stale)[i::parallel] for i in range(parallel)] if stale else []
+        env = {**os.environ, "DATABASE_NAME": str(connection.settings_dict["NAME"])}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "migrate_tenants", "--chunk", ",".join(chunk)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 cwd=settings.BASE_DIR,
-                # The database this process is connected to (a test database included).
-                env={**os.environ, "DATABASE_NAME": str(connection.settings_dict["NAME"])},
+                env=env,
             )
-            return schema, proc.returncode, proc.stderr[-2000:]
-
-        with ThreadPoolExecutor(max_workers=max(options["parallel"], 1)) as pool:
-            futures = [pool.submit(migrate, schema) for schema in sorted(stale)]
-            for done, future in enumerate(as_completed(futures), start=1):
-                schema, code, err = future.result()
-                if code:
-                    failures += 1
-                    self.stderr.write(f"{schema}: migrate failed:\n{err}")
-                else:
-                    self.stdout.write(f"[{done}/{len(stale)}] {schema}: {stale[schema]} migration(s) applied")
+            for chunk in chunks
+        ]
+        failures = 0
+        for proc in procs:
+            out, err = proc.communicate()
+            for line in out.splitlines():
+                self.stdout.write(f"{line}: {stale.get(line.split(':')[0], 0)} migration(s) applied")
+            if proc.returncode:
+                failures += 1
+                self.stderr.write(f"a migration worker failed:\n{err[-3000:]}")
         self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
         if failures:
             raise SystemExit(1)
