@@ -23,7 +23,7 @@ class OperationRefused(IntentError):
     code = "operation_refused"
 
 
-def _projection(name: str) -> Projection:
+def projection_named(name: str) -> Projection:
     projection = get_projection(name)
     if projection is None:
         raise IntentError(
@@ -41,7 +41,7 @@ def _locked_state(name: str) -> ProjectionState:
 
 def resume(name: str) -> ProjectionState:
     """Retry the failing event now: clear the failure count and let the runner go on."""
-    _projection(name)
+    projection_named(name)
     with transaction.atomic():
         state = _locked_state(name)
         state.status = ProjectionStatus.RUNNING
@@ -53,7 +53,7 @@ def resume(name: str) -> ProjectionState:
 
 def skip(name: str, *, operator: str = "") -> DeadLetter:
     """Move the event the projection is stuck on into a dead letter, then resume."""
-    _projection(name)
+    projection_named(name)
     with transaction.atomic():
         state = _locked_state(name)
         details = (state.last_error or {}).get("details") or {}
@@ -87,7 +87,7 @@ def replay_dead_letter(letter_id: int) -> DeadLetter:
         letter = DeadLetter.objects.select_for_update().get(pk=letter_id)
         if letter.replayed_at is not None:
             raise OperationRefused(f"Dead letter {letter_id} was already replayed.")
-        projection = _projection(letter.projection)
+        projection = projection_named(letter.projection)
         projection.apply(to_recorded(EventRow.objects.get(id=letter.event_id), get_registry()))
         letter.replayed_at = timezone.now()
         letter.save(update_fields=["replayed_at"])

@@ -25,7 +25,7 @@ from django.utils import timezone
 from events_app.models import Event as EventRow
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus, RebuildJob, RebuildStatus
-from projections_app.operations import OperationRefused, _projection
+from projections_app.operations import OperationRefused, projection_named
 from projections_app.projectors.base import Projection
 from projections_app.runner import RunResult, run_projection
 from projections_app.schemas import (
@@ -58,7 +58,7 @@ def _advance(projection: Projection, batch_size: int) -> RunResult:
 
 def rebuild(name: str, *, progress: Progress | None = None, batch_size: int = REBUILD_BATCH) -> RebuildJob:
     """Rebuild projection `name` in the current tenant schema. Returns the finished job."""
-    projection = _projection(name)
+    projection = projection_named(name)
     tenant_schema = current_schema()
     scratch = scratch_schema_name(tenant_schema, name)
     try:

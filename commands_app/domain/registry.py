@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -213,6 +212,3 @@ class Registry:
             "roles": {role: sorted(allowed) for role, allowed in sorted(self.roles.items())},
         }
 
-
-def stream_key(aggregate_type: str, aggregate_id: UUID) -> str:
-    return f"{aggregate_type}-{aggregate_id}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from django.forms.models import model_to_dict
 from django_tenants.utils import schema_context
 
@@ -100,8 +99,7 @@ def test_replaying_already_applied_events_changes_nothing(fresh_tenant):
         assert [model_to_dict(r) for r in SystemMetrics.objects.order_by("pk")] == before_metrics
 
 
-@pytest.mark.parametrize("flag", ["stalled"])
-def test_a_stalled_projection_keeps_its_commands_consumed(fresh_tenant, flag):
+def test_a_stalled_projection_keeps_its_commands_consumed(fresh_tenant):
     cmd = submit(fresh_tenant, "logMessage", {"message": "waits"})
     _process_all(fresh_tenant, cmd.id)
     with schema_context(fresh_tenant.schema_name):
