@@ -118,6 +118,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Known: with celery/kombu 5.7 a worker whose Redis connection drops sometimes exits with
+# "Unrecoverable error: AttributeError('NoneType' object has no attribute 'hostname')"
+# (the remote-control channel's close). Turning remote control off avoids the exit but
+# was seen to leave the worker hung after the broker returned, which is worse: run
+# workers under a supervisor that restarts them (work is delayed, never lost).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = env_bool("CELERY_REMOTE_CONTROL", True)
 CELERY_TASK_DEFAULT_QUEUE = "commands"
 CELERY_TASK_ROUTES = {
     "commands_app.tasks.*": {"queue": "commands"},

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import Min, Q
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Min, Q, Value
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
@@ -32,13 +32,21 @@ def sweep_schema(schema_name: str) -> dict[str, int]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.COMMAND_STALE_AFTER_SECONDS)
     with schema_context(schema_name):
-        # Due: pending, quiet for a while (its own message may still be queued), scheduled
-        # time reached, and not re-sent by an earlier sweep within the staleness period.
+        # Due: pending, quiet for a while (its own message may still be queued) or scheduled
+        # time reached, and not re-sent recently. Re-sends back off per command: at least as
+        # long since the last one as the command had existed by then, so a long backlog
+        # gets a few re-sends per command (after 1, 2, 4 ... periods), not one per sweep.
         due = (Q(not_before__isnull=True, updated_at__lte=stale) | Q(not_before__lte=now)) & (
-            Q(swept_at__isnull=True) | Q(swept_at__lte=stale)
+            Q(swept_at__isnull=True) | Q(swept_at__lte=stale, since_created__lte=F("since_swept"))
         )
         ids = list(
             Command.objects.filter(status=CommandStatus.PENDING)
+            .annotate(
+                since_created=ExpressionWrapper(F("swept_at") - F("created_at"), output_field=DurationField()),
+                since_swept=ExpressionWrapper(
+                    Value(now, output_field=DateTimeField()) - F("swept_at"), output_field=DurationField()
+                ),
+            )
             .filter(due)
             .order_by("created_at")
             .values_list("id", flat=True)[:SWEEP_BATCH]

@@ -10,10 +10,12 @@ errors where relevant. Views raise; they never build error responses themselves.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -94,6 +96,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None  # not ours: a real server error, logged and answered by handler500
     set_rollback()
     response = Response(_body(code, message, details, request), status=status)
+    if status == 503:
+        response["Retry-After"] = "1"
     if isinstance(exc, drf.APIException):
         if getattr(exc, "auth_header", None):
             response["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
@@ -107,6 +111,13 @@ def _classify(exc: Exception) -> tuple[int | None, str, str, Any]:
         return exc.status_code, exc.error_code, exc.message, exc.details
     if isinstance(exc, IntentError):
         return _STATUS_FOR_INTENT.get(exc.code, 400), exc.code, exc.message, exc.details
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return (
+            503,
+            "service_unavailable",
+            "The database is unavailable; retry shortly (same id, same body).",
+            None,
+        )
     if isinstance(exc, DjangoValidationError):
         # e.g. a forged pagination cursor whose values do not fit the ordering field
         return 400, "validation_error", "; ".join(exc.messages) or "Invalid value.", None
@@ -150,6 +161,16 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
+    # Django calls this while handling the exception, so it is still the current one.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        response = error_response(
+            503,
+            "service_unavailable",
+            "The database is unavailable; retry shortly (same id, same body).",
+            request=request,
+        )
+        response["Retry-After"] = "1"
+        return response
     return error_response(500, "server_error", "The server failed; the error was logged.", request=request)
 
 

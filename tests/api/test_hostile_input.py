@@ -236,3 +236,17 @@ def test_random_json_never_breaks_the_commands_endpoint(world, body):
         assert command["status"] == "pending"
         assert command["metadata"]["role"] == "developer"
         uuid.UUID(command["id"])
+
+
+def test_a_database_outage_is_a_503_that_invites_a_retry(world, monkeypatch):
+    from django.db import OperationalError
+
+    from commands_app.api import CommandListView
+
+    def unavailable(self):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(CommandListView, "get_queryset", unavailable)
+    response = client_for(world["dave"]).get(commands_url())
+    assert_error(response, 503, "service_unavailable")
+    assert response["Retry-After"] == "1"

@@ -59,3 +59,23 @@ def test_it_wakes_projections_that_lag_behind_the_log(fresh_tenant):
     with schema_context(fresh_tenant.schema_name):
         processing.process(cmd.id)
     assert sweep_schema(fresh_tenant.schema_name)["projections_behind"] == 1
+
+
+def test_re_sends_of_a_long_pending_command_back_off(fresh_tenant, settings):
+    settings.COMMAND_STALE_AFTER_SECONDS = 10
+    cmd = submit(fresh_tenant, "logMessage", {"message": "backlog"})
+
+    def at(created_ago, swept_ago):
+        now = timezone.now()
+        with schema_context(fresh_tenant.schema_name):
+            Command.objects.filter(pk=cmd.id).update(
+                created_at=now - timedelta(seconds=created_ago),
+                updated_at=now - timedelta(seconds=created_ago),
+                swept_at=now - timedelta(seconds=swept_ago),
+            )
+        return sweep_schema(fresh_tenant.schema_name)["commands"]
+
+    # Re-sent when it was 100 s old; 60 s later that is not long enough (wait >= 100 s) ...
+    assert at(created_ago=160, swept_ago=60) == 0
+    # ... 110 s later it is.
+    assert at(created_ago=210, swept_ago=110) == 1
