@@ -72,18 +72,9 @@ def rebuild_projection(schema_name: str, name: str) -> str:
 @shared_task(name="projections_app.tasks.repair_schema", acks_late=False, ignore_result=True)
 def repair_schema(schema_name: str) -> list[str]:
     """Apply missing migrations, then rebuild drifted projections, in one tenant schema."""
-    from django.core.management import call_command
-
-    from projections_app.drift import check_schema, projections_to_rebuild, reference_catalog
-    from projections_app.rebuild import rebuild
+    from projections_app.drift import reference_catalog
+    from projections_app.repair import repair_schema as repair
 
     assert_tenant_schema(schema_name)
     with reference_catalog() as reference:
-        findings = check_schema(schema_name, reference)
-        if any(f.kind == "unapplied_migration" for f in findings):
-            call_command("migrate_schemas", schema_name=schema_name, interactive=False, verbosity=0)
-            findings = check_schema(schema_name, reference)
-        with schema_context(schema_name):
-            for name in sorted(projections_to_rebuild(findings)):
-                rebuild(name)
-        return [f.message for f in check_schema(schema_name, reference)]
+        return [f.message for f in repair(schema_name, reference, label=schema_name, say=log.info)]
