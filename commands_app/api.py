@@ -6,7 +6,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
 from intent_project.api.errors import ApiError
+from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.tenancy import current_schema
 
@@ -147,24 +147,6 @@ class CommandListView(GenericAPIView):
         return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
 
 
-def _wait_seconds(request: Request) -> float:
-    raw = request.query_params.get("wait")
-    if raw is None or raw == "":
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= settings.COMMAND_WAIT_MAX_SECONDS or value != value:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"wait must be a number of seconds from 0 to {settings.COMMAND_WAIT_MAX_SECONDS}.",
-            {"fields": {"wait": ["Out of range."]}},
-        )
-    return value
-
-
 class CommandDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
@@ -180,7 +162,7 @@ class CommandDetailView(GenericAPIView):
         responses=CommandOut,
     )
     def get(self, request: Request, command_id: Any) -> Response:
-        wait = _wait_seconds(request)
+        wait = wait_seconds(request)
         command = Command.objects.filter(pk=command_id).first()
         if command is None:
             raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")

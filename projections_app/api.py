@@ -6,7 +6,6 @@ import functools
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from intent_project.api.errors import ApiError
+from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, require_operator
 from intent_project.tenancy import current_schema
 from projections_app import operations
@@ -203,19 +203,7 @@ def _await_position(request: Request, projection_name: str) -> int:
                 "min_position must be a non-negative integer.",
                 {"fields": {"min_position": ["Not a non-negative integer."]}},
             ) from None
-    wait = READ_YOUR_WRITES_DEFAULT_WAIT
-    if request.query_params.get("wait") not in (None, ""):
-        try:
-            wait = float(request.query_params["wait"])
-            if not 0 <= wait <= settings.COMMAND_WAIT_MAX_SECONDS:
-                raise ValueError
-        except ValueError:
-            raise ApiError(
-                400,
-                "validation_error",
-                f"wait must be a number of seconds from 0 to {settings.COMMAND_WAIT_MAX_SECONDS}.",
-                {"fields": {"wait": ["Out of range."]}},
-            ) from None
+    wait = wait_seconds(request, READ_YOUR_WRITES_DEFAULT_WAIT)
     ensure_checkpoints()
     deadline = time.monotonic() + wait
     delay = 0.02
