@@ -39,7 +39,9 @@ for mode in (False, True):
         t0 = time.perf_counter()
         create_tenant(f"bc-{int(mode)}-{os.getpid()}-{i}", "bench")
         times.append(time.perf_counter() - t0)
-    print(f"create tenant by {'cloning the template' if mode else 'running migrations':<24} median {statistics.median(times):.2f} s  (n=5)")
+    print(
+        f"create tenant by {'cloning the template' if mode else 'running migrations':<24} median {statistics.median(times):.2f} s  (n=5)"
+    )
 
 existing = set(Tenant.objects.filter(slug__startswith="bt-").values_list("slug", flat=True))
 t0 = time.perf_counter()
@@ -51,7 +53,10 @@ print(f"ensured {N} bench tenants in {time.perf_counter() - t0:.0f} s")
 total = Tenant.objects.exclude(schema_name="public").count()
 print(f"tenant schemas in this database: {total}")
 
-timed(f"no-op: migrate_schemas --tenant (django-tenants), {total} tenants", [*MANAGE, "migrate_schemas", "--tenant", "-v0"])
+timed(
+    f"no-op: migrate_schemas --tenant (django-tenants), {total} tenants",
+    [*MANAGE, "migrate_schemas", "--tenant", "-v0"],
+)
 timed(f"no-op: migrate_tenants, {total} tenants", [*MANAGE, "migrate_tenants"])
 
 # One new migration everywhere: undo projections_app.0003 in every bench schema.
@@ -63,11 +68,21 @@ def undo_latest():
         for schema in schemas:
             q = connection.ops.quote_name(schema)
             cursor.execute(f"DROP TABLE IF EXISTS {q}.projections_app_rebuildjob")
-            cursor.execute(f"ALTER TABLE {q}.projections_app_projectionstate DROP COLUMN IF EXISTS fingerprint")
-            cursor.execute(f"DELETE FROM {q}.django_migrations WHERE app = 'projections_app' AND name = '0003_rebuilds'")
+            cursor.execute(
+                f"ALTER TABLE {q}.projections_app_projectionstate DROP COLUMN IF EXISTS fingerprint"
+            )
+            cursor.execute(
+                f"DELETE FROM {q}.django_migrations WHERE app = 'projections_app' AND name = '0003_rebuilds'"
+            )
 
 
 undo_latest()
-timed(f"one new migration: migrate_schemas --tenant, {len(schemas)} stale", [*MANAGE, "migrate_schemas", "--tenant", "-v0"])
+timed(
+    f"one new migration: migrate_schemas --tenant, {len(schemas)} stale",
+    [*MANAGE, "migrate_schemas", "--tenant", "-v0"],
+)
 undo_latest()
-timed(f"one new migration: migrate_tenants --parallel 2, {len(schemas)} stale", [*MANAGE, "migrate_tenants", "--parallel", "2"])
+timed(
+    f"one new migration: migrate_tenants --parallel 2, {len(schemas)} stale",
+    [*MANAGE, "migrate_tenants", "--parallel", "2"],
+)

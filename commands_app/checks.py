@@ -18,6 +18,13 @@ _HINTS = {
     "intent.E007": "Remove the upcaster or register the event type.",
     "intent.E008": "Upcasters go from v1 up to SCHEMA_VERSION-1.",
     "intent.E009": "Chains must be contiguous: add the missing upcaster (v -> v+1).",
+    "intent.E010": "Keep one snapshot upcaster per (aggregate type, from-version).",
+    "intent.E011": "Remove the snapshot upcaster or register the aggregate.",
+    "intent.E012": "Snapshot upcasters go from v1 up to SNAPSHOT_SCHEMA_VERSION-1.",
+    "intent.E013": "Internal commands are issued by sagas only; remove them from the role's access.",
+    "intent.E014": "Saga names are global across slices (they name checkpoints); rename one.",
+    "intent.E015": "Register the event type in a slice, or remove the reaction.",
+    "intent.E016": "Register the command type in a slice, or remove the reaction.",
 }
 
 

@@ -34,6 +34,8 @@ class Command(models.Model):
     aggregate_type = models.CharField(max_length=64, blank=True)
     aggregate_id = models.UUIDField(null=True, blank=True)
     correlation_id = models.UUIDField(null=True, db_index=True)
+    # What caused this command: the event (or command) a saga reacted to; empty for clients.
+    causation_id = models.UUIDField(null=True, blank=True, db_index=True)
     # Highest event position this command produced, and the projections that must pass it
     # before the command is `processed`.
     last_position = models.BigIntegerField(null=True, blank=True)

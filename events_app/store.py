@@ -5,6 +5,7 @@ This is the one boundary where the unique-version IntegrityError becomes Concurr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -21,6 +22,7 @@ from events_app.models import Event as EventRow
 from events_app.models import Snapshot
 
 A = TypeVar("A", bound=Aggregate)
+log = logging.getLogger(__name__)
 
 _VERSION_CONSTRAINT = "event_stream_version_unique"
 
@@ -46,12 +48,23 @@ def to_recorded(row: EventRow, registry: Registry) -> Recorded[Event]:
     )
 
 
+def snapshot_interval(aggregate_cls: type[Aggregate]) -> int:
+    """Events between snapshots for this aggregate type: settings per type, class, default."""
+    by_type: dict[str, int] = settings.SNAPSHOT_EVERY_BY_TYPE
+    if aggregate_cls.TYPE in by_type:
+        return by_type[aggregate_cls.TYPE]
+    if aggregate_cls.SNAPSHOT_EVERY is not None:
+        return aggregate_cls.SNAPSHOT_EVERY
+    return int(settings.SNAPSHOT_EVERY)
+
+
 class PostgresEventStore:
     """Event store over the current tenant schema's tables (set by schema_context)."""
 
     def __init__(self, registry: Registry, snapshot_every: int | None = None) -> None:
         self.registry = registry
-        self.snapshot_every = settings.SNAPSHOT_EVERY if snapshot_every is None else snapshot_every
+        # An explicit value (tests, benchmarks) wins over every configured one.
+        self.snapshot_every = snapshot_every
 
     def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
         aggregate = self._from_snapshot(aggregate_cls, aggregate_id) or aggregate_cls(id=aggregate_id)
@@ -69,23 +82,34 @@ class PostgresEventStore:
         return aggregate
 
     def _from_snapshot(self, aggregate_cls: type[A], aggregate_id: UUID) -> A | None:
-        snapshot = (
+        """The newest usable snapshot, upcast to the current state version; None: replay."""
+        snapshots = (
             Snapshot.objects.filter(
                 stream_id=aggregate_id,
                 stream_type=aggregate_cls.TYPE,
-                schema_version=aggregate_cls.SNAPSHOT_SCHEMA_VERSION,
+                schema_version__lte=aggregate_cls.SNAPSHOT_SCHEMA_VERSION,
             )
             .order_by("-version")
-            .first()
+            .values_list("version", "schema_version", "state")[:3]
         )
-        if snapshot is None:
-            return None
-        try:
-            aggregate = aggregate_cls.from_snapshot(snapshot.state)
-        except (TypeError, ValueError, KeyError):
-            return None  # a snapshot is only a cache: replay the stream instead
-        aggregate.version = snapshot.version
-        return aggregate
+        for version, schema_version, state in snapshots:
+            # A snapshot is only a cache: one that cannot be upcast or no longer fits the
+            # fields is skipped (an older one, or the whole stream, is used instead).
+            try:
+                upcast = self.registry.upcast_snapshot(aggregate_cls, schema_version, state)
+                if upcast is None:
+                    continue
+                aggregate = aggregate_cls.from_snapshot(upcast)
+            except (TypeError, ValueError, KeyError):  # pydantic's ValidationError is a ValueError
+                log.warning(
+                    "ignoring unusable snapshot of %s/%s at v%s", aggregate_cls.TYPE, aggregate_id, version
+                )
+                continue
+            if aggregate.id != aggregate_id:
+                continue
+            aggregate.version = version
+            return aggregate
+        return None
 
     def append(
         self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
@@ -101,7 +125,8 @@ class PostgresEventStore:
                 type=event.TYPE,
                 schema_version=event.SCHEMA_VERSION,
                 payload=event.to_wire(),
-                metadata=dict(metadata),
+                # `seq` numbers the events of one append (1 = the first a command recorded).
+                metadata={**metadata, "seq": offset},
                 correlation_id=_uuid_or_none(metadata.get("correlation_id")),
                 causation_id=_uuid_or_none(metadata.get("causation_id")),
                 command_id=_uuid_or_none(metadata.get("command_id")),
@@ -154,7 +179,7 @@ class PostgresEventStore:
         return recorded
 
     def _maybe_snapshot(self, aggregate: Aggregate, previous_version: int) -> None:
-        every = self.snapshot_every
+        every = snapshot_interval(type(aggregate)) if self.snapshot_every is None else self.snapshot_every
         if every <= 0 or previous_version // every == aggregate.version // every:
             return
         # Same transaction as the events that crossed the threshold: never a snapshot of

@@ -61,3 +61,23 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_int_map(name: str, default: dict[str, int], *, minimum: int | None = None) -> dict[str, int]:
+    """`key=int` pairs separated by commas, e.g. ``SNAPSHOT_EVERY_BY_TYPE=system=50,account=20``."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    result: dict[str, int] = {}
+    for item in raw.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not key=integer")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {value!r} (for {key.strip()!r}) is not an integer") from None
+        if minimum is not None and number < minimum:
+            raise ImproperlyConfigured(f"{name}: {key.strip()}={number} must be at least {minimum}")
+        result[key.strip()] = number
+    return result

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from intent_project.env import env_bool, env_float, env_int, env_list, env_str
+from intent_project.env import env_bool, env_float, env_int, env_int_map, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -214,8 +214,11 @@ LOGGING = {
 }
 CSRF_FAILURE_VIEW = "intent_project.api.errors.csrf_failure"
 
-# A snapshot every N events per aggregate (0 disables snapshots).
+# A snapshot every N events per aggregate (0 disables snapshots). Per aggregate type, the
+# aggregate class's SNAPSHOT_EVERY overrides the default and SNAPSHOT_EVERY_BY_TYPE
+# (e.g. "system=50,account=200") overrides both.
 SNAPSHOT_EVERY = env_int("SNAPSHOT_EVERY", 100, minimum=0)
+SNAPSHOT_EVERY_BY_TYPE = env_int_map("SNAPSHOT_EVERY_BY_TYPE", {}, minimum=0)
 
 # Publishing a wake-up message must not hold an API request hostage when the broker is
 # down: try briefly, then leave the command to the sweep (the row is already committed).

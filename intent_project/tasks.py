@@ -42,7 +42,9 @@ def sweep_schema(schema_name: str) -> dict[str, int]:
         ids = list(
             Command.objects.filter(status=CommandStatus.PENDING)
             .annotate(
-                since_created=ExpressionWrapper(F("swept_at") - F("created_at"), output_field=DurationField()),
+                since_created=ExpressionWrapper(
+                    F("swept_at") - F("created_at"), output_field=DurationField()
+                ),
                 since_swept=ExpressionWrapper(
                     Value(now, output_field=DateTimeField()) - F("swept_at"), output_field=DurationField()
                 ),

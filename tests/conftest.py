@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Tests use their own Redis database so a `make run` worker sharing the same Redis server
 # never consumes (and misroutes) a test's messages.
-TEST_REDIS_DB = 15
+TEST_REDIS_DB = int(os.environ.get("INTENT_TEST_REDIS_DB", "15"))
 
 
 def _test_redis_url() -> str:

@@ -20,7 +20,7 @@ class EventStoreContract:
     def test_a_new_stream_starts_at_version_one(self, store):
         system = store.load(System, uuid.uuid4())
         assert system.version == 0
-        recorded = store.append(system, [MessageLogged(message="a"), MessageLogged(message="b")], META)
+        recorded = store.append(system, [MessageLogged(text="a"), MessageLogged(text="b")], META)
         assert [r.version for r in recorded] == [1, 2]
         assert system.version == 2
 
@@ -28,15 +28,15 @@ class EventStoreContract:
         system_id = uuid.uuid4()
         first = store.load(System, system_id)
         second = store.load(System, system_id)
-        store.append(first, [MessageLogged(message="winner")], META)
+        store.append(first, [MessageLogged(text="winner")], META)
         with pytest.raises(ConcurrencyError):
-            store.append(second, [MessageLogged(message="loser")], META)
-        assert [r.event.message for r in store.read_stream("system", system_id)] == ["winner"]
+            store.append(second, [MessageLogged(text="loser")], META)
+        assert [r.event.text for r in store.read_stream("system", system_id)] == ["winner"]
 
     def test_loading_replays_the_stream_into_state(self, store):
         system_id = uuid.uuid4()
         system = store.load(System, system_id)
-        store.append(system, [MessageLogged(message="a")], META)
+        store.append(system, [MessageLogged(text="a")], META)
         store.append(
             system,
             [
@@ -56,14 +56,14 @@ class EventStoreContract:
         assert loaded == system
 
     def test_positions_grow_across_streams(self, store):
-        a = store.append(store.load(System, uuid.uuid4()), [MessageLogged(message="a")], META)
-        b = store.append(store.load(System, uuid.uuid4()), [MessageLogged(message="b")], META)
+        a = store.append(store.load(System, uuid.uuid4()), [MessageLogged(text="a")], META)
+        b = store.append(store.load(System, uuid.uuid4()), [MessageLogged(text="b")], META)
         assert b[0].position > a[0].position
 
     def test_streams_read_back_in_version_order_with_their_metadata(self, store):
         system_id = uuid.uuid4()
-        store.append(store.load(System, system_id), [MessageLogged(message=str(i)) for i in range(5)], META)
+        store.append(store.load(System, system_id), [MessageLogged(text=str(i)) for i in range(5)], META)
         stream = store.read_stream("system", system_id)
         assert [r.version for r in stream] == [1, 2, 3, 4, 5]
-        assert [r.event.message for r in stream] == ["0", "1", "2", "3", "4"]
+        assert [r.event.text for r in stream] == ["0", "1", "2", "3", "4"]
         assert stream[0].metadata["command_id"] == META["command_id"]

@@ -36,6 +36,9 @@ class Command(Message):
     """A request to change one aggregate."""
 
     AGGREGATE_TYPE: ClassVar[str]
+    # Internal commands are steps of a process (a saga's debit, credit, refund): only sagas
+    # issue them. No role may send one, the tenant admin included.
+    INTERNAL: ClassVar[bool] = False
 
     def aggregate_id(self, ctx: CommandContext) -> UUID:
         raise NotImplementedError

@@ -16,9 +16,12 @@ from pydantic import ValidationError
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import Forbidden, InvalidPayload, UnknownCommandType
 from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.saga import Saga
 
 Handler = Callable[[Any, Any, CommandContext], Sequence[Event]]
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+# (state at version v) -> state at version v+1, or None when it cannot be upcast
+SnapshotUpcaster = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 # The tenant-admin role may send every command of every slice.
 ADMIN_ROLE = "admin"
@@ -34,6 +37,9 @@ class Slice:
     access: Mapping[str, frozenset[type[Command]]]
     # (event type, from schema version) -> function turning that payload into the next version
     upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
+    sagas: tuple[Saga, ...] = ()
+    # (aggregate type, from snapshot schema version) -> function to the next version
+    snapshot_upcasters: Mapping[tuple[str, int], SnapshotUpcaster] = field(default_factory=dict)
 
 
 def _pydantic_details(exc: ValidationError) -> dict[str, Any]:
@@ -53,6 +59,8 @@ class Registry:
         self.handlers: dict[type[Command], Handler] = {}
         self.roles: dict[str, set[str]] = {ADMIN_ROLE: set()}
         self.upcasters: dict[tuple[str, int], Upcaster] = {}
+        self.snapshot_upcasters: dict[tuple[str, int], SnapshotUpcaster] = {}
+        self.sagas: dict[str, Saga] = {}
         self._problems: list[tuple[str, str]] = []
         for sl in self.slices:
             self._add(sl)
@@ -87,12 +95,25 @@ class Registry:
                         "intent.E005",
                         f"role '{role}' is granted '{cmd_cls.TYPE}', which has no handler",
                     )
+                if cmd_cls.INTERNAL:
+                    self._problem(
+                        "intent.E013",
+                        f"role '{role}' is granted '{cmd_cls.TYPE}', an internal command",
+                    )
             self.roles.setdefault(role, set()).update(c.TYPE for c in allowed)
         for (event_type, version), fn in sl.upcasters.items():
             if (event_type, version) in self.upcasters:
                 self._problem("intent.E006", f"two upcasters for '{event_type}' v{version}")
             self.upcasters[(event_type, version)] = fn
-        self.roles[ADMIN_ROLE].update(self.commands)
+        for (aggregate_type, version), snapshot_fn in sl.snapshot_upcasters.items():
+            if (aggregate_type, version) in self.snapshot_upcasters:
+                self._problem("intent.E010", f"two snapshot upcasters for '{aggregate_type}' v{version}")
+            self.snapshot_upcasters[(aggregate_type, version)] = snapshot_fn
+        for saga in sl.sagas:
+            if saga.name in self.sagas:
+                self._problem("intent.E014", f"saga '{saga.name}' is registered twice")
+            self.sagas[saga.name] = saga
+        self.roles[ADMIN_ROLE].update(t for t, cls in self.commands.items() if not cls.INTERNAL)
 
     def problems(self) -> list[tuple[str, str]]:
         found = list(self._problems)
@@ -116,6 +137,29 @@ class Registry:
                             "intent.E009",
                             f"'{event_type}' is at v{event_cls.SCHEMA_VERSION} but has no upcaster from v{version}",
                         )
+                    )
+        for aggregate_type, version in self.snapshot_upcasters:
+            aggregate_cls = self.aggregates.get(aggregate_type)
+            if aggregate_cls is None:
+                found.append(("intent.E011", f"snapshot upcaster for unknown aggregate '{aggregate_type}'"))
+            elif not 1 <= version < aggregate_cls.SNAPSHOT_SCHEMA_VERSION:
+                found.append(
+                    (
+                        "intent.E012",
+                        f"snapshot upcaster '{aggregate_type}' v{version} is outside "
+                        f"1..{aggregate_cls.SNAPSHOT_SCHEMA_VERSION - 1}",
+                    )
+                )
+        for saga in self.sagas.values():
+            for event_cls in saga.on_events:
+                if self.events.get(event_cls.TYPE) is not event_cls:
+                    found.append(
+                        ("intent.E015", f"saga '{saga.name}' reacts to unregistered event '{event_cls.TYPE}'")
+                    )
+            for cmd_cls in saga.on_commands:
+                if self.commands.get(cmd_cls.TYPE) is not cmd_cls:
+                    found.append(
+                        ("intent.E016", f"saga '{saga.name}' reacts to unregistered command '{cmd_cls.TYPE}'")
                     )
         return found
 
@@ -143,6 +187,12 @@ class Registry:
             ) from None
 
     def authorize(self, role: str | None, type_name: str) -> None:
+        if self.command_class(type_name).INTERNAL:
+            raise Forbidden(
+                f"'{type_name}' is an internal command: only the platform's sagas issue it.",
+                code="internal_command",
+                details={"role": role, "command": type_name, "allowed_roles": []},
+            )
         if role is None or type_name not in self.roles.get(role, ()):
             raise Forbidden(
                 f"Role '{role}' may not send '{type_name}'.",
@@ -176,6 +226,20 @@ class Registry:
         cls = self.events[type_name]
         return cls.model_validate(self.upcast(type_name, schema_version, payload))
 
+    def upcast_snapshot(
+        self, aggregate_cls: type[Aggregate], schema_version: int, state: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Chain snapshot upcasters to the aggregate's current state version; None if impossible."""
+        version = schema_version
+        current: dict[str, Any] | None = state
+        while current is not None and version < aggregate_cls.SNAPSHOT_SCHEMA_VERSION:
+            step = self.snapshot_upcasters.get((aggregate_cls.TYPE, version))
+            if step is None:
+                return None
+            current = step(dict(current))
+            version += 1
+        return current if version == aggregate_cls.SNAPSHOT_SCHEMA_VERSION else None
+
     # -- description (GET /api/registry/) --------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         def schema(cls: type[Command] | type[Event]) -> dict[str, Any]:
@@ -190,6 +254,7 @@ class Registry:
                     "slice": slice_of_cmd[t],
                     "aggregate": cls.AGGREGATE_TYPE,
                     "roles": self.roles_for(t),
+                    "internal": cls.INTERNAL,
                     "description": (cls.__doc__ or "").strip(),
                     "schema": schema(cls),
                 }
@@ -209,6 +274,13 @@ class Registry:
                 {"type": t, "snapshot_schema_version": cls.SNAPSHOT_SCHEMA_VERSION}
                 for t, cls in sorted(self.aggregates.items())
             ],
+            "sagas": [
+                {
+                    "name": saga.name,
+                    "events": sorted(e.TYPE for e in saga.on_events),
+                    "commands": sorted(c.TYPE for c in saga.on_commands),
+                }
+                for _, saga in sorted(self.sagas.items())
+            ],
             "roles": {role: sorted(allowed) for role, allowed in sorted(self.roles.items())},
         }
-

@@ -48,6 +48,7 @@ def execute(
         return []
     metadata = {
         "command_id": str(ctx.command_id),
+        "command_type": command.TYPE,
         "correlation_id": str(ctx.correlation_id),
         "causation_id": str(ctx.command_id),
         "user_id": ctx.user_id,
@@ -91,7 +92,8 @@ class InMemoryEventStore:
                 version=aggregate.version + offset,
                 position=next(self._positions),
                 recorded_at=now,
-                metadata=dict(metadata),
+                # `seq` numbers the events of one append (1 = the first a command recorded).
+                metadata={**metadata, "seq": offset},
             )
             recorded.append(rec)
         stream.extend(recorded)
@@ -101,3 +103,8 @@ class InMemoryEventStore:
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]:
         return list(self._streams.get((aggregate_type, aggregate_id), []))
+
+    def read_all(self, after: int = 0) -> list[Recorded[Event]]:
+        """Every event after position `after`, in log order."""
+        every = [rec for stream in self._streams.values() for rec in stream if rec.position > after]
+        return sorted(every, key=lambda rec: rec.position)

@@ -7,6 +7,7 @@ from projections_app.models.checkpoint import (
     RebuildJob,
     RebuildStatus,
 )
+from projections_app.models.sagas import SagaInstance
 from projections_app.models.system import SystemMetrics, SystemStatus
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RebuildStatus",
     "ProjectionState",
     "ProjectionStatus",
+    "SagaInstance",
     "SystemMetrics",
     "SystemStatus",
 ]

@@ -18,6 +18,8 @@ class SystemStatus(models.Model):
     last_executed_at = models.DateTimeField(null=True, blank=True)
     number_executed_tests = models.PositiveIntegerField(default=0)
     messages_logged = models.PositiveIntegerField(default=0)
+    last_message = models.TextField(blank=True)
+    last_message_level = models.CharField(max_length=16, blank=True)
     last_event_id = models.UUIDField()
     last_event_version = models.PositiveIntegerField()
     updated_at = models.DateTimeField()

@@ -79,6 +79,8 @@ def status_message_logged(rec: Recorded[MessageLogged], batch: Batch) -> None:
     if row is None:
         return
     row.messages_logged += 1
+    row.last_message = rec.event.text
+    row.last_message_level = rec.event.level
     _touch(row, rec, batch)
 
 
@@ -131,7 +133,7 @@ def metrics_keys(records: Sequence[Recorded[Any]]) -> Mapping[type[Model], Itera
 PROJECTIONS = (
     Projection(
         name="system_status",
-        version=1,
+        version=2,
         read_models=(SystemStatus,),
         handlers={
             TestExecuted: status_test_executed,

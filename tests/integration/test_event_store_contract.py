@@ -29,7 +29,7 @@ class TestPostgresEventStore(EventStoreContract):
 def test_events_cannot_be_updated_or_deleted(world, db):
     with schema_context(world.acme.schema_name):
         store = PostgresEventStore(get_registry())
-        (rec,) = store.append(store.load(System, uuid.uuid4()), [MessageLogged(message="fact")], META)
+        (rec,) = store.append(store.load(System, uuid.uuid4()), [MessageLogged(text="fact")], META)
         for statement in (
             "UPDATE events_app_event SET type = 'x' WHERE id = %s",
             "DELETE FROM events_app_event WHERE id = %s",
@@ -45,13 +45,13 @@ def test_a_snapshot_is_written_with_the_events_that_cross_the_threshold_and_used
         store = PostgresEventStore(get_registry(), snapshot_every=3)
         system_id = uuid.uuid4()
         system = store.load(System, system_id)
-        store.append(system, [MessageLogged(message="1"), MessageLogged(message="2")], META)
+        store.append(system, [MessageLogged(text="1"), MessageLogged(text="2")], META)
         assert not Snapshot.objects.filter(stream_id=system_id).exists()
-        store.append(system, [MessageLogged(message="3"), MessageLogged(message="4")], META)
+        store.append(system, [MessageLogged(text="3"), MessageLogged(text="4")], META)
         snapshot = Snapshot.objects.get(stream_id=system_id)
         assert (snapshot.version, snapshot.state["messages_logged"]) == (4, 4)
         # Loading from the snapshot plus later events equals a full replay.
-        store.append(system, [MessageLogged(message="5")], META)
+        store.append(system, [MessageLogged(text="5")], META)
         replayed = PostgresEventStore(get_registry(), snapshot_every=0)
         Snapshot.objects.filter(stream_id=system_id).update(state={**snapshot.state, "messages_logged": 4})
         assert store.load(System, system_id) == system
@@ -64,6 +64,6 @@ def test_an_unusable_snapshot_is_ignored_and_the_stream_replayed(world, db):
         store = PostgresEventStore(get_registry(), snapshot_every=2)
         system_id = uuid.uuid4()
         system = store.load(System, system_id)
-        store.append(system, [MessageLogged(message="1"), MessageLogged(message="2")], META)
+        store.append(system, [MessageLogged(text="1"), MessageLogged(text="2")], META)
         Snapshot.objects.filter(stream_id=system_id).update(state={"no_such_field": 1})
         assert store.load(System, system_id) == system

@@ -30,7 +30,7 @@ def _append_and_hold(tenant, appended: threading.Event, release: threading.Event
     try:
         with schema_context(tenant.schema_name), transaction.atomic():
             store = PostgresEventStore(get_registry(), snapshot_every=0)
-            store.append(store.load(System, system_id or uuid.uuid4()), [MessageLogged(message="late")], META)
+            store.append(store.load(System, system_id or uuid.uuid4()), [MessageLogged(text="late")], META)
             appended.set()
             release.wait(HOLD)
     finally:
@@ -41,7 +41,7 @@ def _append(tenant, done: threading.Event):
     try:
         with schema_context(tenant.schema_name), transaction.atomic():
             store = PostgresEventStore(get_registry(), snapshot_every=0)
-            store.append(store.load(System, uuid.uuid4()), [MessageLogged(message="early")], META)
+            store.append(store.load(System, uuid.uuid4()), [MessageLogged(text="early")], META)
         done.set()
     finally:
         connections.close_all()
@@ -79,7 +79,7 @@ def test_concurrent_writers_and_a_running_projection_apply_every_event_exactly_o
                 store = PostgresEventStore(get_registry(), snapshot_every=0)
                 for _ in range(per_writer):
                     with transaction.atomic():
-                        store.append(store.load(System, uuid.uuid4()), [MessageLogged(message="x")], META)
+                        store.append(store.load(System, uuid.uuid4()), [MessageLogged(text="x")], META)
         finally:
             connections.close_all()
 

@@ -26,7 +26,7 @@ def poisoned(fresh_tenant, settings, monkeypatch):
     original = projectors.metrics_message_logged
 
     def fragile(rec, batch):
-        if rec.event.message == "poison":
+        if rec.event.text == "poison":
             raise ValueError("cannot digest poison")
         original(rec, batch)
 

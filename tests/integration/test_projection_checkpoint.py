@@ -30,8 +30,8 @@ def _flaky_projection(fail_on_message: str) -> Projection:
         # Write first, then fail: the write must not survive the failure.
         SystemMetrics.objects.create(scope=f"probe-{rec.position}", updated_at=rec.recorded_at)
         batch.put(SystemMetrics(scope=f"batched-{rec.position}", updated_at=rec.recorded_at))
-        if rec.event.message == fail_on_message:
-            raise Boom(f"cannot handle {rec.event.message}")
+        if rec.event.text == fail_on_message:
+            raise Boom(f"cannot handle {rec.event.text}")
 
     return Projection(
         name="flaky", version=1, read_models=(SystemMetrics,), handlers={MessageLogged: on_message}

@@ -44,11 +44,11 @@ def _test(test_id, n, result="success", **params):
 
 # A frozen stream: (system, events appended in one transaction).
 GOLDEN_STREAM = [
-    (SYSTEM_A, [MessageLogged(message="boot")]),
+    (SYSTEM_A, [MessageLogged(text="boot")]),
     (SYSTEM_A, [_test(TEST_1, 1, suite="smoke")]),
     (SYSTEM_B, [MultiEventEmitted(index=0), MultiEventEmitted(index=1)]),
     (SYSTEM_A, [_test(TEST_2, 2, result="failure")]),
-    (SYSTEM_B, [MessageLogged(message="hello"), MessageLogged(message="again")]),
+    (SYSTEM_B, [MessageLogged(text="hello"), MessageLogged(text="again")]),
 ]
 
 # The exact rows the stream must produce (volatile ids and timestamps checked separately).
@@ -133,7 +133,7 @@ def test_a_version_bump_rebuilds_beside_live_traffic_and_reads_never_fail(fresh_
     def traffic():  # keeps appending and projecting on the live version
         try:
             while not stop.is_set():
-                _append(fresh_tenant, [(uuid.uuid4(), [MessageLogged(message="live")])])
+                _append(fresh_tenant, [(uuid.uuid4(), [MessageLogged(text="live")])])
                 with schema_context(fresh_tenant.schema_name):
                     run_all()
         except BaseException as exc:

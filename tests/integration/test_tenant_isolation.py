@@ -30,7 +30,7 @@ def test_a_tenants_events_are_invisible_from_another_tenant(world, db):
     system_id = uuid.uuid4()
     with schema_context(world.acme.schema_name):
         store = PostgresEventStore(get_registry())
-        store.append(store.load(System, system_id), [MessageLogged(message="acme only")], {})
+        store.append(store.load(System, system_id), [MessageLogged(text="acme only")], {})
         assert Event.objects.filter(stream_id=system_id).count() == 1
     with schema_context(world.globex.schema_name):
         assert Event.objects.filter(stream_id=system_id).count() == 0

@@ -25,7 +25,7 @@ SYSTEM = uuid.UUID("00000000-0000-4000-8000-000000000001")
 def test_it_logs_a_message(store, registry):
     recorded = execute(store, registry, LogMessage(message="hello", system_id=SYSTEM), make_ctx())
     assert [r.type for r in recorded] == ["messageLogged"]
-    assert recorded[0].event.message == "hello"
+    assert recorded[0].event.text == "hello"
     assert recorded[0].version == 1
     assert store.load(System, SYSTEM).messages_logged == 1
 

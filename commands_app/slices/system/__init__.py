@@ -11,7 +11,8 @@ from commands_app.slices.system.payloads import (
     RetryableTestExecuted,
     TestExecuted,
 )
-from commands_app.slices.system.upcasters import UPCASTERS
+from commands_app.slices.system.sagas import SAGAS
+from commands_app.slices.system.upcasters import SNAPSHOT_UPCASTERS, UPCASTERS
 
 SLICE = Slice(
     name="system",
@@ -26,4 +27,6 @@ SLICE = Slice(
     ),
     access=ACCESS,
     upcasters=UPCASTERS,
+    sagas=SAGAS,
+    snapshot_upcasters=SNAPSHOT_UPCASTERS,
 )

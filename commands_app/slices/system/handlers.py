@@ -22,7 +22,7 @@ from commands_app.slices.system.payloads import (
 
 
 def log_message(system: System, cmd: LogMessage, ctx: CommandContext) -> Sequence[Event]:
-    return [MessageLogged(message=cmd.message, system_id=system.id)]
+    return [MessageLogged(text=cmd.message, level=cmd.level, system_id=system.id)]
 
 
 def simulate_failure(system: System, cmd: SimulateFailure, ctx: CommandContext) -> Sequence[Event]:

@@ -29,11 +29,15 @@ class SystemCommand(Command):
 
 
 # -- commands ---------------------------------------------------------------------------------
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 class LogMessage(SystemCommand):
     """Record a message on a system."""
 
     TYPE: ClassVar[str] = "logMessage"
     message: str = Field(min_length=1, max_length=10_000)
+    level: LogLevel = "info"
 
 
 class SimulateFailure(SystemCommand):
@@ -69,8 +73,14 @@ class ExecuteRetryableTest(SystemCommand):
 
 # -- events -----------------------------------------------------------------------------------
 class MessageLogged(Event):
+    """A message was logged. v1 (the reference's shape) had `message`; v2 renamed it to
+    `text`; v3 added `level`. Older events are upcast on read (see upcasters.py)."""
+
     TYPE: ClassVar[str] = "messageLogged"
-    message: str
+    SCHEMA_VERSION: ClassVar[int] = 3
+
+    text: str
+    level: LogLevel = "info"
     system_id: UUID | None = None
 
 
