@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from commands_app.bus import retry
 from commands_app.models import Command
+from events_app.traces import tree_html
 from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
     pretty_json,
@@ -40,6 +41,8 @@ class CommandAdmin(TenantReadOnlyAdmin):
         "aggregate_type",
         "aggregate_id",
         "correlation_id",
+        "causation_id",
+        "flow",
         "payload_pretty",
         "metadata_pretty",
         "result_pretty",
@@ -82,6 +85,10 @@ class CommandAdmin(TenantReadOnlyAdmin):
             return "—"
         url = reverse("admin:events_app_event_changelist", current_app=self.admin_site.name)
         return format_html('<a href="{}?q={}">{} event(s) of this command</a>', url, obj.id, count)
+
+    @admin.display(description="flow (causation tree)")
+    def flow(self, obj: Command) -> Any:
+        return tree_html(obj.correlation_id, highlight=obj.id)
 
     @admin.display(description="error")
     def error_pretty(self, obj: Command) -> Any:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from commands_app.domain.errors import IdempotencyConflict, IntentError, InvalidPayload
+from commands_app.domain.messages import Command as DomainCommand
 from commands_app.domain.messages import CommandContext
 from commands_app.models import Command
 from commands_app.registry import get_registry
@@ -95,37 +96,23 @@ def submit(
             return Submission(_same_body_or_conflict(existing, digest), created=False)
 
     command_id = command_id or uuid.uuid4()
-    correlation_id = client_metadata.get("correlation_id") or command_id
-    now = timezone.now()
-    ctx = CommandContext(
+    correlation_id = UUID(str(client_metadata.get("correlation_id") or command_id))
+    causation = client_metadata.get("causation_id")
+    row = new_command_row(
+        command,
         command_id=command_id,
         tenant=tenant,
-        user_id=user_id,
-        role=role,
-        correlation_id=UUID(str(correlation_id)),
-        causation_id=None,
-        now=now,
-    )
-    metadata = {
-        **client_metadata,
-        "tenant": tenant,
-        "user_id": user_id,
-        "username": username,
-        "role": role,
-        "source": source,
-        "request_id": request_id,
-        "correlation_id": str(correlation_id),
-        "received_at": now.isoformat(),
-    }
-    row = Command(
-        id=command_id,
-        type=type_name,
-        payload=command.to_wire(),
-        metadata=metadata,
+        metadata={
+            **client_metadata,
+            "user_id": user_id,
+            "username": username,
+            "role": role,
+            "source": source,
+            "request_id": request_id,
+        },
         body_hash=digest,
-        aggregate_type=command.AGGREGATE_TYPE,
-        aggregate_id=command.aggregate_id(ctx),
-        correlation_id=ctx.correlation_id,
+        correlation_id=correlation_id,
+        causation_id=UUID(str(causation)) if causation else None,
         not_before=not_before,
     )
     try:
@@ -137,12 +124,59 @@ def submit(
         existing = Command.objects.get(pk=command_id)
         return Submission(_same_body_or_conflict(existing, digest), created=False)
 
-    delay = (not_before - now).total_seconds() if not_before else 0.0
+    enqueue_on_commit(schema_name, row.id, not_before)
+    return Submission(row, created=True)
+
+
+def new_command_row(
+    command: DomainCommand,
+    *,
+    command_id: UUID,
+    tenant: str,
+    metadata: dict[str, Any],
+    body_hash: str,
+    correlation_id: UUID,
+    causation_id: UUID | None,
+    not_before: datetime | None,
+) -> Command:
+    """An unsaved pending command row; the one place its columns and metadata are laid out."""
+    now = timezone.now()
+    ctx = CommandContext(
+        command_id=command_id,
+        tenant=tenant,
+        user_id=metadata.get("user_id"),
+        role=metadata.get("role"),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        now=now,
+    )
+    return Command(
+        id=command_id,
+        type=command.TYPE,
+        payload=command.to_wire(),
+        metadata={
+            **metadata,
+            "tenant": tenant,
+            "correlation_id": str(correlation_id),
+            "causation_id": str(causation_id) if causation_id else None,
+            "received_at": now.isoformat(),
+        },
+        body_hash=body_hash,
+        aggregate_type=command.AGGREGATE_TYPE,
+        aggregate_id=command.aggregate_id(ctx),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        not_before=not_before,
+    )
+
+
+def enqueue_on_commit(schema_name: str, command_id: UUID, not_before: datetime | None) -> None:
+    """After commit, wake a worker for the command (delayed up to a minute; later: the sweep)."""
+    delay = (not_before - timezone.now()).total_seconds() if not_before else 0.0
     if delay <= SCHEDULE_BY_MESSAGE_MAX_SECONDS:
-        transaction.on_commit(functools.partial(enqueue, schema_name, row.id, max(delay, 0.0) or None))
+        transaction.on_commit(functools.partial(enqueue, schema_name, command_id, max(delay, 0.0) or None))
     # Later commands are left to the sweep, which sends them once they are due: a broker
     # message held for hours would outlive the broker's visibility timeout and be re-sent.
-    return Submission(row, created=True)
 
 
 def _same_body_or_conflict(existing: Command, digest: str) -> Command:

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 
 from events_app.models import Event, Snapshot
+from events_app.traces import current_payload, tree_html
 from intent_project.admin_sites import TenantReadOnlyAdmin, pretty_json, tenant_admin_site
 
 
@@ -24,18 +25,28 @@ class EventAdmin(TenantReadOnlyAdmin):
         "stream_type",
         "stream_id",
         "version",
+        "payload_current",
         "payload_pretty",
         "metadata_pretty",
         "correlation_id",
         "causation_id",
         "command_id",
+        "flow",
         "recorded_at",
     )
     readonly_fields = fields
 
-    @admin.display(description="payload")
+    @admin.display(description="payload (upcast to the current schema)")
+    def payload_current(self, obj: Event) -> Any:
+        return pretty_json(current_payload(obj.type, obj.schema_version, obj.payload))
+
+    @admin.display(description="payload (as stored)")
     def payload_pretty(self, obj: Event) -> Any:
         return pretty_json(obj.payload)
+
+    @admin.display(description="flow (causation tree)")
+    def flow(self, obj: Event) -> Any:
+        return tree_html(obj.correlation_id, highlight=obj.id)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, obj: Event) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -12,9 +13,11 @@ from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from commands_app.registry import get_registry
 from events_app.models import Event
+from events_app.traces import current_payload, trace
 from intent_project.api.errors import ApiError
 from intent_project.api.permissions import IsTenantMember
 
@@ -51,10 +54,7 @@ class EventOut(serializers.ModelSerializer):
 
     def get_payload(self, row: Event) -> dict[str, Any]:
         # Old payload versions are upcast on read; the stored row is never rewritten.
-        registry = get_registry()
-        if row.type not in registry.events:
-            return dict(row.payload)
-        return registry.upcast(row.type, row.schema_version, row.payload)
+        return current_payload(row.type, row.schema_version, row.payload)
 
     def get_schema_version(self, row: Event) -> int:
         event_cls = get_registry().events.get(row.type)
@@ -160,3 +160,23 @@ class EventDetailView(GenericAPIView):
         if row is None:
             raise ApiError(404, "not_found", f"No event {event_id} in this tenant.")
         return Response(EventOut(row).data)
+
+
+class TraceView(APIView):
+    """Every command and event of one flow, as a causation tree."""
+
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description=(
+            "The commands and events sharing `correlation_id`, nested by causation: a command's "
+            "children are the events it recorded; an event's (or command's) children are the "
+            "commands sagas issued in reaction. Cut at 2,000 of each (`truncated`)."
+        ),
+    )
+    def get(self, request: Request, correlation_id: UUID) -> Response:
+        flow = trace(correlation_id)
+        if flow is None:
+            raise ApiError(404, "not_found", f"No command or event in flow {correlation_id}.")
+        return Response(flow)

@@ -16,6 +16,7 @@ api_patterns = [
     ),
     path("api/events/", events_api.EventListView.as_view(), name="events"),
     path("api/events/<uuid:event_id>/", events_api.EventDetailView.as_view(), name="event-detail"),
+    path("api/traces/<uuid:correlation_id>/", events_api.TraceView.as_view(), name="trace"),
     path(
         "api/commands/<uuid:command_id>/retry/", commands_api.CommandRetryView.as_view(), name="command-retry"
     ),

@@ -7,6 +7,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 
 from commands_app.domain.errors import IntentError
+from events_app.traces import tree_html
 from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
     operator_role,
@@ -18,19 +19,30 @@ from intent_project.api.permissions import OPERATOR_ROLES
 from intent_project.tenancy import current_schema
 from projections_app import operations
 from projections_app.drift import check_schema, reference_catalog
-from projections_app.models import DeadLetter, ProjectionState, RebuildJob
+from projections_app.models import DeadLetter, ProjectionState, RebuildJob, SagaInstance
 from projections_app.rebuild import request_cancel
-from projections_app.registry import get_projection, get_read_models
+from projections_app.registry import get_consumer, get_read_models
 from projections_app.runner import head_position
 from projections_app.tasks import rebuild_projection, repair_schema, wake_projections
 
 
 @admin.register(ProjectionState, site=tenant_admin_site)
 class ProjectionStateAdmin(TenantReadOnlyAdmin):
-    list_display = ("name", "version", "current_code", "status", "position", "lag", "failures", "updated_at")
+    list_display = (
+        "name",
+        "kind",
+        "version",
+        "current_code",
+        "status",
+        "position",
+        "lag",
+        "failures",
+        "updated_at",
+    )
     list_filter = ("status",)
     fields = (
         "name",
+        "kind",
         "version",
         "current_code",
         "status",
@@ -44,9 +56,14 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
     readonly_fields = fields
     actions = ["resume", "skip", "rebuild", "check_drift", "repair"]
 
+    @admin.display(description="kind")
+    def kind(self, obj: ProjectionState) -> str:
+        consumer = get_consumer(obj.name)
+        return consumer.KIND if consumer is not None else "unknown"
+
     @admin.display(description="built by current code", boolean=True)
     def current_code(self, obj: ProjectionState) -> bool | None:
-        projection = get_projection(obj.name)
+        projection = get_consumer(obj.name)
         if projection is None:
             return None
         return obj.version == projection.version and obj.fingerprint == projection.fingerprint
@@ -217,3 +234,32 @@ def _read_model_admin(model: type[Model]) -> type[TenantReadOnlyAdmin]:
 # Every read model, read-only, straight from the projector registry.
 for _read_model in get_read_models().values():
     tenant_admin_site.register(_read_model.model, _read_model_admin(_read_model.model))
+
+
+@admin.register(SagaInstance, site=tenant_admin_site)
+class SagaInstanceAdmin(TenantReadOnlyAdmin):
+    """Saga state, read-only: it changes only when the saga reacts to the log."""
+
+    list_display = ("saga", "key", "finished", "triggers", "last_position", "updated_at")
+    list_filter = ("saga", "finished")
+    search_fields = ("key",)
+    fields = (
+        "saga",
+        "key",
+        "finished",
+        "state_pretty",
+        "triggers",
+        "last_position",
+        "flow",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="state")
+    def state_pretty(self, obj: SagaInstance) -> Any:
+        return pretty_json(obj.state)
+
+    @admin.display(description="flow")
+    def flow(self, obj: SagaInstance) -> Any:
+        return tree_html(obj.correlation_id)

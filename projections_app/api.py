@@ -24,7 +24,7 @@ from intent_project.tenancy import current_schema
 from projections_app import operations
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
-from projections_app.registry import get_projection, get_projections, get_read_models
+from projections_app.registry import get_consumer, get_consumers, get_read_models
 from projections_app.runner import ensure_checkpoints, head_position
 from projections_app.tasks import wake_projections
 
@@ -33,6 +33,7 @@ ProjectionOut = inline_serializer(
     many=True,
     fields={
         "name": serializers.CharField(),
+        "kind": serializers.ChoiceField(choices=["projection", "saga"]),
         "version": serializers.IntegerField(),
         "status": serializers.CharField(),
         "checkpoint": serializers.IntegerField(),
@@ -52,6 +53,7 @@ ProjectionOut = inline_serializer(
 def describe(projection: Projection, state: ProjectionState, head: int) -> dict[str, Any]:
     return {
         "name": projection.name,
+        "kind": projection.KIND,
         "version": projection.version,
         "status": state.status,
         "checkpoint": state.position,
@@ -77,14 +79,17 @@ class ProjectionListView(APIView):
         ensure_checkpoints()
         states = {s.name: s for s in ProjectionState.objects.all()}
         head = head_position()
-        return Response([describe(p, states[p.name], head) for p in get_projections()])
+        return Response([describe(p, states[p.name], head) for p in get_consumers()])
 
 
 def _state_of(name: str) -> tuple[Projection, ProjectionState]:
-    projection = get_projection(name)
+    projection = get_consumer(name)
     if projection is None:
         raise ApiError(
-            404, "not_found", f"No projection '{name[:80]}'.", {"known": [p.name for p in get_projections()]}
+            404,
+            "not_found",
+            f"No projection or saga '{name[:80]}'.",
+            {"known": [p.name for p in get_consumers()]},
         )
     ensure_checkpoints()
     return projection, ProjectionState.objects.get(name=name)

@@ -15,7 +15,7 @@ from events_app.models import Event as EventRow
 from events_app.store import to_recorded
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
-from projections_app.registry import get_projection, get_projections
+from projections_app.registry import get_consumer, get_consumers, get_projections
 from projections_app.runner import ensure_checkpoints, run_projection
 
 
@@ -24,12 +24,12 @@ class OperationRefused(IntentError):
 
 
 def projection_named(name: str) -> Projection:
-    projection = get_projection(name)
+    projection = get_consumer(name)
     if projection is None:
         raise IntentError(
-            f"No projection '{name}'.",
+            f"No projection or saga '{name}'.",
             code="not_found",
-            details={"known": [p.name for p in get_projections()]},
+            details={"known": [p.name for p in get_consumers()]},
         )
     return projection
 

@@ -30,6 +30,24 @@ def get_projection(name: str) -> Projection | None:
     return next((p for p in get_projections() if p.name == name), None)
 
 
+@functools.cache
+def get_sagas() -> tuple[Projection, ...]:
+    """Every slice's sagas, each run as a checkpointed consumer of the log."""
+    from commands_app.registry import get_registry
+    from projections_app.sagas import SagaConsumer
+
+    return tuple(SagaConsumer.of(saga) for saga in get_registry().sagas.values())
+
+
+def get_consumers() -> tuple[Projection, ...]:
+    """Everything with a checkpoint: read-model projections, then sagas."""
+    return get_projections() + get_sagas()
+
+
+def get_consumer(name: str) -> Projection | None:
+    return next((p for p in get_consumers() if p.name == name), None)
+
+
 def get_read_models() -> dict[str, ReadModel]:
     return {rm.name: rm for rm in _load()[1]}
 

@@ -27,7 +27,7 @@ from events_app.models import Event as EventRow
 from events_app.store import to_recorded
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
-from projections_app.registry import get_projections
+from projections_app.registry import get_consumers
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def ensure_checkpoints(schema_name: str | None = None) -> None:
         ProjectionState.objects.bulk_create(
             [
                 ProjectionState(name=p.name, version=p.version, fingerprint=p.fingerprint)
-                for p in get_projections()
+                for p in get_consumers()
             ],
             ignore_conflicts=True,
         )
@@ -93,9 +93,8 @@ def run_projection(
             if head <= state.position:
                 return RunResult(projection.name, 0, True, "caught-up")
             rows = list(
-                EventRow.objects.filter(
-                    position__gt=state.position, position__lte=head, type__in=projection.event_types
-                )
+                EventRow.objects.filter(projection.event_filter())
+                .filter(position__gt=state.position, position__lte=head)
                 # Events an operator skipped into a dead letter stay skipped.
                 .exclude(
                     id__in=DeadLetter.objects.filter(
@@ -175,9 +174,12 @@ def settle_commands() -> int:
 
 
 def run_all(max_batches: int = 20) -> dict[str, RunResult]:
-    """Bring every projection of the current schema up to date (bounded work per call)."""
+    """Bring every projection and saga of the current schema up to date (bounded work per call).
+
+    Projections first: a client waiting for `processed` waits on them, not on sagas.
+    """
     results: dict[str, RunResult] = {}
-    for projection in get_projections():
+    for projection in get_consumers():
         result = run_projection(projection)
         applied = result.applied
         batches = 1

@@ -222,7 +222,6 @@ class RegistryView(APIView):
             }
             for p in get_projections()
         ]
-        body["sagas"] = []
         body["tenant_roles"] = [{"role": value, "label": label} for value, label in Role.choices]
         return Response(body)
 

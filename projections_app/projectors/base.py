@@ -14,9 +14,10 @@ import hashlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from django.db import InterfaceError, OperationalError, models
+from django.db.models import Q
 
 from commands_app.domain.messages import Event, Recorded
 
@@ -91,6 +92,11 @@ KeyFunction = Callable[[Sequence[Recorded[Any]]], Mapping[type[models.Model], It
 
 @dataclass(frozen=True, eq=False)  # identity equality: hashable, one object per projection
 class Projection:
+    """A consumer of the tenant's event log with a checkpoint. Read-model projections are
+    this class; sagas (projections_app.sagas.SagaConsumer) are a kind of it."""
+
+    KIND: ClassVar[str] = "projection"
+
     name: str
     version: int
     read_models: tuple[type[models.Model], ...]
@@ -101,6 +107,10 @@ class Projection:
     @property
     def event_types(self) -> frozenset[str]:
         return frozenset(event_cls.TYPE for event_cls in self.handlers)
+
+    def event_filter(self) -> Q:
+        """Which events of the log this consumer reads (the runner adds the position range)."""
+        return Q(type__in=self.event_types)
 
     def apply_batch(self, records: Sequence[Recorded[Event]]) -> None:
         batch = Batch()

@@ -36,7 +36,7 @@ def test_it_accepts_a_command_and_stores_it_pending(world):
     command = response.json()
     assert command["status"] == "pending"
     assert command["type"] == "logMessage"
-    assert command["payload"] == {"message": "hello"}
+    assert command["payload"] == {"message": "hello", "level": "info"}  # normalised: defaults filled
     assert command["attempts"] == 0 and command["result"] is None and command["error"] is None
     assert command["correlation_id"] == command["id"]
     assert command_count(world.acme) == before + 1
@@ -100,7 +100,7 @@ def test_it_refuses_the_same_id_with_a_different_body(world):
         response = send(dave, "logMessage", {"message": "second"}, id=command_id)
 
     assert_error(response, 409, "idempotency_conflict")
-    assert stored_command(world.acme, command_id).payload == {"message": "first"}
+    assert stored_command(world.acme, command_id).payload == {"message": "first", "level": "info"}
 
 
 def test_an_id_used_in_one_tenant_is_free_in_another(world):

@@ -53,7 +53,7 @@ def test_it_lists_the_events_of_processed_commands_in_position_order(world, log)
         commands["test"]["id"]
     ]
     assert [e["payload"]["index"] for e in events[1:4]] == [0, 1, 2]
-    assert events[0]["payload"]["message"] == "hello"
+    assert events[0]["payload"]["text"] == "hello"
 
 
 def test_it_returns_only_events_after_a_position(world, log):

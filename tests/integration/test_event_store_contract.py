@@ -37,7 +37,7 @@ def test_events_cannot_be_updated_or_deleted(world, db):
             with pytest.raises(DatabaseError, match="events are immutable"), transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute(statement, [rec.id])
-        assert Event.objects.get(id=rec.id).payload == {"message": "fact"}
+        assert Event.objects.get(id=rec.id).payload == {"text": "fact", "level": "info"}
 
 
 def test_a_snapshot_is_written_with_the_events_that_cross_the_threshold_and_used_on_load(world, db):

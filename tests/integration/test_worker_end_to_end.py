@@ -77,12 +77,12 @@ def test_each_task_runs_in_the_schema_it_was_sent_for(worker, live_db, world, fr
     wait_until(lambda: reload(fresh_tenant, here.id).status == CommandStatus.PROCESSED)
     wait_until(lambda: reload(world.globex, there.id).status == CommandStatus.PROCESSED)
     with schema_context(fresh_tenant.schema_name):
-        assert list(Event.objects.filter(stream_id=system_id).values_list("payload__message", flat=True)) == [
+        assert list(Event.objects.filter(stream_id=system_id).values_list("payload__text", flat=True)) == [
             "fresh"
         ]
         assert SystemStatus.objects.get(system_id=system_id).messages_logged == 1
     with schema_context(world.globex.schema_name):
-        assert list(Event.objects.filter(stream_id=system_id).values_list("payload__message", flat=True)) == [
+        assert list(Event.objects.filter(stream_id=system_id).values_list("payload__text", flat=True)) == [
             "globex"
         ]
 

@@ -1,0 +1,189 @@
+"""One flow's commands and events as a causation tree.
+
+Every command and event of a flow carries the flow's correlation id. The links:
+- an event was recorded by a command (`Event.command_id`);
+- a command was caused by an event or a command a saga reacted to (`Command.causation_id`),
+  or by nothing (a client sent it).
+So a tree reads command → events → (saga) → commands → events …, in one tenant schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from commands_app.models import Command
+from commands_app.registry import get_registry
+from events_app.models import Event
+
+# A flow is a conversation, not a log: past this many messages the tree is cut (and says so).
+MAX_NODES = 2000
+
+
+def trace(correlation_id: UUID) -> dict[str, Any] | None:
+    """The flow's tree, or None when no command or event carries this correlation id."""
+    commands = list(
+        Command.objects.filter(correlation_id=correlation_id)
+        .order_by("created_at", "id")
+        .values(
+            "id",
+            "type",
+            "status",
+            "causation_id",
+            "aggregate_type",
+            "aggregate_id",
+            "metadata",
+            "error",
+            "not_before",
+            "created_at",
+            "processed_at",
+        )[: MAX_NODES + 1]
+    )
+    events = list(
+        Event.objects.filter(correlation_id=correlation_id)
+        .order_by("position")
+        .values(
+            "id",
+            "position",
+            "type",
+            "schema_version",
+            "stream_type",
+            "stream_id",
+            "version",
+            "command_id",
+            "causation_id",
+            "recorded_at",
+        )[: MAX_NODES + 1]
+    )
+    if not commands and not events:
+        return None
+    truncated = len(commands) > MAX_NODES or len(events) > MAX_NODES
+    commands, events = commands[:MAX_NODES], events[:MAX_NODES]
+
+    nodes: dict[UUID, dict[str, Any]] = {}
+    for row in commands:
+        meta = row["metadata"] or {}
+        nodes[row["id"]] = {
+            "kind": "command",
+            "id": str(row["id"]),
+            "type": row["type"],
+            "status": row["status"],
+            "aggregate_type": row["aggregate_type"],
+            "aggregate_id": str(row["aggregate_id"]) if row["aggregate_id"] else None,
+            "source": meta.get("source"),
+            "saga": meta.get("saga"),
+            "causation_id": str(row["causation_id"]) if row["causation_id"] else None,
+            "error": row["error"],
+            "not_before": row["not_before"],
+            "created_at": row["created_at"],
+            "processed_at": row["processed_at"],
+            "children": [],
+        }
+    for ev in events:
+        nodes[ev["id"]] = {
+            "kind": "event",
+            "id": str(ev["id"]),
+            "type": ev["type"],
+            "position": ev["position"],
+            "aggregate_type": ev["stream_type"],
+            "aggregate_id": str(ev["stream_id"]),
+            "version": ev["version"],
+            "causation_id": str(ev["causation_id"]) if ev["causation_id"] else None,
+            "command_id": str(ev["command_id"]) if ev["command_id"] else None,
+            "recorded_at": ev["recorded_at"],
+            "children": [],
+        }
+
+    roots: list[dict[str, Any]] = []
+    # Events first under their command (log order), then the commands sagas issued
+    # (creation order) under their cause.
+    for ev in events:
+        parent = nodes.get(ev["command_id"]) if ev["command_id"] else None
+        (parent["children"] if parent is not None else roots).append(nodes[ev["id"]])
+    for row in commands:
+        parent = nodes.get(row["causation_id"]) if row["causation_id"] else None
+        if parent is not None and parent is not nodes[row["id"]]:
+            parent["children"].append(nodes[row["id"]])
+        else:
+            roots.append(nodes[row["id"]])
+    roots.sort(key=_when)
+    return {
+        "correlation_id": str(correlation_id),
+        "commands": len(commands),
+        "events": len(events),
+        "truncated": truncated,
+        "roots": roots,
+    }
+
+
+def _when(node: dict[str, Any]) -> Any:
+    return node.get("created_at") or node.get("recorded_at")
+
+
+# -- admin rendering -------------------------------------------------------------------------------
+def tree_html(correlation_id: UUID | None, highlight: UUID | None = None) -> SafeString | str:
+    """The flow as nested lists linking to each command's and event's admin page."""
+    if correlation_id is None:
+        return "—"
+    flow = trace(correlation_id)
+    if flow is None:
+        return "—"
+    cut = format_html("<p>Cut at {} messages.</p>", MAX_NODES) if flow["truncated"] else ""
+    return format_html(
+        '<div class="intent-trace">{}<ul>{}</ul><p><a href="{}">this flow as JSON (API)</a></p></div>',
+        cut,
+        _items(flow["roots"], str(highlight) if highlight else ""),
+        reverse("trace", args=[correlation_id]),
+    )
+
+
+def _items(nodes: list[dict[str, Any]], highlight: str) -> SafeString:
+    return format_html_join(
+        "", "<li>{}{}</li>", ((_label(n, highlight), _children(n, highlight)) for n in nodes)
+    )
+
+
+def _children(node: dict[str, Any], highlight: str) -> SafeString | str:
+    if not node["children"]:
+        return ""
+    return format_html("<ul>{}</ul>", _items(node["children"], highlight))
+
+
+def _label(node: dict[str, Any], highlight: str) -> SafeString:
+    if node["kind"] == "command":
+        url = reverse("admin:commands_app_command_change", args=[node["id"]])
+        origin = f"saga {node['saga']}" if node.get("saga") else (node.get("source") or "")
+        text = format_html(
+            'command <a href="{}">{}</a> <code>{}</code> ({}{})',
+            url,
+            node["type"],
+            node["id"][:8],
+            node["status"],
+            f", from {origin}" if origin else "",
+        )
+    else:
+        url = reverse("admin:events_app_event_change", args=[node["position"]])
+        text = format_html(
+            'event <a href="{}">{}</a> #{} on {}/{} v{}',
+            url,
+            node["type"],
+            node["position"],
+            node["aggregate_type"],
+            node["aggregate_id"][:8],
+            node["version"],
+        )
+    if node["id"] == highlight:
+        return format_html("<strong>▶ {}</strong>", text)
+    return text
+
+
+def current_payload(type_name: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """A stored payload upcast to its event type's current schema (unknown types as stored)."""
+    registry = get_registry()
+    if type_name not in registry.events:
+        return dict(payload)
+    return registry.upcast(type_name, schema_version, payload)

@@ -1,0 +1,189 @@
+"""Sagas run as checkpointed consumers of the tenant's event log.
+
+A saga is a `Projection` to the runner: it holds a checkpoint row (locked with SKIP
+LOCKED, so one runner per saga per tenant at a time and triggers in log order), and
+`apply_batch` runs inside the runner's transaction. So for every batch of triggers:
+
+- the commands the saga issues are inserted (status pending),
+- the saga instances' state rows are upserted,
+- the checkpoint advances,
+
+all in one commit, or none of it. Issued command ids come from (saga, trigger, key)
+(commands_app.domain.saga.issued_command_id) and are inserted with ON CONFLICT DO
+NOTHING, so a batch replayed after a crash, a rebuild of the checkpoint or a trigger seen
+twice issues nothing twice. Wake-ups for the new commands are sent after commit; the sweep
+covers a lost one, like any command.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import InterfaceError, OperationalError
+from django.db.models import Q
+
+from commands_app.bus import body_hash, enqueue_on_commit, new_command_row
+from commands_app.domain.messages import Event, Recorded
+from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, instance_key, react
+from commands_app.models import Command
+from commands_app.registry import get_registry
+from intent_project.tenancy import current_schema
+from projections_app.models import SagaInstance
+from projections_app.projectors.base import HandlerFailed, Projection
+
+
+@functools.cache
+def _tenant_slug(schema_name: str) -> str:
+    from intent_project.tenants.models import Tenant
+
+    return str(Tenant.objects.filter(schema_name=schema_name).values_list("slug", flat=True).first() or "")
+
+
+@dataclass(frozen=True, eq=False)
+class SagaConsumer(Projection):
+    KIND = "saga"
+
+    saga: Saga = field(default=None)  # type: ignore[assignment]  # always given by `of`
+
+    @classmethod
+    def of(cls, saga: Saga) -> SagaConsumer:
+        return cls(
+            name=saga.name,
+            version=1,
+            read_models=(SagaInstance,),
+            # The reactions stand in for handlers: they make event_types and the fingerprint.
+            handlers=dict(saga.on_events),  # type: ignore[arg-type]
+            saga=saga,
+        )
+
+    @property
+    def command_types(self) -> frozenset[str]:
+        return frozenset(cmd.TYPE for cmd in self.saga.on_commands)
+
+    def event_filter(self) -> Q:
+        # Command reactions trigger on the first event a handled command recorded.
+        reacts = Q(type__in=self.event_types)
+        if self.command_types:
+            reacts |= Q(metadata__seq=1, metadata__command_type__in=sorted(self.command_types))
+        return reacts
+
+    # -- one batch, inside the runner's transaction ------------------------------------------
+    def apply_batch(self, records: Sequence[Recorded[Event]]) -> None:
+        triggers = self._triggers(records)
+        if not triggers:
+            return
+        instances = self._load_instances(triggers)
+        issued: list[Command] = []
+        for trigger in triggers:
+            event = trigger.first_event if isinstance(trigger, HandledCommand) else trigger
+            key = instance_key(self.saga, trigger) if self.saga.instance else ""
+            instance = instances.get(key)
+            state: SagaState = instance.state if instance is not None else {}
+            try:
+                result = react(self.saga, trigger, state)
+            except (OperationalError, InterfaceError):
+                raise  # the database went away: not this trigger's fault
+            except Exception as exc:
+                raise HandlerFailed(event, exc) from exc
+            if result is None:
+                continue
+            reaction, commands = result
+            issued.extend(
+                self._command_row(event, trigger.id, command_id, issue) for command_id, issue in commands
+            )
+            if self.saga.instance is not None:
+                if instance is None:
+                    instance = instances[key] = SagaInstance(saga=self.saga.name, key=key, state={})
+                if reaction.state is not None:
+                    instance.state = reaction.state
+                instance.finished = instance.finished or reaction.finished
+                instance.last_position = event.position
+                instance.triggers += 1
+                instance.correlation_id = _correlation(event)
+        self._write(list(instances.values()), issued)
+
+    def _triggers(self, records: Sequence[Recorded[Event]]) -> list[Recorded[Event] | HandledCommand]:
+        firsts = {
+            UUID(str(rec.metadata["command_id"])): rec
+            for rec in records
+            if rec.metadata.get("seq") == 1 and rec.metadata.get("command_type") in self.command_types
+        }
+        registry = get_registry()
+        handled = {
+            row.id: HandledCommand(row.id, registry.parse_command(row.type, row.payload), firsts[row.id])
+            for row in Command.objects.filter(id__in=list(firsts))
+        }
+        triggers: list[Recorded[Event] | HandledCommand] = []
+        for rec in records:
+            command_id = rec.metadata.get("command_id")
+            if rec.metadata.get("seq") == 1 and command_id and UUID(str(command_id)) in handled:
+                triggers.append(handled[UUID(str(command_id))])
+            if type(rec.event) in self.saga.on_events:
+                triggers.append(rec)
+        return triggers
+
+    def _load_instances(self, triggers: list[Recorded[Event] | HandledCommand]) -> dict[str, SagaInstance]:
+        if self.saga.instance is None:
+            return {}
+        keys = {instance_key(self.saga, trigger) for trigger in triggers}
+        return {row.key: row for row in SagaInstance.objects.filter(saga=self.saga.name, key__in=keys)}
+
+    def _command_row(
+        self, event: Recorded[Event], trigger_id: UUID, command_id: UUID, issue: Issue
+    ) -> Command:
+        not_before: datetime | None = event.recorded_at + issue.delay if issue.delay > timedelta(0) else None
+        wire = issue.command.to_wire()
+        return new_command_row(
+            issue.command,
+            command_id=command_id,
+            tenant=_tenant_slug(current_schema()),
+            metadata={
+                "user_id": None,
+                "username": None,
+                "role": self.saga.role,
+                "source": "saga",
+                "saga": self.saga.name,
+                "trigger": {"id": str(trigger_id), "position": event.position, "type": event.type},
+            },
+            body_hash=body_hash(issue.command.TYPE, wire, {}, not_before),
+            correlation_id=_correlation(event),
+            causation_id=trigger_id,
+            not_before=not_before,
+        )
+
+    def _write(self, instances: list[SagaInstance], issued: list[Command]) -> None:
+        if instances:
+            SagaInstance.objects.bulk_create(
+                instances,
+                update_conflicts=True,
+                unique_fields=["saga", "key"],
+                update_fields=[
+                    "state",
+                    "finished",
+                    "last_position",
+                    "triggers",
+                    "correlation_id",
+                    "updated_at",
+                ],
+            )
+        if not issued:
+            return
+        # The checkpoint lock makes this runner the only writer of these ids, so "already
+        # there" means issued by an earlier, committed run of the same trigger.
+        existing = set(Command.objects.filter(id__in=[row.id for row in issued]).values_list("id", flat=True))
+        new = [row for row in issued if row.id not in existing]
+        Command.objects.bulk_create(new, ignore_conflicts=True)
+        schema = current_schema()
+        for row in new:
+            enqueue_on_commit(schema, row.id, row.not_before)
+
+
+def _correlation(event: Recorded[Any]) -> UUID:
+    """A flow keeps its correlation id across sagas; an event without one starts its own."""
+    value = event.metadata.get("correlation_id")
+    return UUID(str(value)) if value else event.id
