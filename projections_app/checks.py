@@ -1,4 +1,4 @@
-"""Start-up checks for projections: unique names, known event types, exposed models."""
+"""Start-up checks for projections and sagas: unique names, known event types, exposed models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.core import checks
 
 from commands_app.registry import get_registry
-from projections_app.registry import get_projections, get_read_models
+from projections_app.registry import get_projections, get_read_models, get_sagas
 
 
 @checks.register()
@@ -34,6 +34,15 @@ def projections_are_consistent(app_configs: Any = None, **kwargs: Any) -> list[c
                         hint="Register the event in a slice or drop the handler.",
                     )
                 )
+    for saga in get_sagas():
+        if saga.name in seen:
+            errors.append(
+                checks.Error(
+                    f"saga '{saga.name}' has the name of a projection",
+                    id="intent.E104",
+                    hint="Sagas and projections share the checkpoint table; rename the saga.",
+                )
+            )
     for name, read_model in get_read_models().items():
         if read_model.projection not in seen:
             errors.append(

@@ -100,7 +100,7 @@ class Registry:
                         "intent.E013",
                         f"role '{role}' is granted '{cmd_cls.TYPE}', an internal command",
                     )
-            self.roles.setdefault(role, set()).update(c.TYPE for c in allowed)
+            self.roles.setdefault(role, set()).update(c.TYPE for c in allowed if not c.INTERNAL)
         for (event_type, version), fn in sl.upcasters.items():
             if (event_type, version) in self.upcasters:
                 self._problem("intent.E006", f"two upcasters for '{event_type}' v{version}")

@@ -99,3 +99,28 @@ def test_it_reports_a_role_granted_a_command_without_handler():
         access={"tester": frozenset({LogMessage})},
     )
     assert any(check_id == "intent.E005" for check_id, _ in Registry([lonely]).problems())
+
+
+def test_internal_commands_are_refused_for_every_role_and_cannot_be_granted():
+    from commands_app.domain.errors import Forbidden
+    from commands_app.domain.messages import Command
+
+    class Nudge(Command):
+        TYPE: ClassVar[str] = "nudge"
+        AGGREGATE_TYPE: ClassVar[str] = "system"
+        INTERNAL: ClassVar[bool] = True
+
+    sl = Slice(
+        name="internal",
+        aggregates=(),
+        command_handlers={Nudge: lambda *_: []},
+        events=(),
+        access={"tester": frozenset({Nudge})},
+    )
+    registry = Registry([SLICE, sl])
+    assert ("intent.E013", "role 'tester' is granted 'nudge', an internal command") in registry.problems()
+    for role in ("admin", "tester", None):
+        with pytest.raises(Forbidden) as err:
+            registry.authorize(role, "nudge")
+        assert err.value.code == "internal_command"
+    assert registry.roles_for("nudge") == []
