@@ -20,10 +20,7 @@ def process_command(schema_name: str, command_id: str) -> str:
     cid = UUID(command_id)
     with schema_context(schema_name):
         try:
-            outcome = processing.process(cid)
-        except processing.RetryLater as later:
-            _come_back(schema_name, cid, later.delay)
-            return "retry-scheduled"
+            outcomes = processing.process_batch(cid)
         except Exception as exc:
             # The database went away, or code outside the domain's errors raised: nothing
             # was committed. Count the attempt and retry with backoff, so the command ends
@@ -41,8 +38,23 @@ def process_command(schema_name: str, command_id: str) -> str:
                     exc_info=True,
                 )
             return "error-recorded"
-    log.info("command %s in %s: %s", command_id, schema_name, outcome)
-    return outcome
+    for other_id, result in outcomes.items():
+        if isinstance(result, processing.RetryLater):
+            # Its own message may already have been spent (it found the row locked by this
+            # batch), so this batch sends the next wake-up for every command it postponed.
+            _come_back(schema_name, other_id, result.delay)
+    outcome = outcomes[cid]
+    if len(outcomes) > 1:
+        log.info(
+            "command %s in %s: %s (+%d more in its batch)",
+            command_id,
+            schema_name,
+            outcome,
+            len(outcomes) - 1,
+        )
+    else:
+        log.info("command %s in %s: %s", command_id, schema_name, outcome)
+    return "retry-scheduled" if isinstance(outcome, processing.RetryLater) else outcome
 
 
 def _come_back(schema_name: str, command_id: UUID, delay: float) -> None:

@@ -5,12 +5,17 @@ This is the one boundary where the unique-version IntegrityError becomes Concurr
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -25,6 +30,13 @@ A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
 
 _VERSION_CONSTRAINT = "event_stream_version_unique"
+_EVENTS = EventRow._meta.db_table
+_SNAPSHOTS = Snapshot._meta.db_table
+
+
+def _json(value: Any) -> Any:
+    """jsonb as the driver hands it to raw SQL: text (Django's psycopg setup) or parsed."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _uuid_or_none(value: Any) -> UUID | None:
@@ -58,6 +70,34 @@ def snapshot_interval(aggregate_cls: type[Aggregate]) -> int:
     return int(settings.SNAPSHOT_EVERY)
 
 
+@dataclass(frozen=True)
+class Staged:
+    """One event decided and numbered, not yet written."""
+
+    aggregate: Aggregate
+    event_id: UUID
+    version: int
+    event: Event
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+def _recorded(staged: Sequence[Staged], positions: Sequence[int]) -> list[Recorded[Event]]:
+    return [
+        Recorded(
+            event=item.event,
+            id=item.event_id,
+            stream_type=item.aggregate.TYPE,
+            stream_id=item.aggregate.id,
+            version=item.version,
+            position=position,
+            recorded_at=item.recorded_at,
+            metadata=item.metadata,
+        )
+        for item, position in zip(staged, positions, strict=True)
+    ]
+
+
 class PostgresEventStore:
     """Event store over the current tenant schema's tables (set by schema_context)."""
 
@@ -66,117 +106,226 @@ class PostgresEventStore:
         # An explicit value (tests, benchmarks) wins over every configured one.
         self.snapshot_every = snapshot_every
 
+    # The load and append paths run for every command, so they speak SQL directly: the
+    # ORM's query building cost more than the round trips here (see docs/benchmarks.md).
     def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
         aggregate = self._from_snapshot(aggregate_cls, aggregate_id) or aggregate_cls(id=aggregate_id)
-        rows = (
-            EventRow.objects.filter(
-                stream_id=aggregate_id,
-                stream_type=aggregate_cls.TYPE,
-                version__gt=aggregate.version,
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT type, schema_version, payload, version FROM {_EVENTS}"
+                " WHERE stream_id = %s AND stream_type = %s AND version > %s ORDER BY version",
+                [aggregate_id, aggregate_cls.TYPE, aggregate.version],
             )
-            .order_by("version")
-            .values_list("type", "schema_version", "payload", "version")
-        )
+            rows = cursor.fetchall()
         for type_name, schema_version, payload, version in rows:
-            aggregate.evolve(self.registry.parse_event(type_name, schema_version, payload), version)
+            event = self.registry.parse_event(type_name, schema_version, _json(payload))
+            aggregate.evolve(event, version)
         return aggregate
+
+    def load_many(
+        self, wanted: Mapping[tuple[str, UUID], type[Aggregate]]
+    ) -> dict[tuple[str, UUID], Aggregate]:
+        """Several aggregates in two queries (newest snapshots, then the events after them).
+
+        Keys are (aggregate type, id). Used by the command batch; `load` is the same for one.
+        """
+        if not wanted:
+            return {}
+        keys = list(wanted)
+        found: dict[tuple[str, UUID], Aggregate] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT ON (stream_id, stream_type) stream_type, stream_id, version, schema_version,"
+                f" state FROM {_SNAPSHOTS} WHERE (stream_type, stream_id) IN ({', '.join(['(%s, %s)'] * len(keys))})"
+                " ORDER BY stream_id, stream_type, version DESC",
+                [part for key in keys for part in key],
+            )
+            for stream_type, stream_id, version, schema_version, state in cursor.fetchall():
+                key = (stream_type, stream_id)
+                cls = wanted[key]
+                restored = self._restore(cls, stream_id, version, schema_version, state)
+                # The newest snapshot is unusable: let the one-by-one path try older ones.
+                found[key] = restored or self._from_snapshot(cls, stream_id) or cls(id=stream_id)
+            for key in keys:
+                if key not in found:
+                    found[key] = wanted[key](id=key[1])
+            cursor.execute(
+                f"SELECT e.stream_type, e.stream_id, e.type, e.schema_version, e.payload, e.version FROM {_EVENTS} e"
+                f" JOIN (VALUES {', '.join(['(%s, %s::uuid, %s::int)'] * len(keys))}) AS k(t, i, v)"
+                " ON e.stream_id = k.i AND e.stream_type = k.t AND e.version > k.v"
+                " ORDER BY e.stream_id, e.stream_type, e.version",
+                [part for key in keys for part in (key[0], key[1], found[key].version)],
+            )
+            for stream_type, stream_id, type_name, schema_version, payload, version in cursor.fetchall():
+                event = self.registry.parse_event(type_name, schema_version, _json(payload))
+                found[(stream_type, stream_id)].evolve(event, version)
+        return found
 
     def _from_snapshot(self, aggregate_cls: type[A], aggregate_id: UUID) -> A | None:
         """The newest usable snapshot, upcast to the current state version; None: replay."""
-        snapshots = (
-            Snapshot.objects.filter(
-                stream_id=aggregate_id,
-                stream_type=aggregate_cls.TYPE,
-                schema_version__lte=aggregate_cls.SNAPSHOT_SCHEMA_VERSION,
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT version, schema_version, state FROM {_SNAPSHOTS}"
+                " WHERE stream_id = %s AND stream_type = %s AND schema_version <= %s"
+                " ORDER BY version DESC LIMIT 3",
+                [aggregate_id, aggregate_cls.TYPE, aggregate_cls.SNAPSHOT_SCHEMA_VERSION],
             )
-            .order_by("-version")
-            .values_list("version", "schema_version", "state")[:3]
-        )
+            snapshots = cursor.fetchall()
         for version, schema_version, state in snapshots:
-            # A snapshot is only a cache: one that cannot be upcast or no longer fits the
-            # fields is skipped (an older one, or the whole stream, is used instead).
-            try:
-                upcast = self.registry.upcast_snapshot(aggregate_cls, schema_version, state)
-                if upcast is None:
-                    continue
-                aggregate = aggregate_cls.from_snapshot(upcast)
-            except (TypeError, ValueError, KeyError):  # pydantic's ValidationError is a ValueError
-                log.warning(
-                    "ignoring unusable snapshot of %s/%s at v%s", aggregate_cls.TYPE, aggregate_id, version
-                )
-                continue
-            if aggregate.id != aggregate_id:
-                continue
-            aggregate.version = version
-            return aggregate
+            aggregate = self._restore(aggregate_cls, aggregate_id, version, schema_version, state)
+            if aggregate is not None:
+                return aggregate
         return None
 
+    def _restore(
+        self, aggregate_cls: type[A], aggregate_id: UUID, version: int, schema_version: int, state: Any
+    ) -> A | None:
+        """One snapshot as an aggregate, upcast if needed; None when it cannot be used.
+
+        A snapshot is only a cache: one that cannot be upcast or no longer fits the fields
+        is skipped (an older one, or the whole stream, is used instead)."""
+        try:
+            upcast = self.registry.upcast_snapshot(aggregate_cls, schema_version, _json(state))
+            if upcast is None:
+                return None
+            aggregate = aggregate_cls.from_snapshot(upcast)
+        except (TypeError, ValueError, KeyError):  # pydantic's ValidationError is a ValueError
+            log.warning(
+                "ignoring unusable snapshot of %s/%s at v%s", aggregate_cls.TYPE, aggregate_id, version
+            )
+            return None
+        if aggregate.id != aggregate_id:
+            return None
+        aggregate.version = version
+        return aggregate
+
+    def lock_for_append(self) -> None:
+        """Take this tenant's append lock until the end of the current transaction.
+
+        Positions come from a sequence, and sequences are handed out before commit, so two
+        concurrent appends could commit in the opposite order of their positions and a
+        reader at "up to N" would skip the late one forever. Holding this lock from the
+        insert to commit serialises appends *within this tenant* (the table is per schema,
+        so other tenants never wait) and makes position order equal commit order.
+        EXCLUSIVE still admits plain SELECTs (readers never block). Taken before loading,
+        it also guarantees that what is loaded is the stream's head until commit.
+        """
+        assert connection.in_atomic_block, "the append lock lives as long as a transaction"
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {EventRow._meta.db_table} IN EXCLUSIVE MODE")
+
     def append(
-        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
+        self,
+        aggregate: Aggregate,
+        events: Sequence[Event],
+        metadata: Mapping[str, Any],
+        *,
+        savepoint: bool = True,
+        lock_held: bool = False,
     ) -> list[Recorded[Event]]:
+        """Append `events` after `aggregate.version` or raise ConcurrencyError.
+
+        `lock_held`: the caller took `lock_for_append()` earlier in this transaction.
+        `savepoint=False`: the caller wraps this call in its own savepoint.
+        """
         assert connection.in_atomic_block, "append must run inside the command's transaction"
-        now = timezone.now()
         expected = aggregate.version
-        rows = [
-            EventRow(
-                stream_type=aggregate.TYPE,
-                stream_id=aggregate.id,
-                version=expected + offset,
-                type=event.TYPE,
-                schema_version=event.SCHEMA_VERSION,
-                payload=event.to_wire(),
-                # `seq` numbers the events of one append (1 = the first a command recorded).
-                metadata={**metadata, "seq": offset},
-                correlation_id=_uuid_or_none(metadata.get("correlation_id")),
-                causation_id=_uuid_or_none(metadata.get("causation_id")),
-                command_id=_uuid_or_none(metadata.get("command_id")),
-                recorded_at=now,
+        staged = self.stage(aggregate, events, metadata)
+        if not lock_held:
+            self.lock_for_append()
+        # A savepoint keeps the caller's transaction usable after a lost race, so the
+        # caller decides what to roll back.
+        with transaction.atomic(savepoint=savepoint):
+            positions = self._insert(staged)
+        for item in staged:
+            aggregate.evolve(item.event, item.version)
+        self._maybe_snapshot(aggregate, expected)
+        return _recorded(staged, positions)
+
+    def stage(
+        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
+    ) -> list[Staged]:
+        """The rows `events` become after `aggregate.version` (nothing is written yet)."""
+        now = timezone.now()
+        return [
+            # `seq` numbers the events of one append (1 = the first a command recorded).
+            Staged(
+                aggregate, uuid.uuid4(), aggregate.version + offset, event, {**metadata, "seq": offset}, now
             )
             for offset, event in enumerate(events, start=1)
         ]
-        with connection.cursor() as cursor:
-            # Positions come from a sequence, and sequences are handed out before commit, so
-            # two concurrent appends could commit in the opposite order of their positions
-            # and a reader at "up to N" would skip the late one forever. Holding this lock
-            # from the insert to commit serialises appends *within this tenant* (the table
-            # is per schema, so other tenants never wait) and makes position order equal
-            # commit order. EXCLUSIVE still admits plain SELECTs (readers never block).
-            cursor.execute(f"LOCK TABLE {EventRow._meta.db_table} IN EXCLUSIVE MODE")
+
+    def write_staged(
+        self, staged: Sequence[Staged], previous_versions: Mapping[int, int]
+    ) -> list[Recorded[Event]]:
+        """Insert rows staged (and already applied to their aggregates) by several decisions.
+
+        One statement for a whole batch of commands. The append lock must be held.
+        `previous_versions` maps id(aggregate) to its version before the batch, to take
+        the snapshots whose threshold the batch crossed.
+        """
+        if not staged:
+            return []
+        positions = self._insert(staged)
+        aggregates = {id(item.aggregate): item.aggregate for item in staged}
+        for key, aggregate in aggregates.items():
+            self._maybe_snapshot(aggregate, previous_versions[key])
+        return _recorded(staged, positions)
+
+    def _insert(self, staged: Sequence[Staged]) -> list[int]:
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for item in staged:
+            meta = item.metadata
+            for column, value in zip(
+                columns,
+                (
+                    item.event_id,
+                    item.aggregate.TYPE,
+                    item.aggregate.id,
+                    item.version,
+                    item.event.TYPE,
+                    item.event.SCHEMA_VERSION,
+                    json.dumps(item.event.to_wire(), cls=DjangoJSONEncoder),
+                    json.dumps(meta, cls=DjangoJSONEncoder),
+                    _uuid_or_none(meta.get("correlation_id")),
+                    _uuid_or_none(meta.get("causation_id")),
+                    _uuid_or_none(meta.get("command_id")),
+                    item.recorded_at,
+                ),
+                strict=True,
+            ):
+                column.append(value)
         try:
-            # A savepoint keeps the caller's transaction usable after a lost race, so the
-            # caller decides what to roll back (the command loop rolls back everything).
-            with transaction.atomic():
-                EventRow.objects.bulk_create(rows)
+            with connection.cursor() as cursor:
+                # One array per column (12 parameters whatever the batch size): the driver
+                # parses the statement client-side, and a VALUES list of thousands of
+                # placeholders cost more to build than to run. WITH ORDINALITY + ORDER BY
+                # keeps positions in staging order, which RETURNING then reports.
+                cursor.execute(
+                    f"INSERT INTO {_EVENTS} (id, stream_type, stream_id, version, type, schema_version,"
+                    " payload, metadata, correlation_id, causation_id, command_id, recorded_at)"
+                    " SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM unnest("
+                    "%s::uuid[], %s::varchar[], %s::uuid[], %s::int[], %s::varchar[], %s::smallint[],"
+                    " %s::jsonb[], %s::jsonb[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
+                    " WITH ORDINALITY AS u(i, st, si, v, t, sv, p, m, co, ca, cm, r, n) ORDER BY n"
+                    " RETURNING position",
+                    columns,
+                )
+                return [position for (position,) in cursor.fetchall()]
         except IntegrityError as exc:
             # A unique violation here is the (stream, version) guard: the only other unique
             # column is the random event id. The name check keeps the message precise.
             if _VERSION_CONSTRAINT in str(exc) or getattr(exc.__cause__, "sqlstate", None) == "23505":
+                first = staged[0]
                 raise ConcurrencyError(
-                    f"Stream {aggregate.TYPE}/{aggregate.id} moved past version {expected}.",
+                    f"Stream {first.aggregate.TYPE}/{first.aggregate.id} moved past version {first.version - 1}.",
                     details={
-                        "stream_type": aggregate.TYPE,
-                        "stream_id": str(aggregate.id),
-                        "expected_version": expected,
+                        "stream_type": first.aggregate.TYPE,
+                        "stream_id": str(first.aggregate.id),
+                        "expected_version": first.version - 1,
                     },
                 ) from exc
             raise
-        recorded: list[Recorded[Event]] = []
-        for row, event in zip(rows, events, strict=True):
-            aggregate.evolve(event, row.version)
-            recorded.append(
-                Recorded(
-                    event=event,
-                    id=row.id,
-                    stream_type=row.stream_type,
-                    stream_id=row.stream_id,
-                    version=row.version,
-                    position=row.position,
-                    recorded_at=now,
-                    metadata=row.metadata,
-                )
-            )
-        self._maybe_snapshot(aggregate, expected)
-        return recorded
 
     def _maybe_snapshot(self, aggregate: Aggregate, previous_version: int) -> None:
         every = snapshot_interval(type(aggregate)) if self.snapshot_every is None else self.snapshot_every

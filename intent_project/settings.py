@@ -144,6 +144,9 @@ CELERY_BEAT_SCHEDULE = {
 # Optimistic-concurrency conflicts reload and re-decide at most this many times per delivery.
 COMMAND_CONFLICT_RETRIES = env_int("COMMAND_CONFLICT_RETRIES", 10, minimum=1)
 # Retryable domain errors and infrastructure errors: exponential backoff, then fail visibly.
+# A worker handles up to this many due commands of one tenant per transaction (one
+# append lock, one commit, one projection wake-up for the lot).
+COMMAND_BATCH_SIZE = env_int("COMMAND_BATCH_SIZE", 50, minimum=1)
 COMMAND_MAX_RETRIES = env_int("COMMAND_MAX_RETRIES", 5, minimum=0)
 COMMAND_RETRY_BACKOFF_SECONDS = env_float("COMMAND_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
 # A command still pending this long after it was stored is re-enqueued by the sweep.
@@ -157,7 +160,7 @@ COMMAND_PAYLOAD_MAX_BYTES = env_int("COMMAND_PAYLOAD_MAX_BYTES", 64 * 1024, mini
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BYTES", 256 * 1024, minimum=4096)
 
 # Slices loaded into the registry, in order.
-INTENT_SLICES = env_list("INTENT_SLICES", ["commands_app.slices.system"])
+INTENT_SLICES = env_list("INTENT_SLICES", ["commands_app.slices.system", "commands_app.slices.banking"])
 
 # --- Auth, API -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -232,4 +235,6 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, minimum=0.1)
 CELERY_REDIS_SOCKET_TIMEOUT = 5.0
 # Projector modules (each exports PROJECTIONS and READ_MODELS), one per slice.
-INTENT_PROJECTORS = env_list("INTENT_PROJECTORS", ["projections_app.projectors.system"])
+INTENT_PROJECTORS = env_list(
+    "INTENT_PROJECTORS", ["projections_app.projectors.system", "projections_app.projectors.banking"]
+)

@@ -46,7 +46,12 @@ def execute(
     events = registry.decide(aggregate, command, ctx)
     if not events:
         return []
-    metadata = {
+    return store.append(aggregate, events, event_metadata(command, ctx))
+
+
+def event_metadata(command: Command, ctx: CommandContext) -> dict[str, Any]:
+    """What every event a command records says about where it came from."""
+    return {
         "command_id": str(ctx.command_id),
         "command_type": command.TYPE,
         "correlation_id": str(ctx.correlation_id),
@@ -54,7 +59,6 @@ def execute(
         "user_id": ctx.user_id,
         "role": ctx.role,
     }
-    return store.append(aggregate, events, metadata)
 
 
 class InMemoryEventStore:

@@ -137,7 +137,7 @@ def test_a_bug_in_a_handler_retries_then_fails_visibly_instead_of_staying_pendin
 
     monkeypatch.setitem(get_registry().handlers, LogMessage, broken)
     cmd = submit(fresh_tenant, "logMessage", {"message": "bug"})
-    assert process_command(fresh_tenant.schema_name, str(cmd.id)) == "error-recorded"
+    assert process_command(fresh_tenant.schema_name, str(cmd.id)) == "retry-scheduled"
     retrying = reload(fresh_tenant, cmd.id)
     assert retrying.status == CommandStatus.PENDING
     assert retrying.error["code"] == "unexpected_error" and retrying.error["retrying"] is True
