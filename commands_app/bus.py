@@ -21,6 +21,7 @@ from commands_app.domain.messages import Command as DomainCommand
 from commands_app.domain.messages import CommandContext
 from commands_app.models import Command
 from commands_app.registry import get_registry
+from intent_project import wakeups
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -189,9 +190,16 @@ def _same_body_or_conflict(existing: Command, digest: str) -> Command:
 
 
 def enqueue(schema_name: str, command_id: UUID, countdown: float | None = None) -> None:
-    """Wake a worker. Losing this message only delays the command: the sweep re-sends it."""
+    """Wake a worker. Losing this message only delays the command: the sweep re-sends it.
+
+    A command due now joins the tenant's next drain (one queued drain per tenant, however
+    many commands arrive meanwhile); one due later gets its own delayed message.
+    """
     from commands_app.tasks import process_command
 
+    if not countdown:
+        wake_commands(schema_name)
+        return
     try:
         process_command.apply_async(args=(schema_name, str(command_id)), countdown=countdown)
     except Exception:  # broker down or unreachable: the committed row is the truth
@@ -201,6 +209,13 @@ def enqueue(schema_name: str, command_id: UUID, countdown: float | None = None) 
             schema_name,
             exc_info=True,
         )
+
+
+def wake_commands(schema_name: str) -> None:
+    """Ask for a drain of the tenant's due commands; bursts coalesce into one queued drain."""
+    from commands_app.tasks import drain_commands
+
+    wakeups.request("commands", schema_name, lambda: drain_commands.apply_async(args=(schema_name,)))
 
 
 def retry(command_id: UUID, *, role: str | None, operator: str = "") -> Command:

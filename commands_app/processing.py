@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -81,39 +82,46 @@ def process(command_id: UUID) -> str:
     return outcome
 
 
-def process_batch(first_id: UUID, limit: int | None = None) -> dict[UUID, str | RetryLater]:
-    """Handle `first_id` and up to `limit - 1` other due pending commands of this tenant in
-    one transaction: one append lock, one commit and one projection wake-up for the lot.
+def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID, str | RetryLater]:
+    """Handle `first_id` (when given) and other due pending commands of this tenant, up to
+    `limit` in all, in one transaction: one append lock, one commit and one projection
+    wake-up for the lot.
 
-    Every command still runs in its own savepoint, so one that fails (a bug in a handler,
-    a lost version race) rolls back alone. The other commands' own wake-up messages find
-    them no longer pending and do nothing, which keeps "executed at most once" a matter
-    of the row lock and the status alone.
+    Each command gets exactly its own outcome; a bad one (a bug in a handler, a version
+    race) is isolated by redoing the batch one savepoint per command. Commands are locked
+    with SKIP LOCKED, so concurrent batches never share one, and a command's own message
+    arriving later finds it no longer pending and does nothing: "executed at most once"
+    rests on the row lock and the status alone.
     """
     limit = settings.COMMAND_BATCH_SIZE if limit is None else limit
     registry = get_registry()
     store = PostgresEventStore(registry)
     outcomes: dict[UUID, str | RetryLater] = {}
     with transaction.atomic():
-        # SKIP LOCKED: a second delivery of the same message while the first is still
-        # running must not wait and then re-execute; it just leaves.
-        first = Command.objects.select_for_update(skip_locked=True).filter(pk=first_id).first()
-        if first is None:
-            return {first_id: "locked-or-missing"}
-        if first.status != CommandStatus.PENDING:
-            return {first_id: f"already-{first.status}"}
         now = timezone.now()
-        if first.not_before and first.not_before > now:
-            return {first_id: RetryLater((first.not_before - now).total_seconds())}
-        rows = [first]
-        if limit > 1:
-            rows += list(
+        rows: list[Command] = []
+        if first_id is not None:
+            # SKIP LOCKED: a second delivery of the same message while the first is still
+            # running must not wait and then re-execute; it just leaves.
+            first = Command.objects.select_for_update(skip_locked=True).filter(pk=first_id).first()
+            if first is None:
+                return {first_id: "locked-or-missing"}
+            if first.status != CommandStatus.PENDING:
+                return {first_id: f"already-{first.status}"}
+            if first.not_before and first.not_before > now:
+                return {first_id: RetryLater((first.not_before - now).total_seconds())}
+            rows.append(first)
+        if limit > len(rows):
+            due = (
                 Command.objects.select_for_update(skip_locked=True)
                 .filter(status=CommandStatus.PENDING)
                 .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-                .exclude(pk=first_id)
-                .order_by("created_at")[: limit - 1]
             )
+            if first_id is not None:
+                due = due.exclude(pk=first_id)
+            rows += list(due.order_by("created_at")[: limit - len(rows)])
+        if not rows:
+            return {}
         # Lock before loading anything: every aggregate loaded below is then its stream's
         # head until this transaction commits, so decisions never race another writer in
         # this tenant and an aggregate can be reused across the batch.
@@ -340,6 +348,18 @@ def _mark_failed_row(row: Command, error: dict[str, Any]) -> None:
     row.status = CommandStatus.FAILED
     row.error = error
     row.processed_at = timezone.now()
+
+
+def drain(max_seconds: float = 2.0) -> dict[UUID, str | RetryLater]:
+    """Handle due pending commands of this tenant batch after batch, for up to
+    `max_seconds` (then the caller yields the worker and asks for another run)."""
+    deadline = time.monotonic() + max_seconds
+    outcomes: dict[UUID, str | RetryLater] = {}
+    while True:
+        batch = process_batch(None)
+        outcomes.update(batch)
+        if len(batch) < settings.COMMAND_BATCH_SIZE or time.monotonic() >= deadline:
+            return outcomes
 
 
 def _wake_projections(schema: str) -> None:

@@ -6,9 +6,11 @@ import logging
 from uuid import UUID
 
 from celery import shared_task
+from django.conf import settings
 from django_tenants.utils import schema_context
 
 from commands_app import processing
+from intent_project import wakeups
 from intent_project.tenancy import assert_tenant_schema
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,30 @@ def process_command(schema_name: str, command_id: str) -> str:
     else:
         log.info("command %s in %s: %s", command_id, schema_name, outcome)
     return "retry-scheduled" if isinstance(outcome, processing.RetryLater) else outcome
+
+
+@shared_task(name="commands_app.tasks.drain_commands", acks_late=True, ignore_result=True)
+def drain_commands(schema_name: str) -> str:
+    """Handle the tenant's due commands in batches (the coalesced wake-up of the bus)."""
+    from commands_app.bus import wake_commands
+
+    assert_tenant_schema(schema_name)
+    wakeups.started("commands", schema_name)
+    with schema_context(schema_name):
+        try:
+            outcomes = processing.drain()
+        except Exception as exc:
+            # The database went away mid-batch: that batch rolled back and its commands are
+            # still pending. Delayed, not lost: the sweep (or the next wake-up) drains again.
+            log.warning("draining commands of %s hit %r", schema_name, exc, exc_info=True)
+            return "interrupted"
+    for command_id, result in outcomes.items():
+        if isinstance(result, processing.RetryLater):
+            _come_back(schema_name, command_id, result.delay)
+    if len(outcomes) >= settings.COMMAND_BATCH_SIZE:
+        wake_commands(schema_name)  # maybe more: yield the worker, continue in a new task
+    log.info("drained %d commands in %s", len(outcomes), schema_name)
+    return f"drained-{len(outcomes)}"
 
 
 def _come_back(schema_name: str, command_id: UUID, delay: float) -> None:

@@ -2,48 +2,31 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
-import redis
 from celery import shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django_tenants.utils import schema_context
 
+from intent_project import wakeups
 from intent_project.tenancy import assert_tenant_schema
 from projections_app import runner
 
 log = logging.getLogger(__name__)
 
-# While this key exists, a run_projections message for the schema is queued and has not
-# started reading yet, so another wake-up would be redundant. The task deletes the key
-# *before* it reads, so an event committed after that sets it again and gets its own run.
-_WAKE_KEY = "intent:projections:wake:{schema}"
-_WAKE_TTL_SECONDS = 30  # a lost message blocks wake-ups at most this long (the sweep covers it)
-
-
-@functools.cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+# The Redis client of the wake-up keys (kept under this name for callers that reset it).
+_redis = wakeups.redis_client
 
 
 def wake_projections(schema_name: str) -> None:
     """Ask for a projection run in `schema_name`; coalesces bursts into one queued run."""
-    try:
-        if _redis().set(_WAKE_KEY.format(schema=schema_name), 1, nx=True, ex=_WAKE_TTL_SECONDS):
-            run_projections.apply_async(args=(schema_name,))
-    except Exception:
-        log.warning("could not wake projections in %s; the sweep will run them", schema_name, exc_info=True)
+    wakeups.request("projections", schema_name, lambda: run_projections.apply_async(args=(schema_name,)))
 
 
 @shared_task(name="projections_app.tasks.run_projections", acks_late=True, ignore_result=True)
 def run_projections(schema_name: str) -> dict[str, str]:
     assert_tenant_schema(schema_name)
-    try:
-        _redis().delete(_WAKE_KEY.format(schema=schema_name))
-    except Exception:
-        log.warning("could not clear the wake key of %s", schema_name, exc_info=True)
+    wakeups.started("projections", schema_name)
     try:
         with schema_context(schema_name):
             results = runner.run_all()

@@ -47,7 +47,7 @@ def isolated_redis() -> Iterator[None]:
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = url
     app.conf.broker_url = url
-    projection_tasks._redis.cache_clear()
+    projection_tasks._redis.cache_clear()  # the shared wake-up client (intent_project.wakeups)
     import redis
 
     redis.Redis.from_url(url).flushdb()
@@ -111,6 +111,8 @@ PERSONAS: dict[str, tuple[bool, bool, dict[str, str]]] = {
     "bob": (False, False, {"globex": "developer"}),  # developer at globex only
     "stan": (True, False, {}),  # staff without any membership
     "root": (True, True, {}),  # platform superuser
+    "bea": (False, False, {"acme": "banker"}),  # banker at acme
+    "tom": (False, False, {"acme": "teller"}),  # teller at acme
 }
 
 

@@ -1,0 +1,55 @@
+"""Coalesced wake-up messages: at most one queued task per (kind, tenant schema).
+
+While the key exists, a task of that kind for the schema is queued and has not started
+reading yet, so another message would be redundant. The task deletes the key *before* it
+reads (`started`), so anything committed after that sets the key again and gets its own
+run. Losing a message (or Redis) only delays work: the sweep sends wake-ups from the rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+# A lost message blocks wake-ups of its kind at most this long (the sweep covers it).
+TTL_SECONDS = 30
+
+
+@functools.cache
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _key(kind: str, schema_name: str) -> str:
+    return f"intent:{kind}:wake:{schema_name}"
+
+
+def request(kind: str, schema_name: str, send: Callable[[], object]) -> None:
+    """Call `send()` (publish the task) unless one of this kind is already queued."""
+    key = _key(kind, schema_name)
+    try:
+        if not redis_client().set(key, 1, nx=True, ex=TTL_SECONDS):
+            return
+    except Exception:
+        log.warning("could not coalesce %s wake-up for %s; sending anyway", kind, schema_name, exc_info=True)
+    try:
+        send()
+    except Exception:  # broker down: the rows are the truth; the sweep sends it later
+        log.warning("could not wake %s in %s; the sweep will", kind, schema_name, exc_info=True)
+        with contextlib.suppress(Exception):
+            redis_client().delete(key)
+
+
+def started(kind: str, schema_name: str) -> None:
+    """Called by the task before it reads: later commits must be able to wake it again."""
+    try:
+        redis_client().delete(_key(kind, schema_name))
+    except Exception:
+        log.warning("could not clear the %s wake key of %s", kind, schema_name, exc_info=True)
