@@ -24,6 +24,47 @@ def _schema(tenant: str) -> str:
     return f"t_{tenant}"
 
 
+def saga_issued(cluster: Cluster, planned: list[Planned]) -> tuple[list[Planned], list[str]]:
+    """The commands the system saga issued, checked against what it should have issued.
+
+    For each emitMultipleEvents: one logMessage caused by the command (3 s later), and
+    one caused by its multiEventEmitted with index 2 when it emitted 3 or more. Nothing
+    else, and nothing twice. Returned as Planned items (1 event each) for the other checks.
+    """
+    problems: list[str] = []
+    issued: list[Planned] = []
+    emits = {item.id: item for item in planned if item.type == "emitMultipleEvents"}
+    for tenant in TENANTS:
+        schema = _schema(tenant)
+        rows = cluster.sql(
+            f"SELECT id::text, type, causation_id::text, payload FROM {schema}.commands_app_command"
+            f" WHERE metadata->>'source' = 'saga'"
+        )
+        third = dict(
+            cluster.sql(
+                f"SELECT id::text, command_id::text FROM {schema}.events_app_event"
+                f" WHERE type = 'multiEventEmitted' AND (payload->>'index')::int = 2"
+            )
+        )
+        causes = collections.Counter(cause for _, _, cause, _ in rows)
+        for command_id, ctype, cause, payload in rows:
+            if ctype != "logMessage" or not (cause in emits or cause in third):
+                problems.append(f"{tenant}: saga command {command_id} ({ctype}) caused by unknown {cause}")
+            issued.append(Planned(command_id, tenant, ctype, payload, 1))
+        wanted = [e.id for e in emits.values() if e.tenant == tenant] + list(third)
+        missing = [cause for cause in wanted if causes[cause] == 0]
+        doubled = [cause for cause, n in causes.items() if n > 1]
+        if missing:
+            problems.append(
+                f"{tenant}: the saga never reacted to {len(missing)} triggers, e.g. {missing[:MAX_LISTED]}"
+            )
+        if doubled:
+            problems.append(
+                f"{tenant}: the saga reacted twice to {len(doubled)} triggers, e.g. {doubled[:MAX_LISTED]}"
+            )
+    return issued, problems
+
+
 def check_commands(cluster: Cluster, planned: list[Planned], figures: dict[str, Any]) -> list[str]:
     """Every planned command exists, is final and `processed`; no command appeared from nowhere."""
     problems: list[str] = []
@@ -253,7 +294,10 @@ def check_read_models_by_replay(cluster: Cluster, figures: dict[str, Any]) -> li
 
 def verify_everything(cluster: Cluster, planned: list[Planned]) -> tuple[list[str], dict[str, Any]]:
     figures: dict[str, Any] = {}
-    problems = check_commands(cluster, planned, figures)
+    issued, problems = saga_issued(cluster, planned)
+    figures["saga_commands"] = len(issued)
+    planned = planned + issued
+    problems += check_commands(cluster, planned, figures)
     problems += check_events(cluster, planned, figures)
     problems += check_projection_state(cluster, figures)
     problems += check_read_models_by_sql(cluster)
