@@ -125,16 +125,19 @@ def compare_tables(expected: dict[str, dict[str, Any]], actual: dict[str, dict[s
 
 def unapplied_migrations() -> list[Finding]:
     """Migrations on disk that this (current) schema has not recorded as applied."""
-    executor = MigrationExecutor(connection)
-    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    # Every migration on disk minus the recorded ones: also catches a gap in the middle of
+    # an app's history (a later migration recorded, an earlier one not), which Django's
+    # migration plan towards the leaf nodes would not report.
+    loader = MigrationExecutor(connection).loader
+    applied = set(loader.applied_migrations or {})
+    missing = sorted(set(loader.graph.nodes) - applied)
     return [
         Finding(
             "unapplied_migration",
-            f"migration {migration.app_label}.{migration.name} is not applied",
-            expected=f"{migration.app_label}.{migration.name}",
+            f"migration {app_label}.{name} is not applied",
+            expected=f"{app_label}.{name}",
         )
-        for migration, backwards in plan
-        if not backwards
+        for app_label, name in missing
     ]
 
 

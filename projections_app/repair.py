@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.management import call_command
+from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django_tenants.utils import schema_context
 
 from projections_app.drift import Finding, check_schema, projections_to_rebuild
@@ -32,7 +33,13 @@ def repair_schema(
     if any(f.kind == "unapplied_migration" for f in findings):
         say(f"{verb}   {label}: migrate_schemas --schema={schema_name}")
         if not dry_run:
-            call_command("migrate_schemas", schema_name=schema_name, interactive=False, verbosity=0)
+            try:
+                call_command("migrate_schemas", schema_name=schema_name, interactive=False, verbosity=0)
+            except InconsistentMigrationHistory as exc:
+                # A gap in the recorded history (a later migration applied, an earlier one
+                # not) cannot be migrated past safely: report it for a human to resolve.
+                say(f"manual {label}: {exc}")
+                return check_schema(schema_name, reference)
             findings = check_schema(schema_name, reference)
     for name in sorted(projections_to_rebuild(findings)):
         say(f"{verb}   {label}: rebuild {name}")

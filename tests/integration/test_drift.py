@@ -98,17 +98,37 @@ def test_a_stale_fingerprint_is_found_and_rebuilt(projected, capsys):
 
 
 def test_an_unapplied_migration_is_found_and_applied(projected, capsys):
-    # Undo the latest projections_app migration in this schema only, as if it never ran there.
-    _sql(projected, "DROP TABLE {schema}.projections_app_rebuildjob")
-    _sql(projected, "ALTER TABLE {schema}.projections_app_projectionstate DROP COLUMN fingerprint")
-    _sql(
-        projected,
-        "DELETE FROM {schema}.django_migrations WHERE app = 'projections_app' AND name = '0003_rebuilds'",
+    # Unapply the projections_app migrations after 0003 in this schema only, as if they
+    # never ran there (tables and columns they added are gone too).
+    call_command(
+        "migrate_schemas",
+        "projections_app",
+        "0003_rebuilds",
+        schema_name=projected.schema_name,
+        interactive=False,
+        verbosity=0,
     )
     kinds = {f.kind for f in _findings(projected)}
     assert {"unapplied_migration", "missing_table", "missing_column"} <= kinds
     out = _repair(projected, capsys)
     assert "migrate_schemas" in out
+    assert _findings(projected) == []
+
+
+def test_a_gap_in_the_migration_history_is_reported_for_a_human(projected, capsys):
+    # A later migration recorded, an earlier one not: Django cannot migrate past that.
+    _sql(
+        projected,
+        "DELETE FROM {schema}.django_migrations WHERE app = 'projections_app' AND name = '0003_rebuilds'",
+    )
+    assert "unapplied_migration" in {f.kind for f in _findings(projected)}
+    out = _repair(projected, capsys, resolves=False)
+    assert "manual" in out and "0003_rebuilds" in out
+    _sql(
+        projected,
+        "INSERT INTO {schema}.django_migrations (app, name, applied)"
+        " VALUES ('projections_app', '0003_rebuilds', now())",
+    )
     assert _findings(projected) == []
 
 
