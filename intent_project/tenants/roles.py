@@ -10,4 +10,6 @@ class Role(models.TextChoices):
     DEVELOPER = "developer", "Developer"
     TESTER = "tester", "Tester"
     SYSTEM = "system", "System"
+    BANKER = "banker", "Banker"  # opens and closes accounts, moves money
+    TELLER = "teller", "Teller"  # deposits, withdrawals, transfers
     VIEWER = "viewer", "Viewer"  # reads only
