@@ -72,6 +72,7 @@ _STATUS_FOR_INTENT: dict[str, int] = {
     "validation_error": 400,
     "payload_too_large": 413,
     "forbidden": 403,
+    "internal_command": 403,
     "not_a_member": 403,
     "idempotency_conflict": 409,
     "not_found": 404,

@@ -115,16 +115,10 @@ def test_internal_commands_are_refused_to_everyone_the_admin_included(world, per
     with stores_no_command(world.acme):
         response = send(client_for(world[persona]), type_name, INTERNAL[type_name])
 
-    assert response.status_code in (400, 403)  # 403 expected: see the xfail test below
-    error = assert_error(response, response.status_code, "internal_command")
+    error = assert_error(response, 403, "internal_command")
     assert error["details"]["allowed_roles"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intent_project/api/errors.py maps IntentError by code; 'internal_command' (a Forbidden) "
-    "is missing from _STATUS_FOR_INTENT, so it answers 400",
-)
 def test_an_internal_command_is_answered_403(world):
     response = send(client_for(world["ada"]), "markTransferCompleted", INTERNAL["markTransferCompleted"])
 

@@ -37,7 +37,10 @@ def test_text_that_looks_dangerous_is_stored_as_text(world, message):
 
     command = send(dave, "logMessage", {"message": message}).json()
 
-    assert dave.get(f"{commands_url()}{command['id']}/").json()["payload"] == {"message": message}
+    assert dave.get(f"{commands_url()}{command['id']}/").json()["payload"] == {
+        "message": message,
+        "level": "info",
+    }
 
 
 @pytest.mark.parametrize("value", ["' OR 1=1 --", "logMessage; DROP TABLE commands_app_command", "%", "_"])
