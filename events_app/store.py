@@ -46,6 +46,36 @@ def _uuid_or_none(value: Any) -> UUID | None:
         return None
 
 
+# The columns `recorded_from_values` expects, in order (for .values_list(*RECORD_FIELDS)).
+RECORD_FIELDS = (
+    "id",
+    "position",
+    "type",
+    "schema_version",
+    "payload",
+    "stream_type",
+    "stream_id",
+    "version",
+    "recorded_at",
+    "metadata",
+)
+
+
+def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[Event]:
+    """`to_recorded` for a tuple of RECORD_FIELDS (the projection runner's hot path)."""
+    event_id, position, type_name, schema_version, payload, stream_type, stream_id, version, at, meta = values
+    return Recorded(
+        event=registry.parse_event(type_name, schema_version, payload),
+        id=event_id,
+        stream_type=stream_type,
+        stream_id=stream_id,
+        version=version,
+        position=position,
+        recorded_at=at,
+        metadata=meta,
+    )
+
+
 def to_recorded(row: EventRow, registry: Registry) -> Recorded[Event]:
     """A stored row as a typed event, upcast to the payload's current schema version."""
     return Recorded(
