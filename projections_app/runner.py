@@ -71,7 +71,7 @@ def run_projection(
     """Apply one batch of events to one projection (never past `upto` when given)."""
     batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
     registry = get_registry()
-    current: EventRow | None = None
+    current: Any = None  # the event row being parsed, for the failure report
     try:
         with transaction.atomic():
             state = (
@@ -108,7 +108,7 @@ def run_projection(
             )
             records = []
             for row in rows:
-                current = EventRow(id=row[0], position=row[1], type=row[2])
+                current = row
                 records.append(recorded_from_values(row, registry))
             current = None
             projection.apply_batch(records)
@@ -127,7 +127,8 @@ def run_projection(
         _record_failure(projection, _row_of(failed.recorded), failed.cause)
         return RunResult(projection.name, 0, False, "failed")
     except Exception as exc:  # a failing handler must never silently lose its event
-        _record_failure(projection, current, exc)
+        failing = EventRow(id=current[0], position=current[1], type=current[2]) if current else None
+        _record_failure(projection, failing, exc)
         return RunResult(projection.name, 0, False, "failed")
 
 

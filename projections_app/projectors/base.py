@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from django.db import InterfaceError, OperationalError, connection, models
+from django.db import InterfaceError, OperationalError, connections, models
 from django.db.models import Q
 
 from commands_app.domain.messages import Event, Recorded
@@ -88,8 +88,9 @@ def upsert(model: type[models.Model], rows: list[models.Model]) -> None:
     than the statement itself. unnest() over one array per column keeps the statement as
     short as the table is wide.
     """
+    db = connections[model._default_manager.db]  # the real wrapper: `connection` is a proxy
     fields = list(model._meta.concrete_fields)
-    types = [f.db_type(connection) for f in fields]
+    types = [f.db_type(db) for f in fields]
     if any(t is None or t.endswith("]") for t in types):  # arrays of arrays do not unnest
         model._default_manager.bulk_create(
             rows,
@@ -99,16 +100,16 @@ def upsert(model: type[models.Model], rows: list[models.Model]) -> None:
         )
         return
     columns: list[list[Any]] = [
-        [f.get_db_prep_save(f.pre_save(row, add=True), connection) for row in rows] for f in fields
+        [f.get_db_prep_save(f.pre_save(row, add=True), db) for row in rows] for f in fields
     ]
-    quote = connection.ops.quote_name
+    quote = db.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
     arrays = ", ".join(f"%s::{t}[]" for t in types)
     updates = ", ".join(
         f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields if not f.primary_key
     )
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays})"
             f" ON CONFLICT ({quote(model._meta.pk.column)}) {conflict}",
