@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration test-api lint format services-status \
-        services-stop clean
+        services-stop clean bench
 
 help: ## List the targets
 	@echo "Usage: make <target> [PYTEST_ARGS='...'] [PORT=8000]"
@@ -42,6 +42,14 @@ test-integration: $(VENV)/.installed ## Run tests/integration
 
 test-api: $(VENV)/.installed ## Run tests/api
 	$(DEVENV) exec -- $(PY) -m pytest tests/api $(PYTEST_ARGS)
+
+# The bench extra (the eventsourcing library, a baseline) stays out of `make test`'s path.
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PY) -m pip install -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench ## Run the benchmarks (BENCH_SCALE=0.1 quick; table + JSON in BENCH_OUT)
+	$(DEVENV) exec -- $(PY) manage.py bench
 
 lint: $(VENV)/.installed ## ruff check + mypy (what CI gates on)
 	$(PY) -m ruff check .

@@ -1,0 +1,332 @@
+"""End to end over HTTP: POST a command, then wait for `processed` (GET ?wait=), from
+concurrent clients against a real web server and a real worker.
+
+Processes: the web server as tests/faults/cluster.py runs it (`manage.py runserver
+--noreload`: one threaded process; gunicorn is not a dependency), one Celery worker with
+`--concurrency 2`, PostgreSQL and Redis; the client threads run in the bench process.
+All share the machine's cores.
+
+1. sustained: CLIENTS closed-loop client threads (each: POST, then GET ?wait=3 until
+   final) for a warm-up and then a measured window; figure = commands that reached
+   `processed` within the window / window.
+2. fixed rate: an open-loop scheduler offers 200 commands/s (one every 5 ms) to a pool of
+   client threads; latency runs from the scheduled send time (so a client that falls
+   behind shows up in the figure) to the GET that returns `processed`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+from bench.common import Context, Result, Target, latency_summary, stream_ids, zipf_indices
+from bench.pipeline import server_latencies, status_counts
+from bench.procs import Processes, free_port
+
+CLIENTS = 32
+RATE = 200.0
+RATE_POOL = 48  # client threads for the fixed-rate phase (each holds a server thread and connection)
+
+
+class Client:
+    """One keep-alive connection per thread; never raises for HTTP errors."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.headers = {
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        self.local = threading.local()
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in range(2):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                conn.request(method, path, body=data, headers=self.headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    self.local.conn = None
+                return resp.status, json.loads(raw) if raw else None
+            except (OSError, http.client.HTTPException, ValueError):
+                conn.close()
+                self.local.conn = None
+                if attempt:
+                    return 0, None
+        return 0, None
+
+
+class Driver:
+    def __init__(self, port: int, token: str, slug: str, seed: int) -> None:
+        self.client = Client(port, token)
+        self.base = f"/t/{slug}/api/commands/"
+        self.systems = stream_ids(seed)
+        self.choices = zipf_indices(seed)
+        self.lock = threading.Lock()
+        self.ids: list[uuid.UUID] = []
+        self.errors: dict[str, int] = {}
+        self.post_seconds: list[float] = []  # the POST alone (the web server's share)
+
+    def _error(self, what: str) -> None:
+        with self.lock:
+            self.errors[what] = self.errors.get(what, 0) + 1
+
+    def command(self, stop: threading.Event | None = None) -> tuple[bool, float]:
+        """POST one logMessage, wait until final; (processed?, seconds from POST).
+
+        Gives up (False) once `stop` is set and the current wait returns."""
+        with self.lock:
+            system = self.systems[next(self.choices)]
+        command_id = uuid.uuid4()
+        body = {
+            "id": str(command_id),
+            "type": "logMessage",
+            "payload": {"message": "bench over http", "systemId": str(system)},
+        }
+        start = time.perf_counter()
+        status, _ = self.client.request("POST", self.base, body)
+        posted = time.perf_counter() - start
+        with self.lock:
+            self.post_seconds.append(posted)
+        if status != 202:
+            self._error(f"POST {status}")
+            return False, time.perf_counter() - start
+        with self.lock:
+            self.ids.append(command_id)
+        while True:
+            status, data = self.client.request("GET", f"{self.base}{command_id}/?wait=3")
+            if status != 200:
+                self._error(f"GET {status}")
+                return False, time.perf_counter() - start
+            if data.get("status") == "processed":
+                return True, time.perf_counter() - start
+            if data.get("status") == "failed":
+                self._error("failed")
+                return False, time.perf_counter() - start
+            if stop is not None and stop.is_set():
+                return False, time.perf_counter() - start
+
+
+def sustained(driver: Driver, clients: int, warmup: float, window: float) -> dict[str, Any]:
+    stop = threading.Event()
+    done: list[tuple[float, float]] = []  # (completion time, latency)
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while not stop.is_set():
+            ok, latency = driver.command(stop)
+            if ok:
+                with lock:
+                    done.append((time.perf_counter(), latency))
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(warmup)
+    t0 = time.perf_counter()
+    time.sleep(window)
+    t1 = time.perf_counter()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    inside = [lat for at, lat in done if t0 <= at < t1]
+    return {"rate": len(inside) / (t1 - t0), "latencies": inside, "completed": len(inside)}
+
+
+def fixed_rate(driver: Driver, rate: float, seconds: float, grace: float) -> dict[str, Any]:
+    """Offer `rate` commands/s for `seconds`; wait at most `grace` more for the stragglers.
+
+    A command still open at the cut-off counts with its latency so far (a lower bound), so
+    a system that cannot keep up shows it in the percentiles instead of hiding it."""
+    count = max(1, int(rate * seconds))
+    lock = threading.Lock()
+    stop = threading.Event()
+    from_schedule: list[float] = []
+    from_post: list[float] = []
+    late = [0]
+    open_since: dict[int, float] = {}
+
+    def task(index: int, scheduled: float) -> None:
+        if stop.is_set():
+            return
+        began = time.perf_counter()
+        with lock:
+            open_since[index] = scheduled
+            if began - scheduled > 0.005:
+                late[0] += 1
+        ok, latency = driver.command(stop)
+        end = time.perf_counter()
+        with lock:
+            if ok:
+                open_since.pop(index, None)
+                from_schedule.append(end - scheduled)
+                from_post.append(latency)
+
+    pool = ThreadPoolExecutor(max_workers=RATE_POOL)
+    t0 = time.perf_counter() + 0.05
+    futures = []
+    for i in range(count):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        futures.append(pool.submit(task, i, scheduled))
+    offered_seconds = time.perf_counter() - t0
+    wait(futures, timeout=grace)
+    cutoff = time.perf_counter()
+    stop.set()
+    pool.shutdown(wait=True, cancel_futures=True)
+    with lock:
+        never_started = count - len(from_schedule) - len(open_since)
+        unfinished = [cutoff - scheduled for scheduled in open_since.values()]
+        unfinished += [cutoff - (t0 + i / rate) for i in range(count - never_started, count)]
+    return {
+        "offered": count,
+        "offered_rate": count / offered_seconds,
+        "completed": len(from_schedule),
+        "unfinished_at_cutoff": len(unfinished),
+        "from_schedule": from_schedule + unfinished,
+        "from_post": from_post,
+        "started_late": late[0],
+    }
+
+
+def create_client_user(ctx: Context, tenant: Any) -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from intent_project.tenants.services import set_membership
+
+    user = get_user_model().objects.create_user(f"bx-bench-{ctx.run_id}", "", None)
+    set_membership(user, tenant, "admin")
+
+    def delete_user() -> None:
+        user.delete()
+
+    ctx.on_cleanup(delete_user)
+    return str(Token.objects.create(user=user).key)
+
+
+def wait_healthy(port: int, web: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/health/")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+            conn.close()
+        except OSError:
+            pass
+        if not web.running():
+            raise RuntimeError(f"the web server exited:\n{web.tail()}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the web server is not healthy after {timeout}s:\n{web.tail()}")
+
+
+def run_http(ctx: Context) -> list[Result]:
+    tenant = ctx.fresh_tenant("http")
+    token = create_client_user(ctx, tenant)
+    procs = Processes("http")
+    ctx.on_cleanup(lambda: procs.stop(keep_logs=ctx.keep))
+    port = free_port()
+    web = procs.web(port)
+    worker = procs.worker("worker", concurrency=2)
+    wait_healthy(port, web)
+    worker.wait_for_output("ready.", 60)
+    driver = Driver(port, token, tenant.slug, seed=61)
+    for _ in range(ctx.n(20, minimum=5)):  # first requests: imports, connections, caches
+        driver.command()
+    warmup = ctx.seconds(3.0, minimum=1.0)
+    window = ctx.seconds(10.0, minimum=2.0)
+    ctx.log(f"http: sustained, {CLIENTS} clients, {warmup:.0f}s warm-up + {window:.0f}s")
+    driver.post_seconds.clear()
+    sus = sustained(driver, CLIENTS, warmup, window)
+    sus_posts = list(driver.post_seconds)
+    ctx.log(f"http: sustained {sus['rate']:,.0f} commands/s; settling ...")
+    _settle(tenant.schema_name, timeout=ctx.seconds(30.0, minimum=5.0))
+    seconds = ctx.seconds(10.0, minimum=2.0)
+    ctx.log(f"http: fixed rate {RATE:.0f}/s for {seconds:.0f}s")
+    ids_before = len(driver.ids)
+    driver.post_seconds.clear()
+    fixed = fixed_rate(driver, RATE, seconds, grace=max(2.0, seconds))
+    fixed_ids = driver.ids[ids_before:]
+    sched = latency_summary(fixed["from_schedule"])
+    ctx.log(
+        f"http: at {fixed['offered_rate']:.0f}/s offered: p50/p99 {sched.get('p50_ms')}/{sched.get('p99_ms')} ms"
+    )
+    counts = status_counts(tenant.schema_name)
+    common = {
+        "web": "manage.py runserver --noreload (1 process, threaded)",
+        "worker": "1 Celery worker process, --concurrency 2 (prefork)",
+        "errors": dict(driver.errors),
+        "statuses_after": counts,
+    }
+    return [
+        Result(
+            name="http_sustained",
+            ours=sus["rate"],
+            unit="commands/s",
+            target=Target("≥ 400 commands/s sustained", "ours", ">=", 400),
+            extra={
+                "clients": CLIENTS,
+                "warmup_s": warmup,
+                "window_s": window,
+                "completed_in_window": sus["completed"],
+                "post_to_processed": latency_summary(sus["latencies"]),
+                "post_request_alone": latency_summary(sus_posts),
+                **common,
+            },
+            note="closed loop: each client POSTs, then GET ?wait=3 until processed",
+        ),
+        Result(
+            name="http_p99_post_to_processed_at_200_per_s",
+            ours=sched.get("p99_ms"),
+            unit="ms",
+            target=Target("p99 < 250 ms at 200/s offered", "ours", "<", 250),
+            extra={
+                "offered": fixed["offered"],
+                "offered_rate": round(fixed["offered_rate"], 1),
+                "completed": fixed["completed"],
+                "unfinished_at_cutoff": fixed["unfinished_at_cutoff"],
+                "client_threads": RATE_POOL,
+                "started_late_over_5ms": fixed["started_late"],
+                "from_scheduled_send": sched,
+                "from_post": latency_summary(fixed["from_post"]),
+                "post_request_alone": latency_summary(driver.post_seconds),
+                "server_created_to_processed": latency_summary(
+                    server_latencies(tenant.schema_name, fixed_ids)
+                ),
+                **common,
+            },
+            note="open loop; latency from the scheduled send to the GET that returns processed"
+            + (
+                f"; {fixed['unfinished_at_cutoff']} command(s) unfinished at the cut-off count with their "
+                "latency so far (the percentiles are lower bounds)"
+                if fixed["unfinished_at_cutoff"]
+                else ""
+            ),
+        ),
+    ]
+
+
+def _settle(schema: str, timeout: float) -> None:
+    """Let the backlog of one phase drain before the next one starts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = status_counts(schema)
+        if not counts.get("pending") and not counts.get("consumed"):
+            return
+        time.sleep(0.1)
