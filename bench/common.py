@@ -15,7 +15,6 @@ import random
 import secrets
 import statistics
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -402,35 +401,3 @@ def run_writers(setup: Setup, processes: int, duration: float, warmup_ops: int =
         conflicts=sum(r["conflicts"] for r in results),
         latencies=[x for r in results for x in r["lat"]],
     )
-
-
-# --------------------------------------------------------------------------- misc
-
-
-@contextlib.contextmanager
-def timed() -> Iterator[list[float]]:
-    """`with timed() as t: ...` then t[0] is the elapsed seconds."""
-    box: list[float] = []
-    start = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box.append(time.perf_counter() - start)
-
-
-class Ticker:
-    """Prints a dot-free progress line at most every `every` seconds (long phases only)."""
-
-    def __init__(self, ctx: Context, label: str, every: float = 5.0) -> None:
-        self.ctx = ctx
-        self.label = label
-        self.every = every
-        self.last = time.monotonic()
-        self.lock = threading.Lock()
-
-    def tick(self, message: str) -> None:
-        with self.lock:
-            now = time.monotonic()
-            if now - self.last >= self.every:
-                self.last = now
-                self.ctx.log(f"{self.label}: {message}")
