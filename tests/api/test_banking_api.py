@@ -262,3 +262,29 @@ def test_a_withdrawal_past_the_balance_fails_with_insufficient_funds(world):
     assert body["status"] == "failed"
     assert body["error"]["code"] == "insufficient_funds"
     assert body["attempts"] == 1  # a domain error is never retried
+
+
+def test_the_transfer_sagas_state_and_the_flow_show_in_the_tenant_admin(world):
+    from django.test import Client
+
+    bea, tom = client_for(world["bea"]), client_for(world["tom"])
+    ann, ben = open_account(owner="Ann"), open_account(owner="Ben")
+    for account in (ann, ben):
+        submit_and_process(bea, "openAccount", account, world.acme)
+    submit_and_process(tom, "depositMoney", {"accountId": ann["accountId"], "amount": 900}, world.acme)
+    payload = transfer_payload(ann["accountId"], ben["accountId"], 400)
+    command = submit_and_process(tom, "transferMoney", payload, world.acme)
+    settle(world.acme, command["id"])
+
+    admin = Client(raise_request_exception=False)
+    admin.force_login(world["ada"].user)
+    listing = admin.get(f"/t/acme/admin/projections_app/sagainstance/?q={payload['transferId']}")
+    assert listing.status_code == 200 and payload["transferId"] in listing.content.decode()
+    with schema_context(world.acme.schema_name):
+        from projections_app.models import SagaInstance
+
+        instance = SagaInstance.objects.get(saga="transfer_saga", key=payload["transferId"])
+    assert instance.finished
+    page = admin.get(f"/t/acme/admin/projections_app/sagainstance/{instance.pk}/change/").content.decode()
+    for step in ("transferMoney", "debitAccountForTransfer", "creditAccountForTransfer", "transferCompleted"):
+        assert step in page, step
