@@ -277,7 +277,6 @@ class _Batch:
                                 aggregate,
                                 events,
                                 event_metadata(command, ctx),
-                                savepoint=False,
                                 lock_held=True,
                             )
                             if events

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from commands_app.domain.aggregate import Aggregate
@@ -250,23 +250,20 @@ class PostgresEventStore:
         events: Sequence[Event],
         metadata: Mapping[str, Any],
         *,
-        savepoint: bool = True,
         lock_held: bool = False,
     ) -> list[Recorded[Event]]:
         """Append `events` after `aggregate.version` or raise ConcurrencyError.
 
+        One round trip: the append lock and an INSERT that only inserts when the stream is
+        still at the expected version. Under the lock that check is exact, so a lost race
+        is a clean ConcurrencyError and the caller's transaction stays usable; the unique
+        (stream, version) constraint remains the last line of defence.
         `lock_held`: the caller took `lock_for_append()` earlier in this transaction.
-        `savepoint=False`: the caller wraps this call in its own savepoint.
         """
         assert connection.in_atomic_block, "append must run inside the command's transaction"
         expected = aggregate.version
         staged = self.stage(aggregate, events, metadata)
-        if not lock_held:
-            self.lock_for_append()
-        # A savepoint keeps the caller's transaction usable after a lost race, so the
-        # caller decides what to roll back.
-        with transaction.atomic(savepoint=savepoint):
-            positions = self._insert(staged)
+        positions = self._insert(staged, lock=not lock_held, expect=(aggregate, expected))
         for item in staged:
             aggregate.evolve(item.event, item.version)
         self._maybe_snapshot(aggregate, expected)
@@ -296,13 +293,18 @@ class PostgresEventStore:
         """
         if not staged:
             return []
-        positions = self._insert(staged)
+        positions = self._insert(staged, lock=False, expect=None)
         aggregates = {id(item.aggregate): item.aggregate for item in staged}
         for key, aggregate in aggregates.items():
             self._maybe_snapshot(aggregate, previous_versions[key])
         return _recorded(staged, positions)
 
-    def _insert(self, staged: Sequence[Staged]) -> list[int]:
+    def _insert(
+        self, staged: Sequence[Staged], *, lock: bool, expect: tuple[Aggregate, int] | None
+    ) -> list[int]:
+        """Insert staged rows in one statement; with `lock`, take the append lock in the
+        same round trip; with `expect` (aggregate, version), insert only if that stream is
+        still at that version (raise ConcurrencyError, without aborting, if not)."""
         columns: list[list[Any]] = [[] for _ in range(12)]
         for item in staged:
             meta = item.metadata
@@ -325,23 +327,38 @@ class PostgresEventStore:
                 strict=True,
             ):
                 column.append(value)
+        params: list[Any] = list(columns)
+        guard = ""
+        if expect is not None:
+            guarded, version = expect
+            guard = (
+                f" WHERE (SELECT coalesce(max(version), 0) FROM {_EVENTS}"
+                " WHERE stream_id = %s AND stream_type = %s) = %s"
+            )
+            params += [guarded.id, guarded.TYPE, version]
+        # One array per column (12 parameters whatever the batch size): the driver parses
+        # the statement client-side, and a VALUES list of thousands of placeholders cost
+        # more to build than to run. WITH ORDINALITY + ORDER BY keeps positions in staging
+        # order, which RETURNING then reports.
+        insert = (
+            f"INSERT INTO {_EVENTS} (id, stream_type, stream_id, version, type, schema_version,"
+            " payload, metadata, correlation_id, causation_id, command_id, recorded_at)"
+            " SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM unnest("
+            "%s::uuid[], %s::varchar[], %s::uuid[], %s::int[], %s::varchar[], %s::smallint[],"
+            " %s::jsonb[], %s::jsonb[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
+            f" WITH ORDINALITY AS u(i, st, si, v, t, sv, p, m, co, ca, cm, r, n){guard} ORDER BY n"
+            " RETURNING position"
+        )
         try:
             with connection.cursor() as cursor:
-                # One array per column (12 parameters whatever the batch size): the driver
-                # parses the statement client-side, and a VALUES list of thousands of
-                # placeholders cost more to build than to run. WITH ORDINALITY + ORDER BY
-                # keeps positions in staging order, which RETURNING then reports.
-                cursor.execute(
-                    f"INSERT INTO {_EVENTS} (id, stream_type, stream_id, version, type, schema_version,"
-                    " payload, metadata, correlation_id, causation_id, command_id, recorded_at)"
-                    " SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM unnest("
-                    "%s::uuid[], %s::varchar[], %s::uuid[], %s::int[], %s::varchar[], %s::smallint[],"
-                    " %s::jsonb[], %s::jsonb[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
-                    " WITH ORDINALITY AS u(i, st, si, v, t, sv, p, m, co, ca, cm, r, n) ORDER BY n"
-                    " RETURNING position",
-                    columns,
-                )
-                return [position for (position,) in cursor.fetchall()]
+                if lock:
+                    # See lock_for_append. Sent with the INSERT: the INSERT's snapshot (READ
+                    # COMMITTED, taken once the lock is granted) sees every earlier append.
+                    cursor.execute(f"LOCK TABLE {_EVENTS} IN EXCLUSIVE MODE; {insert}", params)
+                    cursor.nextset()
+                else:
+                    cursor.execute(insert, params)
+                positions = [position for (position,) in cursor.fetchall()]
         except IntegrityError as exc:
             # A unique violation here is the (stream, version) guard: the only other unique
             # column is the random event id. The name check keeps the message precise.
@@ -356,6 +373,17 @@ class PostgresEventStore:
                     },
                 ) from exc
             raise
+        if expect is not None and staged and not positions:
+            guarded, version = expect
+            raise ConcurrencyError(
+                f"Stream {guarded.TYPE}/{guarded.id} moved past version {version}.",
+                details={
+                    "stream_type": guarded.TYPE,
+                    "stream_id": str(guarded.id),
+                    "expected_version": version,
+                },
+            )
+        return positions
 
     def _maybe_snapshot(self, aggregate: Aggregate, previous_version: int) -> None:
         every = snapshot_interval(type(aggregate)) if self.snapshot_every is None else self.snapshot_every
@@ -363,18 +391,18 @@ class PostgresEventStore:
             return
         # Same transaction as the events that crossed the threshold: never a snapshot of
         # state whose events were rolled back.
-        Snapshot.objects.bulk_create(
-            [
-                Snapshot(
-                    stream_type=aggregate.TYPE,
-                    stream_id=aggregate.id,
-                    version=aggregate.version,
-                    schema_version=aggregate.SNAPSHOT_SCHEMA_VERSION,
-                    state=aggregate.snapshot_state(),
-                )
-            ],
-            ignore_conflicts=True,
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_SNAPSHOTS} (stream_type, stream_id, version, schema_version, state, created_at)"
+                " VALUES (%s, %s, %s, %s, %s::jsonb, now()) ON CONFLICT DO NOTHING",
+                [
+                    aggregate.TYPE,
+                    aggregate.id,
+                    aggregate.version,
+                    aggregate.SNAPSHOT_SCHEMA_VERSION,
+                    json.dumps(aggregate.snapshot_state(), cls=DjangoJSONEncoder),
+                ],
+            )
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]:
         rows = EventRow.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type).order_by("version")
