@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 _VERSION_CONSTRAINT = "event_stream_version_unique"
 _EVENTS = EventRow._meta.db_table
 _SNAPSHOTS = Snapshot._meta.db_table
+# Appends of up to this many events use plain placeholders; longer ones unnest arrays.
+_VALUES_UP_TO = 8
+_VALUES_ROW = (
+    "(%s::uuid, %s, %s::uuid, %s::int, %s, %s::smallint, %s::jsonb, %s::jsonb, %s::uuid, %s::uuid,"
+    " %s::uuid, %s::timestamptz, %s::int)"
+)
 
 
 def _json(value: Any) -> Any:
@@ -305,29 +311,38 @@ class PostgresEventStore:
         """Insert staged rows in one statement; with `lock`, take the append lock in the
         same round trip; with `expect` (aggregate, version), insert only if that stream is
         still at that version (raise ConcurrencyError, without aborting, if not)."""
-        columns: list[list[Any]] = [[] for _ in range(12)]
-        for item in staged:
-            meta = item.metadata
-            for column, value in zip(
-                columns,
-                (
-                    item.event_id,
-                    item.aggregate.TYPE,
-                    item.aggregate.id,
-                    item.version,
-                    item.event.TYPE,
-                    item.event.SCHEMA_VERSION,
-                    json.dumps(item.event.to_wire(), cls=DjangoJSONEncoder),
-                    json.dumps(meta, cls=DjangoJSONEncoder),
-                    _uuid_or_none(meta.get("correlation_id")),
-                    _uuid_or_none(meta.get("causation_id")),
-                    _uuid_or_none(meta.get("command_id")),
-                    item.recorded_at,
-                ),
-                strict=True,
-            ):
-                column.append(value)
-        params: list[Any] = list(columns)
+        rows = [
+            (
+                item.event_id,
+                item.aggregate.TYPE,
+                item.aggregate.id,
+                item.version,
+                item.event.TYPE,
+                item.event.SCHEMA_VERSION,
+                json.dumps(item.event.to_wire(), cls=DjangoJSONEncoder),
+                json.dumps(item.metadata, cls=DjangoJSONEncoder),
+                _uuid_or_none(item.metadata.get("correlation_id")),
+                _uuid_or_none(item.metadata.get("causation_id")),
+                _uuid_or_none(item.metadata.get("command_id")),
+                item.recorded_at,
+            )
+            for item in staged
+        ]
+        params: list[Any]
+        if len(rows) <= _VALUES_UP_TO:
+            # A few rows: plain placeholders are cheapest to send.
+            source = "(VALUES " + ", ".join([_VALUES_ROW] * len(rows)) + ") AS u"
+            params = [value for n, row in enumerate(rows, start=1) for value in (*row, n)]
+        else:
+            # Many rows: one array per column (12 parameters whatever the batch size). The
+            # driver parses the statement client-side, and a VALUES list of thousands of
+            # placeholders cost more to build than to run.
+            source = (
+                "unnest(%s::uuid[], %s::varchar[], %s::uuid[], %s::int[], %s::varchar[], %s::smallint[],"
+                " %s::jsonb[], %s::jsonb[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
+                " WITH ORDINALITY AS u"
+            )
+            params = [list(column) for column in zip(*rows, strict=True)]
         guard = ""
         if expect is not None:
             guarded, version = expect
@@ -336,17 +351,12 @@ class PostgresEventStore:
                 " WHERE stream_id = %s AND stream_type = %s) = %s"
             )
             params += [guarded.id, guarded.TYPE, version]
-        # One array per column (12 parameters whatever the batch size): the driver parses
-        # the statement client-side, and a VALUES list of thousands of placeholders cost
-        # more to build than to run. WITH ORDINALITY + ORDER BY keeps positions in staging
-        # order, which RETURNING then reports.
+        # WITH ORDINALITY + ORDER BY keeps positions in staging order; RETURNING reports them.
         insert = (
             f"INSERT INTO {_EVENTS} (id, stream_type, stream_id, version, type, schema_version,"
             " payload, metadata, correlation_id, causation_id, command_id, recorded_at)"
-            " SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM unnest("
-            "%s::uuid[], %s::varchar[], %s::uuid[], %s::int[], %s::varchar[], %s::smallint[],"
-            " %s::jsonb[], %s::jsonb[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
-            f" WITH ORDINALITY AS u(i, st, si, v, t, sv, p, m, co, ca, cm, r, n){guard} ORDER BY n"
+            f" SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM {source}"
+            f"(i, st, si, v, t, sv, p, m, co, ca, cm, r, n){guard} ORDER BY n"
             " RETURNING position"
         )
         try:
