@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -27,6 +26,7 @@ from commands_app.domain.store import event_metadata
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
+from intent_project.jsoncodec import ExactJSONEncoder
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -144,39 +144,41 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
 
 
 def _save_outcomes(rows: list[Command]) -> None:
-    """Write every row's outcome in one UPDATE, one array parameter per column.
+    """Write every row's outcome in one UPDATE, the rows sent as one JSON document.
 
     Django's bulk_update builds a CASE per field and row, and a VALUES list of hundreds of
     placeholders is parsed client-side by the driver: both cost more than the commands.
     """
-    table = Command._meta.db_table
+    document = json.dumps(
+        [
+            {
+                "id": row.id,
+                "attempts": row.attempts,
+                "result": row.result,
+                "error": row.error,
+                "status": str(row.status),
+                "last_position": row.last_position,
+                "awaiting": row.awaiting_projections or [],
+                "processed_at": row.processed_at,
+                "not_before": row.not_before,
+                "updated_at": row.updated_at or timezone.now(),
+            }
+            for row in rows
+        ],
+        cls=ExactJSONEncoder,
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS c SET attempts = u.attempts, result = u.result, error = u.error,"
-            " status = u.status, last_position = u.last_position,"
-            " awaiting_projections = string_to_array(u.awaiting, ','), processed_at = u.processed_at,"
-            " not_before = u.not_before, updated_at = u.updated_at"
-            " FROM unnest(%s::uuid[], %s::int[], %s::jsonb[], %s::jsonb[], %s::varchar[], %s::bigint[],"
-            " %s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
-            " AS u(id, attempts, result, error, status, last_position, awaiting, processed_at, not_before,"
-            " updated_at) WHERE c.id = u.id",
-            [
-                [row.id for row in rows],
-                [row.attempts for row in rows],
-                [_jsonb(row.result) for row in rows],
-                [_jsonb(row.error) for row in rows],
-                [str(row.status) for row in rows],
-                [row.last_position for row in rows],
-                [",".join(row.awaiting_projections or []) for row in rows],
-                [row.processed_at for row in rows],
-                [row.not_before for row in rows],
-                [row.updated_at or timezone.now() for row in rows],
-            ],
+            f"UPDATE {Command._meta.db_table} AS c SET attempts = u.attempts, result = u.result,"
+            " error = u.error, status = u.status, last_position = u.last_position,"
+            " awaiting_projections = ARRAY(SELECT jsonb_array_elements_text(u.awaiting)),"
+            " processed_at = u.processed_at, not_before = u.not_before, updated_at = u.updated_at"
+            " FROM jsonb_to_recordset(%s::jsonb) AS u(id uuid, attempts int, result jsonb, error jsonb,"
+            " status varchar, last_position bigint, awaiting jsonb, processed_at timestamptz,"
+            " not_before timestamptz, updated_at timestamptz)"
+            " WHERE c.id = u.id",
+            [document],
         )
-
-
-def _jsonb(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, cls=DjangoJSONEncoder)
 
 
 class _SlowPath(Exception):

@@ -25,6 +25,7 @@ from commands_app.domain.messages import Event, Recorded
 from commands_app.domain.registry import Registry
 from events_app.models import Event as EventRow
 from events_app.models import Snapshot
+from intent_project.jsoncodec import ExactJSONEncoder
 
 A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ _VALUES_UP_TO = 8
 _VALUES_ROW = (
     "(%s::uuid, %s, %s::uuid, %s::int, %s, %s::smallint, %s::jsonb, %s::jsonb, %s::uuid, %s::uuid,"
     " %s::uuid, %s::timestamptz, %s::int)"
+)
+_COLUMNS = "(i, st, si, v, t, sv, p, m, co, ca, cm, r, n)"
+_RECORDSET_COLUMNS = (
+    "(i uuid, st varchar, si uuid, v int, t varchar, sv smallint, p jsonb, m jsonb, co uuid, ca uuid,"
+    " cm uuid, r timestamptz, n int)"
 )
 
 
@@ -311,38 +317,57 @@ class PostgresEventStore:
         """Insert staged rows in one statement; with `lock`, take the append lock in the
         same round trip; with `expect` (aggregate, version), insert only if that stream is
         still at that version (raise ConcurrencyError, without aborting, if not)."""
-        rows = [
-            (
-                item.event_id,
-                item.aggregate.TYPE,
-                item.aggregate.id,
-                item.version,
-                item.event.TYPE,
-                item.event.SCHEMA_VERSION,
-                json.dumps(item.event.to_wire(), cls=DjangoJSONEncoder),
-                json.dumps(item.metadata, cls=DjangoJSONEncoder),
-                _uuid_or_none(item.metadata.get("correlation_id")),
-                _uuid_or_none(item.metadata.get("causation_id")),
-                _uuid_or_none(item.metadata.get("command_id")),
-                item.recorded_at,
-            )
-            for item in staged
-        ]
         params: list[Any]
-        if len(rows) <= _VALUES_UP_TO:
+        if len(staged) <= _VALUES_UP_TO:
             # A few rows: plain placeholders are cheapest to send.
-            source = "(VALUES " + ", ".join([_VALUES_ROW] * len(rows)) + ") AS u"
-            params = [value for n, row in enumerate(rows, start=1) for value in (*row, n)]
+            source = "(VALUES " + ", ".join([_VALUES_ROW] * len(staged)) + f") AS u{_COLUMNS}"
+            params = [
+                value
+                for n, item in enumerate(staged, start=1)
+                for value in (
+                    item.event_id,
+                    item.aggregate.TYPE,
+                    item.aggregate.id,
+                    item.version,
+                    item.event.TYPE,
+                    item.event.SCHEMA_VERSION,
+                    json.dumps(item.event.to_wire(), cls=DjangoJSONEncoder),
+                    json.dumps(item.metadata, cls=DjangoJSONEncoder),
+                    _uuid_or_none(item.metadata.get("correlation_id")),
+                    _uuid_or_none(item.metadata.get("causation_id")),
+                    _uuid_or_none(item.metadata.get("command_id")),
+                    item.recorded_at,
+                    n,
+                )
+            ]
         else:
-            # Many rows: one array per column (12 parameters whatever the batch size). The
-            # driver parses the statement client-side, and a VALUES list of thousands of
-            # placeholders cost more to build than to run.
-            source = (
-                "unnest(%s::uuid[], %s::varchar[], %s::uuid[], %s::int[], %s::varchar[], %s::smallint[],"
-                " %s::jsonb[], %s::jsonb[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])"
-                " WITH ORDINALITY AS u"
-            )
-            params = [list(column) for column in zip(*rows, strict=True)]
+            # Many rows: the whole batch as one JSON document, one parameter. The driver
+            # parses statements and escapes array elements in Python; one JSON string is
+            # encoded in C and escaped once.
+            source = f"jsonb_to_recordset(%s::jsonb) AS u{_RECORDSET_COLUMNS}"
+            params = [
+                json.dumps(
+                    [
+                        {
+                            "i": item.event_id,
+                            "st": item.aggregate.TYPE,
+                            "si": item.aggregate.id,
+                            "v": item.version,
+                            "t": item.event.TYPE,
+                            "sv": item.event.SCHEMA_VERSION,
+                            "p": item.event.to_wire(),
+                            "m": item.metadata,
+                            "co": _uuid_or_none(item.metadata.get("correlation_id")),
+                            "ca": _uuid_or_none(item.metadata.get("causation_id")),
+                            "cm": _uuid_or_none(item.metadata.get("command_id")),
+                            "r": item.recorded_at,
+                            "n": n,
+                        }
+                        for n, item in enumerate(staged, start=1)
+                    ],
+                    cls=ExactJSONEncoder,
+                )
+            ]
         guard = ""
         if expect is not None:
             guarded, version = expect
@@ -351,12 +376,11 @@ class PostgresEventStore:
                 " WHERE stream_id = %s AND stream_type = %s) = %s"
             )
             params += [guarded.id, guarded.TYPE, version]
-        # WITH ORDINALITY + ORDER BY keeps positions in staging order; RETURNING reports them.
+        # ORDER BY n keeps positions in staging order; RETURNING reports them in that order.
         insert = (
             f"INSERT INTO {_EVENTS} (id, stream_type, stream_id, version, type, schema_version,"
             " payload, metadata, correlation_id, causation_id, command_id, recorded_at)"
-            f" SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM {source}"
-            f"(i, st, si, v, t, sv, p, m, co, ca, cm, r, n){guard} ORDER BY n"
+            f" SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM {source}{guard} ORDER BY n"
             " RETURNING position"
         )
         try:

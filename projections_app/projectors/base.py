@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -20,6 +21,7 @@ from django.db import InterfaceError, OperationalError, connections, models
 from django.db.models import Q
 
 from commands_app.domain.messages import Event, Recorded
+from intent_project.jsoncodec import ExactJSONEncoder
 
 M = TypeVar("M", bound=models.Model)
 
@@ -81,17 +83,16 @@ class Batch:
 
 
 def upsert(model: type[models.Model], rows: list[models.Model]) -> None:
-    """One INSERT ... ON CONFLICT (pk) DO UPDATE for all `rows`, one array per column.
+    """One INSERT ... ON CONFLICT (pk) DO UPDATE for all `rows`, sent as one JSON document.
 
     Django's bulk_create sends a VALUES list with a placeholder per field and row, which the
     driver parses and Django prepares value by value: for a few hundred rows that cost more
-    than the statement itself. unnest() over one array per column keeps the statement as
-    short as the table is wide.
+    than the statement itself. jsonb_to_recordset() turns one parameter into the rows.
     """
     db = connections[model._default_manager.db]  # the real wrapper: `connection` is a proxy
     fields = list(model._meta.concrete_fields)
     types = [f.db_type(db) for f in fields]
-    if any(t is None or t.endswith("]") for t in types):  # arrays of arrays do not unnest
+    if any(t is None or t.endswith("]") for t in types):  # keep arrays on the ORM path
         model._default_manager.bulk_create(
             rows,
             update_conflicts=True,
@@ -99,21 +100,24 @@ def upsert(model: type[models.Model], rows: list[models.Model]) -> None:
             update_fields=[f.name for f in fields if not f.primary_key],
         )
         return
-    columns: list[list[Any]] = [
-        [f.get_db_prep_save(f.pre_save(row, add=True), db) for row in rows] for f in fields
-    ]
+    # The rows as one JSON document: one parameter, encoded in C (arrays of text would be
+    # escaped element by element in Python by the driver).
+    document = json.dumps(
+        [{f.column: f.pre_save(row, add=True) for f in fields} for row in rows], cls=ExactJSONEncoder
+    )
     quote = db.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    record = ", ".join(f"{quote(f.column)} {t}" for f, t in zip(fields, types, strict=True))
     updates = ", ".join(
         f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields if not f.primary_key
     )
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     with db.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays})"
+            f"INSERT INTO {quote(model._meta.db_table)} ({names})"
+            f" SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS u({record})"
             f" ON CONFLICT ({quote(model._meta.pk.column)}) {conflict}",
-            columns,
+            [document],
         )
 
 
