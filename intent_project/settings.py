@@ -222,6 +222,10 @@ LOGGING = {
 }
 CSRF_FAILURE_VIEW = "intent_project.api.errors.csrf_failure"
 
+# Web processes keep tenant and membership lookups this long (0: off). A membership
+# removed in one process is honoured by the others within this many seconds.
+TENANT_CACHE_SECONDS = env_float("TENANT_CACHE_SECONDS", 5.0, minimum=0.0)
+
 # A snapshot every N events per aggregate (0 disables snapshots). Per aggregate type, the
 # aggregate class's SNAPSHOT_EVERY overrides the default and SNAPSHOT_EVERY_BY_TYPE
 # (e.g. "system=50,account=200") overrides both.

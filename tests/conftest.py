@@ -38,6 +38,13 @@ def _test_redis_url() -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{TEST_REDIS_DB}", parts.query, parts.fragment))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_lookup_caches() -> None:
+    """Tests create and roll back tenants and memberships all the time; a per-process cache
+    would serve rows that no longer exist. tests/api/test_lookup_caches.py turns it on."""
+    settings.TENANT_CACHE_SECONDS = 0
+
+
 @pytest.fixture(scope="session")
 def isolated_redis() -> Iterator[None]:
     from intent_project.celery import app

@@ -5,3 +5,8 @@ class TenantsConfig(AppConfig):
     name = "intent_project.tenants"
     label = "tenants"
     verbose_name = "Tenants"
+
+    def ready(self) -> None:
+        from intent_project.tenants.lookups import connect_invalidation
+
+        connect_invalidation()

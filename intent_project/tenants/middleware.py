@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django_tenants.middleware.subfolder import TenantSubfolderMiddleware
 
 from intent_project.api.errors import error_response
+from intent_project.tenants import lookups
 from intent_project.tenants.models import SLUG_RE
 
 TENANT_PREFIX = "/t/"
@@ -26,6 +27,12 @@ class TenantPathMiddleware(TenantSubfolderMiddleware):
             if not SLUG_RE.fullmatch(slug):
                 return self.no_tenant_found(request, slug)
         return super().process_request(request)
+
+    def get_tenant(self, domain_model: Any, hostname: str) -> Any:
+        # One Domain->Tenant query per request otherwise; see lookups.py for the staleness bound.
+        return lookups.tenants_by_domain.get_or_load(
+            hostname, lambda: super(TenantPathMiddleware, self).get_tenant(domain_model, hostname)
+        )
 
     def no_tenant_found(self, request: HttpRequest, hostname: str) -> Any:
         shown = hostname[:60].encode("unicode_escape").decode("ascii")

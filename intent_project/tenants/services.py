@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
+from intent_project.tenants import lookups
 from intent_project.tenants.models import Domain, Membership, Tenant, schema_name_for, validate_slug
 from intent_project.tenants.roles import Role
 
@@ -136,9 +137,12 @@ def role_in(user: Any, tenant: Tenant | None) -> str | None:
         cache = {}
         user._tenant_roles = cache  # type: ignore[attr-defined]
     if tenant.pk not in cache:
-        cache[tenant.pk] = (
-            Membership.objects.filter(user_id=user.pk, tenant_id=tenant.pk)
-            .values_list("role", flat=True)
-            .first()
+        cache[tenant.pk] = lookups.roles.get_or_load(
+            (user.pk, tenant.pk),
+            lambda: (
+                Membership.objects.filter(user_id=user.pk, tenant_id=tenant.pk)
+                .values_list("role", flat=True)
+                .first()
+            ),
         )
     return cache[tenant.pk]
