@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
+from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
@@ -167,12 +168,13 @@ class CommandDetailView(GenericAPIView):
         if command is None:
             raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")
         deadline = time.monotonic() + wait
-        delay = 0.02
-        # Polling by primary key is cheap and needs nothing beyond the database; the delay
-        # grows to 200 ms so a 30 s wait costs a couple of hundred indexed reads at most.
+        schema = current_schema()
+        # Woken by a notification when the command becomes final (notifications.py); the
+        # row is always re-read, and without a notification it is re-read every 0.5 s.
         while not command.is_final and time.monotonic() < deadline:
-            time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-            delay = min(delay * 1.5, 0.2)
+            notifications.wait_for(
+                schema, command.pk, min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic())
+            )
             command.refresh_from_db()
         return Response(CommandOut(command).data)
 

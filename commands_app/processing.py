@@ -27,6 +27,7 @@ from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
 from intent_project.jsoncodec import ExactJSONEncoder
+from intent_project.notifications import notify_final
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,10 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
             batch = _Batch(registry, store)
             outcomes = {row.id: batch.handle(row) for row in rows}
         _save_outcomes(rows)
+        notify_final(
+            current_schema(),
+            [row.id for row in rows if row.status in (CommandStatus.PROCESSED, CommandStatus.FAILED)],
+        )
         if batch.appended:
             # Bind the schema now: inside on_commit the connection may be public.
             transaction.on_commit(functools.partial(_wake_projections, current_schema()))

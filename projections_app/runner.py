@@ -26,6 +26,8 @@ from commands_app.registry import get_registry
 from events_app.models import Event as EventRow
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import recorded_from_values
+from intent_project import notifications
+from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
 from projections_app.registry import get_consumers
@@ -172,18 +174,25 @@ def settle_commands() -> int:
     command_table = Command._meta.db_table
     state_table = ProjectionState._meta.db_table
     with connection.cursor() as cursor:
+        # The UPDATE and the notifications (see intent_project.notifications) in one
+        # statement, so they commit together.
         cursor.execute(
             f"""
-            UPDATE {command_table} AS c
-               SET status = %s, processed_at = now(), updated_at = now()
-             WHERE c.status = %s
-               AND (SELECT count(*) FROM {state_table} AS p
-                     WHERE p.name = ANY(c.awaiting_projections) AND p.position >= c.last_position)
-                   = cardinality(c.awaiting_projections)
+            WITH settled AS (
+                UPDATE {command_table} AS c
+                   SET status = %s, processed_at = now(), updated_at = now()
+                 WHERE c.status = %s
+                   AND (SELECT count(*) FROM {state_table} AS p
+                         WHERE p.name = ANY(c.awaiting_projections) AND p.position >= c.last_position)
+                       = cardinality(c.awaiting_projections)
+                RETURNING c.id
+            )
+            SELECT count(pg_notify(%s, %s || ':' || id::text)) FROM settled
             """,
-            [CommandStatus.PROCESSED, CommandStatus.CONSUMED],
+            [CommandStatus.PROCESSED, CommandStatus.CONSUMED, notifications.CHANNEL, current_schema()],
         )
-        return cursor.rowcount
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
 
 def run_all(max_batches: int = 20) -> dict[str, RunResult]:

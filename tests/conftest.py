@@ -81,6 +81,9 @@ def django_db_setup(
             verbosity=request.config.option.verbose, interactive=False, aliases={"default"}
         )
     yield
+    from intent_project.notifications import stop_listener
+
+    stop_listener()  # its connection would keep the test database from being dropped
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=request.config.option.verbose)
 

@@ -1,0 +1,115 @@
+"""Commands becoming final, pushed to waiting API requests with LISTEN/NOTIFY.
+
+Whoever makes commands final (the command batch, the settle step after projections)
+sends `NOTIFY intent_final, '<schema>:<command id>'` in the same transaction, so the
+notification is delivered exactly when the status is visible. Each web process runs one
+listener thread on its own connection and wakes the requests waiting for those ids.
+
+Notifications are only a shortcut: a waiter still re-reads the row itself, and falls
+back to polling (every `FALLBACK_POLL_SECONDS`) when no notification comes, so a lost
+notification, a listener reconnecting after a database restart or a transaction that
+never commits only makes a wait slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from django.db import connection, connections
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "intent_final"
+FALLBACK_POLL_SECONDS = 0.5
+
+_waiters: dict[str, set[threading.Event]] = defaultdict(set)
+_waiters_lock = threading.Lock()
+_listener: threading.Thread | None = None
+_listener_lock = threading.Lock()
+_listening = threading.Event()
+_stopping = threading.Event()
+
+
+def notify_final(schema_name: str, command_ids: list[Any]) -> None:
+    """Queue a notification per command, delivered when the current transaction commits."""
+    if not command_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_notify(%s, %s || ':' || id)) FROM jsonb_array_elements_text(%s::jsonb) AS id",
+            [CHANNEL, schema_name, "[" + ",".join(f'"{command_id}"' for command_id in command_ids) + "]"],
+        )
+
+
+def wait_for(schema_name: str, command_id: Any, timeout: float) -> None:
+    """Return when a notification for this command arrives, or after `timeout` seconds
+    (at most FALLBACK_POLL_SECONDS while the listener is not connected)."""
+    if timeout <= 0:
+        return
+    _ensure_listener()
+    if not _listening.is_set():
+        timeout = min(timeout, FALLBACK_POLL_SECONDS)
+    key = f"{schema_name}:{command_id}"
+    event = threading.Event()
+    with _waiters_lock:
+        _waiters[key].add(event)
+    try:
+        event.wait(timeout)
+    finally:
+        with _waiters_lock:
+            waiting = _waiters.get(key)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del _waiters[key]
+
+
+def _ensure_listener() -> None:
+    global _listener
+    with _listener_lock:
+        if _stopping.is_set():
+            return
+        if _listener is None or not _listener.is_alive():
+            _listener = threading.Thread(target=_listen_forever, name="intent-notify-listener", daemon=True)
+            _listener.start()
+
+
+def _listen_forever() -> None:
+    import psycopg
+
+    params = connections["default"].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    while not _stopping.is_set():
+        try:
+            with psycopg.connect(**params, autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                _listening.set()
+                while not _stopping.is_set():
+                    for notify in conn.notifies(timeout=1.0):
+                        _wake(notify.payload)
+        except Exception:
+            _listening.clear()
+            if not _stopping.is_set():
+                log.warning("notification listener lost its connection; reconnecting", exc_info=True)
+                time.sleep(1.0)
+    _listening.clear()
+
+
+def stop_listener() -> None:
+    """Close the listener's connection (the test database cannot be dropped under it)."""
+    _stopping.set()
+    listener = _listener
+    if listener is not None:
+        listener.join(timeout=5)
+
+
+def _wake(key: str) -> None:
+    with _waiters_lock:
+        events = list(_waiters.get(key, ()))
+    for event in events:
+        event.set()

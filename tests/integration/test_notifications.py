@@ -1,0 +1,30 @@
+"""A command becoming final notifies the API requests waiting for it, when it commits."""
+
+from __future__ import annotations
+
+from django_tenants.utils import schema_context
+
+from commands_app import processing
+from intent_project import notifications
+from projections_app.runner import run_all
+from tests.conftest import wait_until
+from tests.integration.helpers import submit, test_payload
+
+
+def test_final_commands_are_announced_to_the_listener_at_commit(fresh_tenant, monkeypatch):
+    heard: list[str] = []
+    wake = notifications._wake
+    monkeypatch.setattr(notifications, "_wake", lambda key: (heard.append(key), wake(key)))
+    notifications._ensure_listener()
+    wait_until(notifications._listening.is_set)
+
+    settled = submit(fresh_tenant, "executeTest", test_payload())  # consumed, then processed by settle
+    failed = submit(fresh_tenant, "simulateFailure", {}, role="system")  # failed by the batch
+    schema = fresh_tenant.schema_name
+    with schema_context(schema):
+        assert processing.process(settled.id) == "consumed"
+        assert processing.process(failed.id) == "failed"
+        assert f"{schema}:{settled.id}" not in heard
+        run_all()
+
+    wait_until(lambda: {f"{schema}:{settled.id}", f"{schema}:{failed.id}"} <= set(heard))
