@@ -90,11 +90,17 @@ class InMemoryFlow:
     def run(self, max_steps: int = 100_000) -> None:
         """Handle queued commands and feed sagas until nothing is left to do."""
         for _ in range(max_steps):
-            if self._queue:
-                self._handle(self.commands[self._queue.popleft()])
-            elif not self._feed_sagas():
+            if not self.step():
                 return
         raise RuntimeError(f"the flow did not settle within {max_steps} steps")
+
+    def step(self) -> bool:
+        """One step: handle the next queued command, or else deliver the new events to the
+        sagas. False when there was nothing to do (for tests that stop a flow midway)."""
+        if self._queue:
+            self._handle(self.commands[self._queue.popleft()])
+            return True
+        return self._feed_sagas()
 
     def _handle(self, sent: SentCommand) -> None:
         try:
