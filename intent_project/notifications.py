@@ -13,6 +13,7 @@ never commits only makes a wait slower, never wrong.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -41,7 +42,7 @@ def notify_final(schema_name: str, command_ids: list[Any]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_notify(%s, %s || ':' || id)) FROM jsonb_array_elements_text(%s::jsonb) AS id",
-            [CHANNEL, schema_name, "[" + ",".join(f'"{command_id}"' for command_id in command_ids) + "]"],
+            [CHANNEL, schema_name, json.dumps([str(command_id) for command_id in command_ids])],
         )
 
 
