@@ -1,8 +1,10 @@
-"""Commands becoming final, pushed to waiting API requests with LISTEN/NOTIFY.
+"""Commands becoming final and projections moving on, pushed to waiting API requests
+with LISTEN/NOTIFY.
 
 Whoever makes commands final (the command batch, the settle step after projections)
-sends `NOTIFY intent_final, '<schema>:<command id>'` in the same transaction, so the
-notification is delivered exactly when the status is visible. Each web process runs one
+sends `NOTIFY intent_final, '<schema>:<command id>'`, and the projection runner sends
+`'<schema>:projection:<name>'` when a checkpoint advances, in the same transaction as
+the change, so the notification is delivered exactly when it is visible. Each web process runs one
 listener thread on its own connection and wakes the requests waiting for those ids.
 
 Notifications are only a shortcut: a waiter still re-reads the row itself, and falls
@@ -36,25 +38,36 @@ _stopping = threading.Event()
 
 
 def notify_final(schema_name: str, command_ids: list[Any]) -> None:
-    """Queue a notification per command, delivered when the current transaction commits."""
-    if not command_ids:
+    """Announce commands that became final, when the current transaction commits."""
+    notify(schema_name, [str(command_id) for command_id in command_ids])
+
+
+def projection_key(name: str) -> str:
+    """The key under which a projection's checkpoint moving forward is announced."""
+    return f"projection:{name}"
+
+
+def notify(schema_name: str, keys: list[str]) -> None:
+    """Queue a notification per key, delivered when the current transaction commits."""
+    if not keys:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(pg_notify(%s, %s || ':' || id)) FROM jsonb_array_elements_text(%s::jsonb) AS id",
-            [CHANNEL, schema_name, json.dumps([str(command_id) for command_id in command_ids])],
+            "SELECT count(pg_notify(%s, %s || ':' || key)) FROM jsonb_array_elements_text(%s::jsonb) AS key",
+            [CHANNEL, schema_name, json.dumps(keys)],
         )
 
 
-def wait_for(schema_name: str, command_id: Any, timeout: float) -> None:
-    """Return when a notification for this command arrives, or after `timeout` seconds
-    (at most FALLBACK_POLL_SECONDS while the listener is not connected)."""
+def wait_for(schema_name: str, key: Any, timeout: float) -> None:
+    """Return when a notification for `key` (a command id, or a projection_key) arrives,
+    or after `timeout` seconds (at most FALLBACK_POLL_SECONDS while the listener is not
+    connected)."""
     if timeout <= 0:
         return
     _ensure_listener()
     if not _listening.is_set():
         timeout = min(timeout, FALLBACK_POLL_SECONDS)
-    key = f"{schema_name}:{command_id}"
+    key = f"{schema_name}:{key}"
     event = threading.Event()
     with _waiters_lock:
         _waiters[key].add(event)

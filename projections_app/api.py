@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, require_operator
@@ -211,7 +212,7 @@ def _await_position(request: Request, projection_name: str) -> int:
     wait = wait_seconds(request, READ_YOUR_WRITES_DEFAULT_WAIT)
     ensure_checkpoints()
     deadline = time.monotonic() + wait
-    delay = 0.02
+    schema = current_schema()
     while True:
         state = ProjectionState.objects.get(name=projection_name)
         if wanted is None or state.position >= wanted:
@@ -229,8 +230,12 @@ def _await_position(request: Request, projection_name: str) -> int:
                     "last_error": state.last_error,
                 },
             )
-        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-        delay = min(delay * 1.5, 0.2)
+        # Woken when the checkpoint moves (intent_project.notifications), else every 0.5 s.
+        notifications.wait_for(
+            schema,
+            notifications.projection_key(projection_name),
+            min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()),
+        )
 
 
 def _read_model(name: str) -> Any:

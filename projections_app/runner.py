@@ -129,6 +129,8 @@ def run_projection(
             state.last_error = None
             state.retry_at = None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
+            if rows:  # readers waiting for ?min_position= re-check (at commit)
+                notifications.notify(current_schema(), [notifications.projection_key(projection.name)])
         return RunResult(projection.name, len(rows), not more, "progress" if more else "caught-up")
     except (OperationalError, InterfaceError):
         # The database went away: not the event's fault, so it must not count towards

@@ -1,4 +1,5 @@
-"""A command becoming final notifies the API requests waiting for it, when it commits."""
+"""A command becoming final, or a projection moving on, notifies the API requests waiting
+for it, when the change commits."""
 
 from __future__ import annotations
 
@@ -27,4 +28,13 @@ def test_final_commands_are_announced_to_the_listener_at_commit(fresh_tenant, mo
         assert f"{schema}:{settled.id}" not in heard
         run_all()
 
-    wait_until(lambda: {f"{schema}:{settled.id}", f"{schema}:{failed.id}"} <= set(heard))
+    wait_until(
+        lambda: (
+            {
+                f"{schema}:{settled.id}",
+                f"{schema}:{failed.id}",
+                f"{schema}:projection:system_status",  # for readers waiting on ?min_position=
+            }
+            <= set(heard)
+        )
+    )
