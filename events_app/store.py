@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 _VERSION_CONSTRAINT = "event_stream_version_unique"
 _EVENTS = EventRow._meta.db_table
 _SNAPSHOTS = Snapshot._meta.db_table
-# Appends of up to this many events use plain placeholders; longer ones unnest arrays.
+# Appends of up to this many events use plain placeholders; longer ones go as one JSON document.
 _VALUES_UP_TO = 8
 _VALUES_ROW = (
     "(%s::uuid, %s, %s::uuid, %s::int, %s, %s::smallint, %s::jsonb, %s::jsonb, %s::uuid, %s::uuid,"

@@ -33,6 +33,18 @@ class EventStoreContract:
             store.append(second, [MessageLogged(text="loser")], META)
         assert [r.event.text for r in store.read_stream("system", system_id)] == ["winner"]
 
+    def test_a_long_append_keeps_its_order_and_a_stale_one_writes_nothing(self, store):
+        system_id = uuid.uuid4()
+        first, second = store.load(System, system_id), store.load(System, system_id)
+        recorded = store.append(first, [MessageLogged(text=str(i)) for i in range(25)], META)
+        assert [r.version for r in recorded] == list(range(1, 26))
+        assert [r.position for r in recorded] == sorted(r.position for r in recorded)
+        with pytest.raises(ConcurrencyError):
+            store.append(second, [MessageLogged(text="late") for _ in range(25)], META)
+        stream = store.read_stream("system", system_id)
+        assert [r.event.text for r in stream] == [str(i) for i in range(25)]
+        assert second.version == 0  # a lost race leaves the aggregate as it was
+
     def test_loading_replays_the_stream_into_state(self, store):
         system_id = uuid.uuid4()
         system = store.load(System, system_id)
