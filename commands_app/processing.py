@@ -26,8 +26,8 @@ from commands_app.domain.store import event_metadata
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
+from intent_project import notifications
 from intent_project.jsoncodec import ExactJSONEncoder
-from intent_project.notifications import notify_final
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -138,10 +138,6 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
             batch = _Batch(registry, store)
             outcomes = {row.id: batch.handle(row) for row in rows}
         _save_outcomes(rows)
-        notify_final(
-            current_schema(),
-            [row.id for row in rows if row.status in (CommandStatus.PROCESSED, CommandStatus.FAILED)],
-        )
         if batch.appended:
             # Bind the schema now: inside on_commit the connection may be public.
             transaction.on_commit(functools.partial(_wake_projections, current_schema()))
@@ -149,7 +145,9 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
 
 
 def _save_outcomes(rows: list[Command]) -> None:
-    """Write every row's outcome in one UPDATE, the rows sent as one JSON document.
+    """Write every row's outcome in one UPDATE, the rows sent as one JSON document, and
+    announce the ones now final to waiting requests (intent_project.notifications) in the
+    same statement, so both commit together.
 
     Django's bulk_update builds a CASE per field and row, and a VALUES list of hundreds of
     placeholders is parsed client-side by the driver: both cost more than the commands.
@@ -174,15 +172,22 @@ def _save_outcomes(rows: list[Command]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Command._meta.db_table} AS c SET attempts = u.attempts, result = u.result,"
-            " error = u.error, status = u.status, last_position = u.last_position,"
+            f"WITH saved AS (UPDATE {Command._meta.db_table} AS c SET attempts = u.attempts,"
+            " result = u.result, error = u.error, status = u.status, last_position = u.last_position,"
             " awaiting_projections = ARRAY(SELECT jsonb_array_elements_text(u.awaiting)),"
             " processed_at = u.processed_at, not_before = u.not_before, updated_at = u.updated_at"
             " FROM jsonb_to_recordset(%s::jsonb) AS u(id uuid, attempts int, result jsonb, error jsonb,"
             " status varchar, last_position bigint, awaiting jsonb, processed_at timestamptz,"
             " not_before timestamptz, updated_at timestamptz)"
-            " WHERE c.id = u.id",
-            [document],
+            " WHERE c.id = u.id RETURNING c.id, c.status)"
+            " SELECT count(pg_notify(%s, %s || ':' || id::text)) FROM saved WHERE status IN (%s, %s)",
+            [
+                document,
+                notifications.CHANNEL,
+                current_schema(),
+                CommandStatus.PROCESSED,
+                CommandStatus.FAILED,
+            ],
         )
 
 
@@ -258,8 +263,10 @@ class _Batch:
         return outcomes
 
     def _refused(self, row: Command, exc: IntentError) -> str | RetryLater:
+        """A domain error fails the command; "not now" (retryable, or a race lost every
+        time) schedules another attempt."""
         row.updated_at = timezone.now()
-        if isinstance(exc, RetryableDomainError):
+        if isinstance(exc, RetryableDomainError | ConcurrencyError):
             return _retry_or_fail_row(row, exc)
         row.attempts += 1
         _mark_failed_row(row, exc.as_dict())
@@ -299,12 +306,8 @@ class _Batch:
                 f"Still conflicting after {settings.COMMAND_CONFLICT_RETRIES} re-decisions.",
                 details={"conflict_retries": settings.COMMAND_CONFLICT_RETRIES},
             )
-        except (ConcurrencyError, RetryableDomainError) as exc:
-            return _retry_or_fail_row(row, exc)
         except IntentError as exc:
-            row.attempts += 1
-            _mark_failed_row(row, exc.as_dict())
-            return "failed"
+            return self._refused(row, exc)
         except DatabaseError:
             raise  # the database went away: the whole batch rolls back, nothing happened
         except Exception as exc:
@@ -356,16 +359,19 @@ def _mark_failed_row(row: Command, error: dict[str, Any]) -> None:
     row.processed_at = timezone.now()
 
 
-def drain(max_seconds: float = 2.0) -> dict[UUID, str | RetryLater]:
+def drain(max_seconds: float = 2.0) -> tuple[dict[UUID, str | RetryLater], bool]:
     """Handle due pending commands of this tenant batch after batch, for up to
-    `max_seconds` (then the caller yields the worker and asks for another run)."""
+    `max_seconds`. Returns the outcomes, and whether it stopped with work possibly left
+    (the caller then yields the worker and asks for another run)."""
     deadline = time.monotonic() + max_seconds
     outcomes: dict[UUID, str | RetryLater] = {}
     while True:
         batch = process_batch(None)
         outcomes.update(batch)
-        if len(batch) < settings.COMMAND_BATCH_SIZE or time.monotonic() >= deadline:
-            return outcomes
+        if len(batch) < settings.COMMAND_BATCH_SIZE:
+            return outcomes, False
+        if time.monotonic() >= deadline:
+            return outcomes, True
 
 
 def _wake_projections(schema: str) -> None:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _VERSION_CONSTRAINT = "event_stream_version_unique"
 _EVENTS = EventRow._meta.db_table
 _SNAPSHOTS = Snapshot._meta.db_table
+_LOCK = f"LOCK TABLE {_EVENTS} IN EXCLUSIVE MODE"  # why: PostgresEventStore.lock_for_append
 # Appends of up to this many events use plain placeholders; longer ones go as one JSON document.
 _VALUES_UP_TO = 8
 _VALUES_ROW = (
@@ -74,7 +75,8 @@ RECORD_FIELDS = (
 
 
 def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[Event]:
-    """`to_recorded` for a tuple of RECORD_FIELDS (the projection runner's hot path)."""
+    """A stored event, given as the values of RECORD_FIELDS, as a typed event upcast to the
+    payload's current schema version (the projection runner reads tuples, not rows)."""
     event_id, position, type_name, schema_version, payload, stream_type, stream_id, version, at, meta = values
     return Recorded(
         event=registry.parse_event(type_name, schema_version, payload),
@@ -90,16 +92,7 @@ def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[
 
 def to_recorded(row: EventRow, registry: Registry) -> Recorded[Event]:
     """A stored row as a typed event, upcast to the payload's current schema version."""
-    return Recorded(
-        event=registry.parse_event(row.type, row.schema_version, row.payload),
-        id=row.id,
-        stream_type=row.stream_type,
-        stream_id=row.stream_id,
-        version=row.version,
-        position=row.position,
-        recorded_at=row.recorded_at,
-        metadata=row.metadata,
-    )
+    return recorded_from_values([getattr(row, name) for name in RECORD_FIELDS], registry)
 
 
 def snapshot_interval(aggregate_cls: type[Aggregate]) -> int:
@@ -151,17 +144,8 @@ class PostgresEventStore:
     # The load and append paths run for every command, so they speak SQL directly: the
     # ORM's query building cost more than the round trips here (see docs/benchmarks.md).
     def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
-        aggregate = self._from_snapshot(aggregate_cls, aggregate_id) or aggregate_cls(id=aggregate_id)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT type, schema_version, payload, version FROM {_EVENTS}"
-                " WHERE stream_id = %s AND stream_type = %s AND version > %s ORDER BY version",
-                [aggregate_id, aggregate_cls.TYPE, aggregate.version],
-            )
-            rows = cursor.fetchall()
-        for type_name, schema_version, payload, version in rows:
-            event = self.registry.parse_event(type_name, schema_version, _json(payload))
-            aggregate.evolve(event, version)
+        key = (aggregate_cls.TYPE, aggregate_id)
+        aggregate: A = self.load_many({key: aggregate_cls})[key]  # type: ignore[assignment]
         return aggregate
 
     def load_many(
@@ -254,7 +238,7 @@ class PostgresEventStore:
         """
         assert connection.in_atomic_block, "the append lock lives as long as a transaction"
         with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {EventRow._meta.db_table} IN EXCLUSIVE MODE")
+            cursor.execute(_LOCK)
 
     def append(
         self,
@@ -388,7 +372,7 @@ class PostgresEventStore:
                 if lock:
                     # See lock_for_append. Sent with the INSERT: the INSERT's snapshot (READ
                     # COMMITTED, taken once the lock is granted) sees every earlier append.
-                    cursor.execute(f"LOCK TABLE {_EVENTS} IN EXCLUSIVE MODE; {insert}", params)
+                    cursor.execute(f"{_LOCK}; {insert}", params)
                     cursor.nextset()
                 else:
                     cursor.execute(insert, params)

@@ -37,11 +37,6 @@ _listening = threading.Event()
 _stopping = threading.Event()
 
 
-def notify_final(schema_name: str, command_ids: list[Any]) -> None:
-    """Announce commands that became final, when the current transaction commits."""
-    notify(schema_name, [str(command_id) for command_id in command_ids])
-
-
 def projection_key(name: str) -> str:
     """The key under which a projection's checkpoint moving forward is announced."""
     return f"projection:{name}"

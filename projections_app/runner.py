@@ -44,6 +44,7 @@ class RunResult:
     applied: int
     caught_up: bool
     outcome: str  # "caught-up", "progress", "busy", "stalled", "waiting", "failed"
+    advanced: bool = False  # the checkpoint moved
 
 
 def ensure_checkpoints(schema_name: str | None = None) -> None:
@@ -129,9 +130,9 @@ def run_projection(
             state.last_error = None
             state.retry_at = None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
-            if rows:  # readers waiting for ?min_position= re-check (at commit)
-                notifications.notify(current_schema(), [notifications.projection_key(projection.name)])
-        return RunResult(projection.name, len(rows), not more, "progress" if more else "caught-up")
+        return RunResult(
+            projection.name, len(rows), not more, "progress" if more else "caught-up", advanced=True
+        )
     except (OperationalError, InterfaceError):
         # The database went away: not the event's fault, so it must not count towards
         # stalling the projection. Nothing was committed; the next run starts over.
@@ -205,12 +206,19 @@ def run_all(max_batches: int = 20) -> dict[str, RunResult]:
     results: dict[str, RunResult] = {}
     for projection in get_consumers():
         result = run_projection(projection)
-        applied = result.applied
+        applied, advanced = result.applied, result.advanced
         batches = 1
         while result.outcome == "progress" and batches < max_batches:
             result = run_projection(projection)
             applied += result.applied
+            advanced = advanced or result.advanced
             batches += 1
-        results[projection.name] = RunResult(projection.name, applied, result.caught_up, result.outcome)
+        results[projection.name] = RunResult(
+            projection.name, applied, result.caught_up, result.outcome, advanced
+        )
     settle_commands()
+    # Readers waiting for ?min_position= re-check: one statement per run, after the commits.
+    notifications.notify(
+        current_schema(), [notifications.projection_key(name) for name, r in results.items() if r.advanced]
+    )
     return results
