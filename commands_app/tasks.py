@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from celery import shared_task
-from django.conf import settings
 from django_tenants.utils import schema_context
 
 from commands_app import processing
@@ -40,22 +40,9 @@ def process_command(schema_name: str, command_id: str) -> str:
                     exc_info=True,
                 )
             return "error-recorded"
-    for other_id, result in outcomes.items():
-        if isinstance(result, processing.RetryLater):
-            # Its own message may already have been spent (it found the row locked by this
-            # batch), so this batch sends the next wake-up for every command it postponed.
-            _come_back(schema_name, other_id, result.delay)
+    _come_back_for_postponed(schema_name, outcomes)
     outcome = outcomes[cid]
-    if len(outcomes) > 1:
-        log.info(
-            "command %s in %s: %s (+%d more in its batch)",
-            command_id,
-            schema_name,
-            outcome,
-            len(outcomes) - 1,
-        )
-    else:
-        log.info("command %s in %s: %s", command_id, schema_name, outcome)
+    log.info("command %s in %s: %s (%d in its batch)", command_id, schema_name, outcome, len(outcomes))
     return "retry-scheduled" if isinstance(outcome, processing.RetryLater) else outcome
 
 
@@ -68,19 +55,25 @@ def drain_commands(schema_name: str) -> str:
     wakeups.started("commands", schema_name)
     with schema_context(schema_name):
         try:
-            outcomes = processing.drain()
+            outcomes, more = processing.drain()
         except Exception as exc:
             # The database went away mid-batch: that batch rolled back and its commands are
             # still pending. Delayed, not lost: the sweep (or the next wake-up) drains again.
             log.warning("draining commands of %s hit %r", schema_name, exc, exc_info=True)
             return "interrupted"
+    _come_back_for_postponed(schema_name, outcomes)
+    if more:
+        wake_commands(schema_name)  # time is up: yield the worker, continue in a new task
+    log.info("drained %d commands in %s", len(outcomes), schema_name)
+    return f"drained-{len(outcomes)}"
+
+
+def _come_back_for_postponed(schema_name: str, outcomes: dict[UUID, Any]) -> None:
+    """Send the next wake-up of every command a batch postponed: its own message may
+    already be spent (it found the row locked by the batch)."""
     for command_id, result in outcomes.items():
         if isinstance(result, processing.RetryLater):
             _come_back(schema_name, command_id, result.delay)
-    if len(outcomes) >= settings.COMMAND_BATCH_SIZE:
-        wake_commands(schema_name)  # maybe more: yield the worker, continue in a new task
-    log.info("drained %d commands in %s", len(outcomes), schema_name)
-    return f"drained-{len(outcomes)}"
 
 
 def _come_back(schema_name: str, command_id: UUID, delay: float) -> None:

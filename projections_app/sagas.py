@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
-from commands_app.bus import body_hash, enqueue_on_commit, new_command_row
+from commands_app.bus import body_hash, enqueue_on_commit, new_command_row, wake_commands
 from commands_app.domain.messages import Event, Recorded
 from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, instance_key, react
 from commands_app.models import Command
@@ -173,14 +173,16 @@ class SagaConsumer(Projection):
             )
         if not issued:
             return
-        # The checkpoint lock makes this runner the only writer of these ids, so "already
-        # there" means issued by an earlier, committed run of the same trigger.
-        existing = set(Command.objects.filter(id__in=[row.id for row in issued]).values_list("id", flat=True))
-        new = [row for row in issued if row.id not in existing]
-        Command.objects.bulk_create(new, ignore_conflicts=True)
+        # An id already there was issued by an earlier, committed run of the same trigger:
+        # ON CONFLICT DO NOTHING keeps that one. Waking it again is harmless (it is no
+        # longer pending, or it is and should run).
+        Command.objects.bulk_create(issued, ignore_conflicts=True)
         schema = current_schema()
-        for row in new:
-            enqueue_on_commit(schema, row.id, row.not_before)
+        for row in issued:
+            if row.not_before is not None:
+                enqueue_on_commit(schema, row.id, row.not_before)
+        if any(row.not_before is None for row in issued):
+            transaction.on_commit(functools.partial(wake_commands, schema))  # one drain for all
 
 
 def _correlation(event: Recorded[Any]) -> UUID:
