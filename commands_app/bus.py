@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -13,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from commands_app.domain.errors import IdempotencyConflict, IntentError, InvalidPayload
@@ -91,11 +92,6 @@ def submit(
     # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
     digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
 
-    if command_id is not None:
-        existing = Command.objects.filter(pk=command_id).first()
-        if existing is not None:
-            return Submission(_same_body_or_conflict(existing, digest), created=False)
-
     command_id = command_id or uuid.uuid4()
     correlation_id = UUID(str(client_metadata.get("correlation_id") or command_id))
     causation = client_metadata.get("causation_id")
@@ -117,12 +113,16 @@ def submit(
         not_before=not_before,
     )
     try:
-        # The savepoint lets a concurrent duplicate insert fail alone; the primary key is
-        # what makes "same id twice" impossible, the check above only makes it cheap.
-        with transaction.atomic():
+        # The primary key is what makes "same id twice" impossible: a re-sent id fails the
+        # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
+        # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
+        # lets it fail alone.
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
             row.save(force_insert=True)
     except IntegrityError:
-        existing = Command.objects.get(pk=command_id)
+        existing = Command.objects.filter(pk=command_id).first()
+        if existing is None:
+            raise
         return Submission(_same_body_or_conflict(existing, digest), created=False)
 
     enqueue_on_commit(schema_name, row.id, not_before)

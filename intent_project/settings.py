@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "intent_project.middleware.RequestIdMiddleware",
     "intent_project.tenants.middleware.TenantPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS/JS under any WSGI server
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -95,7 +96,7 @@ _db = dj_database_url.parse(
     conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
     conn_health_checks=True,  # reconnect by itself after a PostgreSQL restart
 )
-_db["ENGINE"] = "django_tenants.postgresql_backend"
+_db["ENGINE"] = "intent_project.db"  # django-tenants' backend, fewer round trips (db/base.py)
 if env_str("DATABASE_NAME", ""):
     _db["NAME"] = env_str("DATABASE_NAME", "")  # overrides the URL's database (child processes)
 _db.setdefault("OPTIONS", {})
@@ -176,7 +177,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "intent_project.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -209,7 +210,11 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / ".var" / "static"
+# Static files (the admin's) are served by WhiteNoise straight from the apps' static dirs,
+# so no collectstatic is needed. To serve collected files instead, set STATIC_ROOT and run
+# `manage.py collectstatic`.
+STATIC_ROOT = env_str("STATIC_ROOT", "") or None
+WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/admin/login/"
 
 LOGGING = {
