@@ -15,11 +15,13 @@ never commits only makes a wait slower, never wrong.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection, connections
@@ -53,28 +55,45 @@ def notify(schema_name: str, keys: list[str]) -> None:
         )
 
 
-def wait_for(schema_name: str, key: Any, timeout: float) -> None:
-    """Return when a notification for `key` (a command id, or a projection_key) arrives,
-    or after `timeout` seconds (at most FALLBACK_POLL_SECONDS while the listener is not
-    connected)."""
-    if timeout <= 0:
-        return
+class Subscription:
+    """Waits for notifications of one key; see subscribe()."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def wait(self, timeout: float) -> None:
+        """Return when a notification arrived since the last wait (at once if one already
+        did), or after `timeout` seconds (at most FALLBACK_POLL_SECONDS while the listener
+        is not connected). Re-read what you wait for after each call."""
+        if timeout <= 0:
+            return
+        if not _listening.is_set():
+            timeout = min(timeout, FALLBACK_POLL_SECONDS)
+        self._event.wait(timeout)
+        self._event.clear()
+
+
+@contextlib.contextmanager
+def subscribe(schema_name: str, key: Any) -> Iterator[Subscription]:
+    """Listen for `key` (a command id, or a projection_key) of one schema in the block.
+
+    Subscribe *before* reading the row you wait on: a notification sent between that
+    read and the first wait is then kept, instead of being missed until the fallback
+    poll."""
     _ensure_listener()
-    if not _listening.is_set():
-        timeout = min(timeout, FALLBACK_POLL_SECONDS)
-    key = f"{schema_name}:{key}"
+    full_key = f"{schema_name}:{key}"
     event = threading.Event()
     with _waiters_lock:
-        _waiters[key].add(event)
+        _waiters[full_key].add(event)
     try:
-        event.wait(timeout)
+        yield Subscription(event)
     finally:
         with _waiters_lock:
-            waiting = _waiters.get(key)
+            waiting = _waiters.get(full_key)
             if waiting is not None:
                 waiting.discard(event)
                 if not waiting:
-                    del _waiters[key]
+                    del _waiters[full_key]
 
 
 def _ensure_listener() -> None:

@@ -211,31 +211,29 @@ def _await_position(request: Request, projection_name: str) -> int:
             ) from None
     wait = wait_seconds(request, READ_YOUR_WRITES_DEFAULT_WAIT)
     ensure_checkpoints()
+    if wanted is None:
+        return ProjectionState.objects.get(name=projection_name).position
     deadline = time.monotonic() + wait
-    schema = current_schema()
-    while True:
-        state = ProjectionState.objects.get(name=projection_name)
-        if wanted is None or state.position >= wanted:
-            return state.position
-        if state.status == ProjectionStatus.STALLED or time.monotonic() >= deadline:
-            raise ApiError(
-                503,
-                "projection_behind",
-                f"The read model has not reached position {wanted} yet.",
-                {
-                    "projection": projection_name,
-                    "checkpoint": state.position,
-                    "min_position": wanted,
-                    "status": state.status,
-                    "last_error": state.last_error,
-                },
-            )
-        # Woken when the checkpoint moves (intent_project.notifications), else every 0.5 s.
-        notifications.wait_for(
-            schema,
-            notifications.projection_key(projection_name),
-            min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()),
-        )
+    # Woken when the checkpoint moves (intent_project.notifications), else every 0.5 s.
+    with notifications.subscribe(current_schema(), notifications.projection_key(projection_name)) as moved:
+        while True:
+            state = ProjectionState.objects.get(name=projection_name)
+            if state.position >= wanted:
+                return state.position
+            if state.status == ProjectionStatus.STALLED or time.monotonic() >= deadline:
+                raise ApiError(
+                    503,
+                    "projection_behind",
+                    f"The read model has not reached position {wanted} yet.",
+                    {
+                        "projection": projection_name,
+                        "checkpoint": state.position,
+                        "min_position": wanted,
+                        "status": state.status,
+                        "last_error": state.last_error,
+                    },
+                )
+            moved.wait(min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()))
 
 
 def _read_model(name: str) -> Any:

@@ -20,6 +20,7 @@ from tests.api.helpers import (
     commands_url,
     execute_test,
     post_json,
+    process,
     send,
     stored_command,
     stores_no_command,
@@ -518,3 +519,33 @@ def test_it_does_not_allow_deleting_commands(world):
 
     assert_error(dave.delete(command_url(command["id"])), 405, "method_not_allowed")
     assert stored_command(world.acme, command["id"]) is not None
+
+
+def test_the_command_output_equals_the_generic_model_serializer(world):
+    """CommandOut builds its output directly (for speed); it must say exactly what DRF's
+    ModelSerializer says for the same fields, in every state a command can be in."""
+    from django_tenants.utils import schema_context
+    from rest_framework import serializers
+
+    from commands_app.api import CommandOut
+    from commands_app.models import Command
+
+    class Generic(serializers.ModelSerializer):
+        class Meta:
+            model = Command
+            fields = CommandOut.Meta.fields
+
+    alice = client_for(world["alice"])
+    later = datetime.now(timezone(timedelta(hours=2))).replace(microsecond=678901) + timedelta(days=30)
+    ids = [
+        send(alice, "logMessage", {"message": "kept pending"}).json()["id"],
+        send(alice, "logMessage", {"message": "later"}, not_before=later.isoformat()).json()["id"],
+        send(alice, "logMessage", {"message": "processed"}, metadata={"labels": {"k": "v"}}).json()["id"],
+    ]
+    process(world.acme, ids[2])
+    with schema_context(world.acme.schema_name):
+        commands = list(Command.objects.filter(pk__in=ids))
+        assert {c.status for c in commands} == {"pending", "consumed"}  # consumed: events recorded
+        for command in commands:
+            assert CommandOut(command).data == Generic(command).data
+        assert CommandOut(commands, many=True).data == Generic(commands, many=True).data
