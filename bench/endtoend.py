@@ -1,8 +1,8 @@
 """End to end over HTTP: POST a command, then wait for `processed` (GET ?wait=), from
 concurrent clients against a real web server and a real worker.
 
-Processes: the web server as tests/faults/cluster.py runs it (`manage.py runserver
---noreload`: one threaded process; gunicorn is not a dependency), one Celery worker with
+Processes: the web server as `make run` runs it (gunicorn, intent_project/gunicorn_conf.py:
+WEB_WORKERS threaded processes, 2 by default), one Celery worker with
 `--concurrency 2`, PostgreSQL and Redis; the client threads run in the bench process.
 All share the machine's cores.
 
@@ -269,7 +269,7 @@ def run_http(ctx: Context) -> list[Result]:
     )
     counts = status_counts(tenant.schema_name)
     common = {
-        "web": "manage.py runserver --noreload (1 process, threaded)",
+        "web": f"gunicorn gthread, {web_workers()} processes x {web_threads()} threads",
         "worker": "1 Celery worker process, --concurrency 2 (prefork)",
         "errors": dict(driver.errors),
         "statuses_after": counts,
@@ -320,6 +320,18 @@ def run_http(ctx: Context) -> list[Result]:
             ),
         ),
     ]
+
+
+def web_workers() -> int:
+    from intent_project import gunicorn_conf
+
+    return int(gunicorn_conf.workers)
+
+
+def web_threads() -> int:
+    from intent_project import gunicorn_conf
+
+    return int(gunicorn_conf.threads)
 
 
 def _settle(schema: str, timeout: float) -> None:

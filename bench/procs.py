@@ -1,7 +1,7 @@
 """Real app processes for the benchmarks: a Celery worker and the web server.
 
-Started the way tests/faults/cluster.py starts them (`celery -A intent_project worker`,
-`manage.py runserver --noreload`), each in its own session so the whole process group
+Started the way `make run` starts them (`celery -A intent_project worker`, gunicorn with
+intent_project/gunicorn_conf.py), each in its own session so the whole process group
 (the worker's pool children included) can be stopped; logs go to files under a temp dir.
 """
 
@@ -135,7 +135,8 @@ class Processes:
         return f"bx-{name}-{os.getpid()}@bench"
 
     def web(self, port: int, **env: str) -> Proc:
-        argv = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:intent_project.gunicorn_conf"]
+        argv += ["--bind", f"127.0.0.1:{port}"]
         proc = Proc("web", argv, app_env(**env), self.dir)
         self.procs.append(proc)
         return proc.start()

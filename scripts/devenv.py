@@ -951,7 +951,8 @@ def cmd_run() -> int:
 
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         specs = [
-            ("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
+            ("web", [py, "-m", "gunicorn", "-c", "python:intent_project.gunicorn_conf",
+                     "--bind", f"127.0.0.1:{port}"]),
             ("worker", [py, "-m", "celery", "-A", "intent_project", "worker", "--loglevel=INFO",
                         "--concurrency=2", "-Q", "commands,projections,sweeps"]),
             ("beat", [py, "-m", "celery", "-A", "intent_project", "beat", "--loglevel=INFO",
@@ -1070,7 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_exec = sub.add_parser("exec", help="run a command with DATABASE_URL/REDIS_URL set")
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-    sub.add_parser("run", help="bootstrap, then runserver + celery worker + beat")
+    sub.add_parser("run", help="bootstrap, then web (gunicorn) + celery worker + beat")
     sub.add_parser("status", help="show embedded services")
     sub.add_parser("stop", help="stop embedded services")
     sub.add_parser("env", help="start services (left running) and print export lines")

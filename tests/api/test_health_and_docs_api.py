@@ -46,3 +46,12 @@ def test_the_swagger_page_renders(world):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"/api/schema/" in response.content
+
+
+def test_the_admin_styles_are_served_by_the_app_itself(world):
+    """No collectstatic and no separate web server: WhiteNoise serves the admin's files."""
+    response = client_for().get("/static/admin/css/base.css")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    assert b"".join(response.streaming_content if response.streaming else [response.content])

