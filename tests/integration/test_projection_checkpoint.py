@@ -111,3 +111,66 @@ def test_a_stalled_projection_keeps_its_commands_consumed(fresh_tenant):
         ProjectionState.objects.filter(name="system_metrics").update(status=ProjectionStatus.RUNNING)
         run_all()
         assert Command.objects.get(pk=cmd.id).status == "processed"
+
+
+# --- the run's fast-forward of consumers with nothing to apply ---------------------------------
+def _checkpoints(tenant) -> dict[str, ProjectionState]:
+    with schema_context(tenant.schema_name):
+        return {s.name: s for s in ProjectionState.objects.all()}
+
+
+def test_consumers_without_events_up_to_the_head_are_moved_there_without_a_batch(fresh_tenant):
+    ids = [submit(fresh_tenant, "logMessage", {"message": f"m{i}"}).id for i in range(3)]
+    _process_all(fresh_tenant, *ids)
+    with schema_context(fresh_tenant.schema_name):
+        from projections_app.runner import head_position
+
+        head = head_position()
+        results = run_all()
+
+    checkpoints = _checkpoints(fresh_tenant)
+    assert {name: s.position for name, s in checkpoints.items()} == dict.fromkeys(checkpoints, head)
+    # The banking read models had nothing to apply: moved, not run.
+    assert results["account_balances"].applied == 0 and results["account_balances"].advanced
+    assert results["system_status"].applied == 3
+
+
+def test_the_fast_forward_never_moves_a_stalled_consumer_or_one_another_runner_holds(fresh_tenant):
+    import threading
+
+    from django.db import connection, transaction
+
+    ids = [submit(fresh_tenant, "logMessage", {"message": f"m{i}"}).id for i in range(2)]
+    _process_all(fresh_tenant, *ids)
+    with schema_context(fresh_tenant.schema_name):
+        run_all()  # every checkpoint exists and is at the head
+        ProjectionState.objects.filter(name="bank_totals").update(status=ProjectionStatus.STALLED)
+    more = [submit(fresh_tenant, "logMessage", {"message": "later"}).id]
+    _process_all(fresh_tenant, *more)
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold_account_balances() -> None:
+        with schema_context(fresh_tenant.schema_name), transaction.atomic():
+            ProjectionState.objects.select_for_update().get(name="account_balances")
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_account_balances)
+    holder.start()
+    try:
+        assert held.wait(10)
+        before = _checkpoints(fresh_tenant)
+        with schema_context(fresh_tenant.schema_name):
+            results = run_all()  # must not block on the held row
+        after = _checkpoints(fresh_tenant)
+    finally:
+        release.set()
+        holder.join(10)
+
+    assert after["bank_totals"].position == before["bank_totals"].position
+    assert results["bank_totals"].outcome == "stalled"
+    assert after["account_balances"].position == before["account_balances"].position
+    assert results["account_balances"].outcome == "busy"
+    assert after["transfers"].position > before["transfers"].position
