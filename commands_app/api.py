@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -145,30 +147,62 @@ class CommandListView(GenericAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CommandOut(page, many=True).data)
 
-    @extend_schema(request=CommandIn, responses={202: CommandOut, 200: CommandOut})
+    @extend_schema(
+        request=CommandIn,
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                OpenApiTypes.FLOAT,
+                description="Hold the response up to this many seconds (max 30) until the command is "
+                "final, to submit and learn the outcome in one request. The status code still says "
+                "whether the command was stored now (202) or earlier (200); `status` says how far it got.",
+            )
+        ],
+        responses={202: CommandOut, 200: CommandOut},
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         envelope = CommandIn(data=request.data)
         envelope.is_valid(raise_exception=True)
         data = envelope.validated_data
+        wait = wait_seconds(request)
         tenant = current_tenant(request)
-        submission = submit(
-            schema_name=current_schema(),
-            tenant=tenant.slug,
-            type_name=data["type"],
-            payload=data["payload"],
-            role=tenant_role(request),
-            user_id=str(request.user.pk),
-            username=request.user.get_username(),
-            command_id=data.get("id"),
-            client_metadata=data.get("metadata") or {},
-            source="api",
-            request_id=getattr(request, "request_id", None),
-            not_before=data.get("not_before"),
-        )
-        body = CommandOut(submission.command).data
+        # The id is settled before the command is stored, so a wait can listen for it
+        # before a worker could possibly finish it.
+        command_id = data.get("id") or uuid.uuid4()
+        with (
+            notifications.subscribe(current_schema(), command_id)
+            if wait > 0
+            else contextlib.nullcontext() as done
+        ):
+            submission = submit(
+                schema_name=current_schema(),
+                tenant=tenant.slug,
+                type_name=data["type"],
+                payload=data["payload"],
+                role=tenant_role(request),
+                user_id=str(request.user.pk),
+                username=request.user.get_username(),
+                command_id=command_id,
+                client_metadata=data.get("metadata") or {},
+                source="api",
+                request_id=getattr(request, "request_id", None),
+                not_before=data.get("not_before"),
+            )
+            command = submission.command
+            if done is not None:
+                _await_final(command, done, time.monotonic() + wait)
+        body = CommandOut(command).data
         if submission.created:
             return Response(body, status=status.HTTP_202_ACCEPTED)
         return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+
+
+def _await_final(command: Command, notified: notifications.Subscription, deadline: float) -> None:
+    """Re-read `command` until it is final or the deadline passes (woken by its notification;
+    without one, re-read every 0.5 s)."""
+    while not command.is_final and time.monotonic() < deadline:
+        notified.wait(min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()))
+        command.refresh_from_db()
 
 
 class CommandDetailView(GenericAPIView):
@@ -194,9 +228,7 @@ class CommandDetailView(GenericAPIView):
         # row is always re-read, and without a notification it is re-read every 0.5 s.
         with notifications.subscribe(current_schema(), command_id) as notified:
             command = self._command(command_id)
-            while not command.is_final and time.monotonic() < deadline:
-                notified.wait(min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()))
-                command.refresh_from_db()
+            _await_final(command, notified, deadline)
         return Response(CommandOut(command).data)
 
     @staticmethod

@@ -549,3 +549,31 @@ def test_the_command_output_equals_the_generic_model_serializer(world):
         for command in commands:
             assert CommandOut(command).data == Generic(command).data
         assert CommandOut(commands, many=True).data == Generic(commands, many=True).data
+
+
+def test_a_post_with_wait_returns_the_command_as_it_stands_when_the_wait_ends(world):
+    """Nothing processes commands in this tier, so the wait runs out: the answer is the stored
+    command, still pending, with the usual 202 (see test_worker_end_to_end for the outcome)."""
+    import time
+
+    alice = client_for(world["alice"])
+    started = time.monotonic()
+    answer = alice.post(
+        commands_url() + "?wait=0.3", {"type": "logMessage", "payload": {"message": "hi"}}, format="json"
+    )
+    assert answer.status_code == 202
+    assert answer.json()["status"] == "pending"
+    assert time.monotonic() - started >= 0.3
+    assert command_count(world.acme) == 1
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon", "nan"])
+def test_a_post_with_a_bad_wait_is_refused_and_stores_nothing(world, wait):
+    alice = client_for(world["alice"])
+    with stores_no_command(world.acme):
+        answer = alice.post(
+            commands_url() + f"?wait={wait}",
+            {"type": "logMessage", "payload": {"message": "hi"}},
+            format="json",
+        )
+    assert_field_error(answer, 400, "validation_error", "wait")

@@ -52,6 +52,29 @@ def test_an_api_client_sees_its_command_processed_and_the_read_model_updated(wor
     assert [e["id"] for e in events] == [event["id"]]
 
 
+def test_a_post_with_wait_answers_with_the_outcome_in_one_request(worker, live_db, world):
+    client = world["dave"].client()
+    command_id = uuid.uuid4()
+    body = {"id": str(command_id), "type": "executeTest", "payload": test_payload()}
+
+    posted = client.post("/t/acme/api/commands/?wait=20", body, format="json")
+
+    assert posted.status_code == 202, posted.content  # stored by this request
+    assert posted.json()["status"] == "processed"
+    assert posted.json()["result"]["events"][0]["type"] == "testExecuted"
+    again = client.post("/t/acme/api/commands/?wait=20", body, format="json")  # the idempotent replay
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["status"] == "processed"
+
+    sam = world["sam"].client()
+    failed = sam.post(
+        "/t/acme/api/commands/?wait=20", {"type": "simulateFailure", "payload": {}}, format="json"
+    )
+    assert failed.status_code == 202
+    assert failed.json()["status"] == "failed"
+    assert failed.json()["error"]["code"] == "simulated_failure"
+
+
 def test_a_failed_command_reports_its_domain_error(worker, live_db, world):
     client = world["sam"].client()
     posted = client.post("/t/acme/api/commands/", {"type": "simulateFailure", "payload": {}}, format="json")
