@@ -198,7 +198,7 @@ def settle_commands() -> int:
         return int(row[0]) if row else 0
 
 
-def run_all(max_batches: int = 20) -> dict[str, RunResult]:
+def run_all(max_batches: int = 4) -> dict[str, RunResult]:
     """Bring every projection and saga of the current schema up to date (bounded work per call).
 
     Projections first, then the commands they have caught up with are settled (and their
