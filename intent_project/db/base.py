@@ -60,11 +60,16 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         conn = self.connection
         if conn is None or conn.closed:
             return False
-        if conn.info.transaction_status == TransactionStatus.IDLE:
-            try:
-                readable, _, _ = select.select([conn.fileno()], [], [], 0)
-            except (OSError, ValueError):
-                return False
-            if not readable:
-                return True
+        if conn.info.transaction_status == TransactionStatus.IDLE and not _has_data(conn.fileno()):
+            return True
         return bool(super().is_usable())
+
+
+def _has_data(fd: int) -> bool:
+    """Is there anything to read on the socket (or is it closed)? True when unsure."""
+    try:
+        poller = select.poll()  # not select(): no limit on the descriptor's number
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
