@@ -255,9 +255,9 @@ def _fast_forward(idle: dict[str, int], head: int) -> set[str]:
 
     Safe without the consumer's own batch: every position up to the head is committed
     (positions are handed out in commit order), and none of (the checkpoint we read, head]
-    is this consumer's. A checkpoint that moved meanwhile only narrows that range; a row
-    another runner holds is skipped (it will get there itself), and a checkpoint is never
-    moved back or past a stall.
+    is this consumer's. A checkpoint that moved forward meanwhile only narrows that range;
+    one that moved back (an operator's rewind, a rebuild's swap) is left alone, as is a
+    row another runner holds (it will get there itself) and a stalled or waiting one.
     """
     if not idle:
         return set()
@@ -266,13 +266,16 @@ def _fast_forward(idle: dict[str, int], head: int) -> set[str]:
         cursor.execute(
             f"""
             UPDATE {table} AS s SET position = %s, updated_at = now()
-              FROM (SELECT name FROM {table}
-                     WHERE name = ANY(%s) AND position < %s AND status = %s AND retry_at IS NULL
-                       FOR UPDATE SKIP LOCKED) AS free
+              FROM (SELECT t.name FROM {table} AS t
+                      JOIN unnest(%s::text[], %s::bigint[]) AS checked(name, position)
+                        ON checked.name = t.name
+                     WHERE t.position >= checked.position AND t.position < %s
+                       AND t.status = %s AND t.retry_at IS NULL
+                       FOR UPDATE OF t SKIP LOCKED) AS free
              WHERE s.name = free.name
             RETURNING s.name
             """,
-            [head, list(idle), head, ProjectionStatus.RUNNING],
+            [head, list(idle), list(idle.values()), head, ProjectionStatus.RUNNING],
         )
         return {name for (name,) in cursor.fetchall()}
 

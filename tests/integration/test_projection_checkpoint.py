@@ -174,3 +174,22 @@ def test_the_fast_forward_never_moves_a_stalled_consumer_or_one_another_runner_h
     assert after["account_balances"].position == before["account_balances"].position
     assert results["account_balances"].outcome == "busy"
     assert after["transfers"].position > before["transfers"].position
+
+
+def test_the_fast_forward_leaves_a_checkpoint_that_moved_back_since_it_looked(fresh_tenant):
+    """A rewind between the look and the move must not be jumped over to the head."""
+    from projections_app.runner import _fast_forward, head_position
+
+    ids = [submit(fresh_tenant, "logMessage", {"message": f"m{i}"}).id for i in range(2)]
+    _process_all(fresh_tenant, *ids)
+    with schema_context(fresh_tenant.schema_name):
+        run_all()
+        head = head_position()
+        ProjectionState.objects.filter(name="bank_totals").update(position=0)  # rewound meanwhile
+
+        moved = _fast_forward({"bank_totals": head - 1, "transfers": head - 1}, head)
+
+        assert moved == set()  # both are at the head already, or behind what was checked
+        ProjectionState.objects.filter(name="transfers").update(position=head - 1)
+        assert _fast_forward({"bank_totals": head - 1, "transfers": head - 1}, head) == {"transfers"}
+        assert ProjectionState.objects.get(name="bank_totals").position == 0
