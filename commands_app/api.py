@@ -7,7 +7,6 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -66,7 +65,7 @@ _DATETIME = serializers.DateTimeField()
 
 
 def _wire(value: Any) -> Any:
-    if isinstance(value, UUID):
+    if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
         return _DATETIME.to_representation(value)
