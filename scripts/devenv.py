@@ -40,7 +40,9 @@ them. Services started by ``env`` get the policy ``keep`` and are only stopped b
 Subcommands
 -----------
 ``exec -- CMD ...``  ensure services, run CMD with the URLs exported, exit with its code.
-``run``              ensure services, ``manage.py bootstrap``, then web + worker + beat.
+``run``              ensure services, ``manage.py bootstrap``, then web + worker + beat
+                     (worker and beat under ``supervise``: started again when they die).
+``supervise NAME -- CMD ...``  run CMD, start it again whenever it exits by itself.
 ``status``           show whether the embedded services run, and their URLs.
 ``stop``             stop the embedded services (whoever started them).
 ``env``              ensure services, leave them running, print ``export`` lines.
@@ -875,6 +877,57 @@ def _health_ok(url: str) -> bool:
         return False
 
 
+RESTART_DELAY_MAX = 30.0  # seconds between restarts of a child that keeps dying
+HEALTHY_AFTER = 60.0  # a child that ran this long starts the backoff over
+
+
+def cmd_supervise(name: str, argv: list[str]) -> int:
+    """Run argv and start it again whenever it exits by itself (a crash, a kill -9), after
+    1 s, doubling up to RESTART_DELAY_MAX while it keeps dying. SIGTERM or SIGINT is passed
+    on as SIGTERM, and then it is not restarted: the exit code is the child's.
+
+    `make run` runs the Celery worker and beat under this, as a production supervisor
+    would: a worker that dies is back in seconds, and the messages it held are delivered
+    again (late acks) or re-sent by the sweep. Single-threaded, so preexec_fn is safe here;
+    the child stays in this process group, so `run` can still kill both at once.
+    """
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise DevenvError("usage: devenv.py supervise NAME -- COMMAND [ARGS...]")
+    stopping: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    preexec = _set_parent_death_signal if sys.platform.startswith("linux") else None
+    delay = 1.0
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+        if stopping:  # the signal came while it was starting
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+        code = child.wait()
+        if stopping:
+            return code if code >= 0 else 128 - code
+        if time.monotonic() - started >= HEALTHY_AFTER:
+            delay = 1.0
+        log(f"{name} exited with code {code}; starting it again in {delay:.0f}s")
+        deadline = time.monotonic() + delay
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if stopping:
+            return 0
+        delay = min(delay * 2, RESTART_DELAY_MAX)
+
+
 def _shutdown(children: list[Child], timeout: float = 10.0) -> None:
     """SIGTERM every child, wait up to `timeout`, then SIGKILL their process groups."""
     for child in children:
@@ -950,12 +1003,16 @@ def cmd_run() -> int:
             return 1
 
         VAR_DIR.mkdir(parents=True, exist_ok=True)
+        supervise = str(Path(__file__).resolve())
         specs = [
             ("web", [py, "-m", "gunicorn", "-c", "python:intent_project.gunicorn_conf",
                      "--bind", f"127.0.0.1:{port}"]),
-            ("worker", [py, "-m", "celery", "-A", "intent_project", "worker", "--loglevel=INFO",
+            # Worker and beat are started again when they die (cmd_supervise).
+            ("worker", [py, supervise, "supervise", "worker", "--",
+                        py, "-m", "celery", "-A", "intent_project", "worker", "--loglevel=INFO",
                         "--concurrency=2", "-Q", "commands,projections,sweeps"]),
-            ("beat", [py, "-m", "celery", "-A", "intent_project", "beat", "--loglevel=INFO",
+            ("beat", [py, supervise, "supervise", "beat", "--",
+                      py, "-m", "celery", "-A", "intent_project", "beat", "--loglevel=INFO",
                       "--schedule", str(BEAT_SCHEDULE), "--pidfile", str(BEAT_PIDFILE)]),
         ]  # fmt: skip
         for name, argv in specs:
@@ -1072,6 +1129,9 @@ def main(argv: list[str] | None = None) -> int:
     p_exec = sub.add_parser("exec", help="run a command with DATABASE_URL/REDIS_URL set")
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     sub.add_parser("run", help="bootstrap, then web (gunicorn) + celery worker + beat")
+    p_sup = sub.add_parser("supervise", help="run a command, restarting it whenever it dies")
+    p_sup.add_argument("name", help="what to call it in log lines")
+    p_sup.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     sub.add_parser("status", help="show embedded services")
     sub.add_parser("stop", help="stop embedded services")
     sub.add_parser("env", help="start services (left running) and print export lines")
@@ -1081,6 +1141,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_exec(list(args.cmd))
         if args.command == "run":
             return cmd_run()
+        if args.command == "supervise":
+            return cmd_supervise(args.name, list(args.cmd))
         if args.command == "status":
             return cmd_status()
         if args.command == "stop":
