@@ -252,7 +252,7 @@ def run_http(ctx: Context) -> list[Result]:
     wait_healthy(port, web)
     worker.wait_for_output("ready.", 60)
     common = {
-        "web": f"gunicorn gthread, {web_workers()} processes x {web_threads()} threads",
+        "web": web_shape(),
         "worker": "1 Celery worker process, --concurrency 2 (prefork)",
     }
     results = []
@@ -336,16 +336,11 @@ def _measure(
     ]
 
 
-def web_workers() -> int:
+def web_shape() -> str:
+    """The web tier the benchmark ran against, as gunicorn_conf.py configures it."""
     from intent_project import gunicorn_conf
 
-    return int(gunicorn_conf.workers)
-
-
-def web_threads() -> int:
-    from intent_project import gunicorn_conf
-
-    return int(gunicorn_conf.threads)
+    return f"gunicorn gthread, {gunicorn_conf.workers} processes x {gunicorn_conf.threads} threads"
 
 
 def _settle(schema: str, timeout: float) -> None:
