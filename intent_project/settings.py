@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 from intent_project.env import env_bool, env_float, env_int, env_int_map, env_list, env_str
 
@@ -131,6 +132,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # workers under a supervisor that restarts them (work is delayed, never lost).
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = env_bool("CELERY_REMOTE_CONTROL", True)
 CELERY_TASK_DEFAULT_QUEUE = "commands"
+# Declared, so that a worker started without -Q (`celery -A intent_project worker`, the
+# standard command) consumes all three; routes alone would leave it on the default queue
+# and projections would never run. `-Q commands` etc. still split them into pools.
+CELERY_TASK_QUEUES = [Queue("commands"), Queue("projections"), Queue("sweeps")]
 CELERY_TASK_ROUTES = {
     "commands_app.tasks.*": {"queue": "commands"},
     "projections_app.tasks.*": {"queue": "projections"},
