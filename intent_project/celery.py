@@ -4,10 +4,44 @@ from __future__ import annotations
 
 import os
 
+import redis
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
+from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
+
+
+
+def _refuse_released_connection() -> None:
+    """A worker must ride out a Redis outage instead of exiting (kombu 5.7.0).
+
+    When the broker connection drops, Celery's consumer collects the connection (its
+    transport is detached: `transport.client = None`) and then closes it again. A Redis
+    channel whose first close was cut short by the dead socket is closed a second time;
+    that close restores unacknowledged messages, which asks for a new Redis client, whose
+    parameters come from `self.connection.client.hostname`, on the detached transport:
+    `AttributeError: 'NoneType' object has no attribute 'hostname'`. It is not one of the
+    connection errors Celery's `ignore_errors` swallows, so the worker exited
+    ("Unrecoverable error"). Raising the connection error the situation really is lets
+    the close be ignored and the consumer reconnect. The messages it could not restore
+    are the ones Redis lost anyway; the sweep re-sends their work from the database.
+    """
+    original = kombu_redis.Channel._connparams
+    if getattr(original, "_intent_patched", False):
+        return
+
+    def _connparams(self: kombu_redis.Channel, asynchronous: bool = False) -> dict[str, object]:
+        if self.connection is None or self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection was released")
+        params: dict[str, object] = original(self, asynchronous=asynchronous)
+        return params
+
+    _connparams._intent_patched = True  # type: ignore[attr-defined]
+    kombu_redis.Channel._connparams = _connparams  # type: ignore[method-assign]
+
+
+_refuse_released_connection()
 
 app = Celery("intent_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -125,11 +125,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Known: with celery/kombu 5.7 a worker whose Redis connection drops sometimes exits with
-# "Unrecoverable error: AttributeError('NoneType' object has no attribute 'hostname')"
-# (the remote-control channel's close). Turning remote control off avoids the exit but
-# was seen to leave the worker hung after the broker returned, which is worse: run
-# workers under a supervisor that restarts them (work is delayed, never lost).
+# Remote control stays on: kombu 5.7's exit when the Redis connection drops ("'NoneType'
+# object has no attribute 'hostname'") is fixed in intent_project/celery.py, and turning
+# remote control off was seen to leave workers hung after the broker returned.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = env_bool("CELERY_REMOTE_CONTROL", True)
 CELERY_TASK_DEFAULT_QUEUE = "commands"
 # Declared, so that a worker started without -Q (`celery -A intent_project worker`, the
