@@ -48,11 +48,27 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_devenv() -> Any:
+    """scripts/devenv.py (not a package): the one place that provisions the app's role."""
+    spec = importlib.util.spec_from_file_location("intent_devenv", ROOT / "scripts" / "devenv.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_devenv = _load_devenv()
 TMP_PREFIX = "flt-"
 TENANTS = ("acme", "globex")
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "intent-admin"
 DB_NAME = "intent"
+# The app processes connect as this role, not a superuser, as under `make run` / `make test`
+# (scripts/devenv.py); the test itself reads and restarts the server as `postgres`.
+APP_ROLE: str = _devenv.APP_ROLE
 
 # Settings for every app process: fast sweeps and retries so recovery fits in a test.
 APP_ENV = {
@@ -343,16 +359,20 @@ class Postgres:
         self.create_database(DB_NAME)
 
     def url(self, database: str = DB_NAME) -> str:
+        """The app's DATABASE_URL: as the app role."""
         host = urllib.parse.quote(str(self.socket_dir), safe="")
-        return f"postgres://postgres@{host}:{self.port}/{database}"
+        return f"postgres://{APP_ROLE}@{host}:{self.port}/{database}"
 
     def conninfo(self, database: str = DB_NAME) -> str:
         return f"host={self.socket_dir} port={self.port} user=postgres dbname={database}"
 
     def create_database(self, name: str) -> None:
-        with psycopg.connect(self.conninfo("postgres"), autocommit=True, connect_timeout=10) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{name}"')
+        """Create `name` owned by the app role (and the role itself, first time)."""
+
+        def connect(database: str) -> psycopg.Connection[Any]:
+            return psycopg.connect(self.conninfo(database), autocommit=True, connect_timeout=10)
+
+        _devenv.ensure_app_role(connect, APP_ROLE, name)
 
     def _pg_ctl(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -608,7 +628,7 @@ class Services:
         if not self.pg.running():  # a failed fault test may have left it down
             self.pg.start()
         with psycopg.connect(self.pg.conninfo("postgres"), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.TEMPLATE}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.TEMPLATE}" OWNER "{APP_ROLE}"')
         return name
 
     def drop_database(self, name: str) -> None:
