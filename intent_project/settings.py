@@ -92,6 +92,7 @@ TENANT_TEMPLATE_SCHEMA = "intent_tenant_template"
 TENANT_CLONE_FROM_TEMPLATE = env_bool("TENANT_CLONE_FROM_TEMPLATE", True)
 
 MIDDLEWARE = [
+    "intent_project.middleware.api_responses_are_not_stored",
     "intent_project.middleware.RequestIdMiddleware",
     "intent_project.tenants.middleware.TenantPathMiddleware",
     "django.middleware.security.SecurityMiddleware",

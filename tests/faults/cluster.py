@@ -93,6 +93,8 @@ _SCRUB_ENV = (
     "PYTEST_XDIST_WORKER_COUNT",
 )
 
+_SESSION_SECRET_KEY = secrets.token_urlsafe(50)
+
 _live_services: list[Services] = []
 _live_lock = threading.Lock()
 
@@ -656,6 +658,9 @@ def app_env(database_url: str, redis_url: str, extra: dict[str, str] | None = No
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(APP_ENV)
     env.update(extra or {})
+    # The app refuses to start without a key outside DEBUG; run outside `make test`, the
+    # cluster's processes share one made for this session.
+    env.setdefault("SECRET_KEY", _SESSION_SECRET_KEY)
     env["DATABASE_URL"] = database_url
     env["REDIS_URL"] = redis_url
     return env
