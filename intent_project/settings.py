@@ -67,6 +67,7 @@ SHARED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's and Redoc's files, served by WhiteNoise
 ]
 TENANT_APPS = [
     "commands_app",
@@ -125,7 +126,8 @@ TEMPLATES = [
 ]
 
 # --- Database ----------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/intent")
+# The app's own role, never a superuser (README, "Running in production").
+DATABASE_URL = env_str("DATABASE_URL", "postgres://intent@127.0.0.1:5432/intent")
 _db = dj_database_url.parse(
     DATABASE_URL,
     conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
@@ -234,6 +236,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/(t/\{tenant\}/)?api/",
+    # Swagger UI from our own static files, not a CDN: no third-party script runs beside the
+    # API's session cookie, and the docs work without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # 3.1 admits JSON Schema's "null" type, which pydantic uses for optional fields.
     "OAS_VERSION": "3.1.0",
