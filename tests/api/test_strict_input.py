@@ -144,7 +144,9 @@ def test_the_same_key_in_different_objects_is_fine(world):
 
 
 # --- label keys -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("key", ["", "k" * 65, "has space", "quote'", "new\nline", "ünï", "<b>", "a;b"])
+@pytest.mark.parametrize(
+    "key", ["", "k" * 65, "has space", "quote'", "new\nline", "end\n", "ünï", "<b>", "a;b"]
+)
 def test_a_label_key_outside_the_safe_charset_or_length_is_refused(world, key):
     with stores_no_command(world.acme):
         response = send(
