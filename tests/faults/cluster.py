@@ -618,11 +618,23 @@ class Services:
                 fh.write(result.stdout + result.stderr)
             if result.returncode != 0:
                 raise ClusterError(f"bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+        self._check_built_by_app_role()
         log(
             f"services up in {time.monotonic() - t0:.1f}s (postgres {t_pg - t0:.1f}s, "
             f"bootstrap {time.monotonic() - t_pg:.1f}s) in {self.base}, redis :{self.redis.port}"
         )
         return self
+
+    def _check_built_by_app_role(self) -> None:
+        """The faults run against the deployment as it should be: tenant tables made by,
+        and so connected as, the app role that is not a superuser."""
+        with psycopg.connect(self.pg.conninfo(self.TEMPLATE), connect_timeout=10) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(c.relowner), r.rolsuper FROM pg_class c"
+                " JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname = 'events_app_event'"
+            ).fetchall()
+        if owners != [(APP_ROLE, False)]:
+            raise ClusterError(f"events tables belong to {owners}, not to the app role {APP_ROLE}")
 
     def new_database(self) -> str:
         self.databases += 1

@@ -34,7 +34,10 @@ def test_the_app_role_is_not_a_superuser(live_db):
             "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         )
         user, superuser, bypass_rls = cursor.fetchone()
-    assert (superuser, bypass_rls) == (False, False), f"the tests connect as {user}, a superuser"
+    assert (superuser, bypass_rls) == (False, False), (
+        f"the tests connect as {user}, a superuser or BYPASSRLS role: point DATABASE_URL at a role "
+        "that is not (README, Running in production), or leave it unset for the embedded one"
+    )
 
 
 def test_the_app_role_cannot_update_delete_or_truncate_events(tenant_with_events):
