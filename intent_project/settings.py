@@ -33,6 +33,8 @@ if not SECRET_KEY:
             "for local development."
         )
     SECRET_KEY = "insecure-debug-only-key"
+# Rotation: the new key in SECRET_KEY, the old ones here until sessions signed with them expire.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 # --- HTTPS (README "Running in production"): all off by default, since `make run` serves
