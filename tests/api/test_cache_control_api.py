@@ -12,20 +12,14 @@ from tests.api.helpers import (
     assert_error,
     client_for,
     commands_url,
-    project,
+    funded_account,
     read_model_url,
-    submit_and_process,
 )
 
 
 def test_a_balance_is_answered_with_no_store(world):
     bea = client_for(world["bea"])
-    account = str(uuid.uuid4())
-    submit_and_process(
-        bea, "openAccount", {"accountId": account, "owner": "Bea", "currency": "EUR"}, world.acme
-    )
-    submit_and_process(bea, "depositMoney", {"accountId": account, "amount": 1250}, world.acme)
-    project(world.acme)
+    account = funded_account(bea, world.acme, 1250)
 
     for url in (read_model_url("account_balances"), read_model_url("account_balances", account)):
         response = bea.get(url)
@@ -35,21 +29,22 @@ def test_a_balance_is_answered_with_no_store(world):
 
 
 @pytest.mark.parametrize(
-    ("persona", "url", "status", "code"),
+    ("persona", "url"),
     [
-        ("bea", read_model_url("account_balances", str(uuid.uuid4())), 404, "not_found"),
-        (None, read_model_url("account_balances"), 401, "not_authenticated"),
-        ("bob", read_model_url("account_balances"), 403, "not_a_member"),
-        ("bea", "/t/no-such-tenant/api/commands/", 404, "tenant_not_found"),
-        ("bea", "/t/acme/api/commands/%00/", 400, "bad_request"),
-        ("bea", "/api/tenants/no-such-tenant/members/", 404, "not_found"),
-        ("bea", "/api/nothing-here/", 404, "not_found"),
+        ("ada", read_model_url("account_balances", str(uuid.uuid4()))),  # no such account
+        (None, read_model_url("account_balances")),  # not authenticated
+        ("bob", read_model_url("account_balances")),  # another tenant's member
+        ("ada", "/t/no-such-tenant/api/commands/"),  # answered by the tenant middleware
+        ("ada", "/t/acme/api/commands/%00/"),  # answered by the request-id middleware
+        ("ada", "/api/tenants/no-such-tenant/members/"),
+        ("ada", "/api/nothing-here/"),
     ],
 )
-def test_an_api_error_is_answered_with_no_store(world, persona, url, status, code):
+def test_an_api_error_is_answered_with_no_store(world, persona, url):
     response = client_for(world[persona] if persona else None).get(url)
 
-    assert response.status_code == status, response.content[:300]
+    assert response.status_code >= 400, response.content[:300]
+    assert set(response.json()) == {"error"}
     assert response["Cache-Control"] == "no-store"
 
 

@@ -56,3 +56,24 @@ def test_the_app_role_cannot_switch_the_triggers_off_with_replication_role(live_
     with connection.cursor() as cursor:
         cursor.execute("SHOW session_replication_role")
         assert cursor.fetchone() == ("origin",)
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "SET ROLE postgres",
+        "ALTER ROLE CURRENT_USER SUPERUSER",
+        "ALTER ROLE CURRENT_USER BYPASSRLS",
+        "ALTER ROLE CURRENT_USER SET session_replication_role = replica",
+        "COPY (SELECT 1) TO PROGRAM 'true'",
+        "ALTER SYSTEM SET fsync = off",
+        "CREATE ROLE intruder SUPERUSER LOGIN",
+    ],
+)
+def test_the_app_role_cannot_make_itself_a_superuser_or_act_as_one(live_db, escape):
+    _refused(escape)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        assert cursor.fetchone() == (False, False)
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'intruder'")
+        assert cursor.fetchone() == (0,)
