@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -13,7 +14,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,14 +21,20 @@ from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
 from intent_project import notifications
 from intent_project.api.errors import ApiError
+from intent_project.api.fields import UUIDStringField
+from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.tenancy import current_schema
 
+# Label keys end up in logs, traces and metric labels: short, and no characters that need
+# quoting anywhere (spaces, quotes, newlines, markup).
+LABEL_KEY = re.compile(r"^[a-zA-Z0-9_.:/-]{1,64}$")
+
 
 class CommandMetadataIn(serializers.Serializer):
-    correlation_id = serializers.UUIDField(required=False)
-    causation_id = serializers.UUIDField(required=False)
+    correlation_id = UUIDStringField(required=False)
+    causation_id = UUIDStringField(required=False)
     labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -39,11 +45,21 @@ class CommandMetadataIn(serializers.Serializer):
         attrs = super().to_internal_value(data)
         if len(attrs.get("labels", {})) > 20:
             raise serializers.ValidationError({"labels": ["At most 20 labels."]})
+        bad_keys = [key for key in attrs.get("labels", {}) if not LABEL_KEY.fullmatch(key)]
+        if bad_keys:
+            raise serializers.ValidationError(
+                {
+                    "labels": {
+                        key[:80]: ["Label keys are 1-64 characters of letters, digits and _ . : / -."]
+                        for key in bad_keys
+                    }
+                }
+            )
         return {key: value if key == "labels" else str(value) for key, value in attrs.items()}
 
 
 class CommandIn(serializers.Serializer):
-    id = serializers.UUIDField(
+    id = UUIDStringField(
         required=False, help_text="Idempotency key. Same id + same body returns the stored command."
     )
     type = serializers.CharField(max_length=100, help_text="A command type from GET /api/registry/.")
@@ -106,11 +122,8 @@ class CommandOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CommandCursor(CursorPagination):
+class CommandCursor(StrictCursorPagination):
     ordering = "-created_at"
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
 
 
 class CommandListView(GenericAPIView):

@@ -81,3 +81,24 @@ def env_int_map(name: str, default: dict[str, int], *, minimum: int | None = Non
             raise ImproperlyConfigured(f"{name}: {key.strip()}={number} must be at least {minimum}")
         result[key.strip()] = number
     return result
+
+
+def env_pair(name: str, default: tuple[str, str] | None) -> tuple[str, str] | None:
+    """Two comma-separated values, e.g. ``SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https``."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    first, sep, second = raw.partition(",")
+    if not sep or not first.strip() or not second.strip() or "," in second:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not two comma-separated values (e.g. HEADER,value)")
+    return first.strip(), second.strip()
+
+
+def env_origins(name: str, default: list[str]) -> list[str]:
+    """Comma-separated origins with their scheme (``https://intent.example.com``), as
+    CSRF_TRUSTED_ORIGINS needs them: a bare host would silently never match."""
+    origins = env_list(name, default)
+    for origin in origins:
+        if "://" not in origin:
+            raise ImproperlyConfigured(f"{name}: {origin!r} needs its scheme, e.g. https://{origin}")
+    return origins

@@ -1,12 +1,17 @@
-"""Request ids: every request gets one (or keeps the client's), echoed in responses and errors."""
+"""Request ids: every request gets one (or keeps the client's), echoed in responses and errors.
+API responses are never stored by caches."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.utils.decorators import sync_and_async_middleware
 
 from intent_project.api.errors import error_response
 
@@ -39,3 +44,35 @@ def _has_nul(request: HttpRequest) -> bool:
         for key, value in request.META.items()
         if key.startswith("HTTP_") and isinstance(value, str)
     )
+
+
+# /api/... and /t/<tenant>/api/...: the answers carry balances, payloads and usernames.
+_API_PATH = re.compile(r"^/(?:t/[^/]+/)?api/")
+
+
+@sync_and_async_middleware
+def api_responses_are_not_stored(get_response: Any) -> Any:
+    """`Cache-Control: no-store` on every API response, errors included.
+
+    Without it a browser, or a shared proxy between the client and TLS termination, may
+    keep a balance or a command payload on disk and show it to the next user of the
+    machine. Outermost in MIDDLEWARE, so the early answers of the middlewares after it
+    (unknown tenant, NUL byte) are covered too.
+    """
+
+    def mark(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if _API_PATH.match(request.path):
+            response["Cache-Control"] = "no-store"
+        return response
+
+    if iscoroutinefunction(get_response):
+
+        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
+            return mark(request, await get_response(request))
+
+        return async_middleware
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        return mark(request, get_response(request))
+
+    return middleware

@@ -5,18 +5,54 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from intent_project.env import env_bool, env_float, env_int, env_int_map, env_list, env_str
+from intent_project.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_int_map,
+    env_list,
+    env_origins,
+    env_pair,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "insecure-dev-key-change-me" if DEBUG else "")
+# A key everyone can read in the source signs sessions, password-reset links and CSRF
+# tokens predictably, so outside DEBUG there is no fallback: the process refuses to start.
+# `make run` / `make test` (scripts/devenv.py) generate one per checkout under .var/.
+SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
-    # A fixed fallback key outside DEBUG would sign sessions and tokens predictably.
-    SECRET_KEY = "insecure-dev-key-set-SECRET_KEY-in-production"
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it to a long random value (e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or set DEBUG=1 "
+            "for local development."
+        )
+    SECRET_KEY = "insecure-debug-only-key"
+# Rotation: the new key in SECRET_KEY, the old ones here until sessions signed with them expire.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+# --- HTTPS (README "Running in production"): all off by default, since `make run` serves
+# plain HTTP on localhost; a deployment behind TLS turns them on from the environment.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Paths (regexes, no leading slash) answered over plain HTTP too, e.g. `^health/$` for a
+# load balancer's probe.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [])
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# Behind a TLS-terminating proxy: `HTTP_X_FORWARDED_PROTO,https`. Only set it when the
+# proxy always overwrites that header, or any client could claim to be on HTTPS.
+SECURE_PROXY_SSL_HEADER = env_pair("SECURE_PROXY_SSL_HEADER", None)
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS", [])
 
 # --- Tenancy -----------------------------------------------------------------------------
 # auth/contenttypes/admin stay shared: with auth in TENANT_APPS public users and tokens are
@@ -34,6 +70,7 @@ SHARED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's and Redoc's files, served by WhiteNoise
 ]
 TENANT_APPS = [
     "commands_app",
@@ -59,6 +96,7 @@ TENANT_TEMPLATE_SCHEMA = "intent_tenant_template"
 TENANT_CLONE_FROM_TEMPLATE = env_bool("TENANT_CLONE_FROM_TEMPLATE", True)
 
 MIDDLEWARE = [
+    "intent_project.middleware.api_responses_are_not_stored",
     "intent_project.middleware.RequestIdMiddleware",
     "intent_project.tenants.middleware.TenantPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -91,7 +129,8 @@ TEMPLATES = [
 ]
 
 # --- Database ----------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/intent")
+# The app's own role, never a superuser (README, "Running in production").
+DATABASE_URL = env_str("DATABASE_URL", "postgres://intent@127.0.0.1:5432/intent")
 _db = dj_database_url.parse(
     DATABASE_URL,
     conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
@@ -202,6 +241,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/(t/\{tenant\}/)?api/",
+    # Swagger UI from our own static files, not a CDN: no third-party script runs beside the
+    # API's session cookie, and the docs work without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # 3.1 admits JSON Schema's "null" type, which pydantic uses for optional fields.
     "OAS_VERSION": "3.1.0",

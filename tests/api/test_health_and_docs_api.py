@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -46,6 +47,26 @@ def test_the_swagger_page_renders(world):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"/api/schema/" in response.content
+
+
+def test_the_swagger_page_loads_nothing_from_another_host_and_its_assets_answer(world):
+    """Swagger UI's scripts, styles and icon come from the app (drf-spectacular-sidecar via
+    WhiteNoise): no third-party script beside the session cookie, and docs that work offline."""
+    client = client_for()
+    html = client.get("/api/docs/").content.decode()
+
+    assert re.findall(r"(?:https?:)?//[a-z0-9.-]+", html, flags=re.IGNORECASE) == []
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert {a.rsplit("/", 1)[-1] for a in assets} >= {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+    }
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert b"".join(response.streaming_content if response.streaming else [response.content])
 
 
 def test_the_admin_styles_are_served_by_the_app_itself(world):

@@ -48,11 +48,27 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_devenv() -> Any:
+    """scripts/devenv.py (not a package): the one place that provisions the app's role."""
+    spec = importlib.util.spec_from_file_location("intent_devenv", ROOT / "scripts" / "devenv.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_devenv = _load_devenv()
 TMP_PREFIX = "flt-"
 TENANTS = ("acme", "globex")
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "intent-admin"
 DB_NAME = "intent"
+# The app processes connect as this role, not a superuser, as under `make run` / `make test`
+# (scripts/devenv.py); the test itself reads and restarts the server as `postgres`.
+APP_ROLE: str = _devenv.APP_ROLE
 
 # Settings for every app process: fast sweeps and retries so recovery fits in a test.
 APP_ENV = {
@@ -76,6 +92,8 @@ _SCRUB_ENV = (
     "PYTEST_XDIST_WORKER",
     "PYTEST_XDIST_WORKER_COUNT",
 )
+
+_SESSION_SECRET_KEY = secrets.token_urlsafe(50)
 
 _live_services: list[Services] = []
 _live_lock = threading.Lock()
@@ -343,16 +361,20 @@ class Postgres:
         self.create_database(DB_NAME)
 
     def url(self, database: str = DB_NAME) -> str:
+        """The app's DATABASE_URL: as the app role."""
         host = urllib.parse.quote(str(self.socket_dir), safe="")
-        return f"postgres://postgres@{host}:{self.port}/{database}"
+        return f"postgres://{APP_ROLE}@{host}:{self.port}/{database}"
 
     def conninfo(self, database: str = DB_NAME) -> str:
         return f"host={self.socket_dir} port={self.port} user=postgres dbname={database}"
 
     def create_database(self, name: str) -> None:
-        with psycopg.connect(self.conninfo("postgres"), autocommit=True, connect_timeout=10) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{name}"')
+        """Create `name` owned by the app role (and the role itself, first time)."""
+
+        def connect(database: str) -> psycopg.Connection[Any]:
+            return psycopg.connect(self.conninfo(database), autocommit=True, connect_timeout=10)
+
+        _devenv.ensure_app_role(connect, APP_ROLE, name)
 
     def _pg_ctl(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -596,11 +618,23 @@ class Services:
                 fh.write(result.stdout + result.stderr)
             if result.returncode != 0:
                 raise ClusterError(f"bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+        self._check_built_by_app_role()
         log(
             f"services up in {time.monotonic() - t0:.1f}s (postgres {t_pg - t0:.1f}s, "
             f"bootstrap {time.monotonic() - t_pg:.1f}s) in {self.base}, redis :{self.redis.port}"
         )
         return self
+
+    def _check_built_by_app_role(self) -> None:
+        """The faults run against the deployment as it should be: tenant tables made by,
+        and so connected as, the app role that is not a superuser."""
+        with psycopg.connect(self.pg.conninfo(self.TEMPLATE), connect_timeout=10) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(c.relowner), r.rolsuper FROM pg_class c"
+                " JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname = 'events_app_event'"
+            ).fetchall()
+        if owners != [(APP_ROLE, False)]:
+            raise ClusterError(f"events tables belong to {owners}, not to the app role {APP_ROLE}")
 
     def new_database(self) -> str:
         self.databases += 1
@@ -608,7 +642,7 @@ class Services:
         if not self.pg.running():  # a failed fault test may have left it down
             self.pg.start()
         with psycopg.connect(self.pg.conninfo("postgres"), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.TEMPLATE}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.TEMPLATE}" OWNER "{APP_ROLE}"')
         return name
 
     def drop_database(self, name: str) -> None:
@@ -636,6 +670,9 @@ def app_env(database_url: str, redis_url: str, extra: dict[str, str] | None = No
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(APP_ENV)
     env.update(extra or {})
+    # The app refuses to start without a key outside DEBUG; run outside `make test`, the
+    # cluster's processes share one made for this session.
+    env.setdefault("SECRET_KEY", _SESSION_SECRET_KEY)
     env["DATABASE_URL"] = database_url
     env["REDIS_URL"] = redis_url
     return env

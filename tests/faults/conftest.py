@@ -5,7 +5,8 @@ DATABASE_URL / REDIS_URL of the outer environment are ignored): `Services` start
 embedded PostgreSQL and Redis under /tmp/flt-<random>, and every test gets its own copy
 of a bootstrapped database with its own web server, workers and beat.
 
-Run: ``.venv/bin/python -m pytest tests/faults -rA -s`` (needs no other services).
+Run: ``make test PYTEST_ARGS="tests/faults -rA -s"``, or ``.venv/bin/python -m pytest tests/faults
+-rA -s`` with SECRET_KEY set (the settings refuse to load without one; no other services needed).
 Knobs: ``FAULTS_SCALE`` (default 1) stretches the load windows for a longer soak;
 ``FAULTS_SEED`` fixes the random choices (commands, systems, fault schedule; each test
 prints its seed); ``FAULTS_KEEP_LOGS=<dir>`` keeps every process log for a post-mortem

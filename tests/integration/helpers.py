@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.db import connections
 from django_tenants.utils import schema_context
 
 from commands_app import bus
@@ -46,3 +50,20 @@ def test_payload(system_id: uuid.UUID | None = None, **extra: Any) -> dict[str, 
 
 
 test_payload.__test__ = False  # type: ignore[attr-defined]
+
+
+def at_once(count: int, target: Callable[[], None]) -> None:
+    """Run `target` in `count` threads released together (a barrier), each on its own
+    database connection (closed at the end); re-raise the first exception one raised."""
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            target()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(count) as pool:
+        for future in [pool.submit(run) for _ in range(count)]:
+            future.result()

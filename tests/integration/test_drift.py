@@ -7,12 +7,13 @@ import json
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from projections_app.drift import check_schema, reference_catalog
 from projections_app.models import ProjectionState, SystemStatus
 from projections_app.runner import run_all
-from tests.integration.helpers import submit
+from tests.integration.helpers import at_once, submit
 
 
 def _findings(tenant):
@@ -143,3 +144,32 @@ def test_check_projections_exits_non_zero_with_a_json_report(projected, capsys):
     _sql(projected, "DROP TABLE {schema}.stray")
     call_command("check_projections", "--tenant", projected.slug)
     assert "1 clean, 0 drifted" in capsys.readouterr().out
+
+
+def test_twelve_drift_checks_at_once_all_succeed_and_leave_no_scratch_schema(live_db, world):
+    """The admin action, twelve times at once (threads, each its own connection): each run
+    builds its reference tables in a scratch schema of its own and drops it afterwards."""
+
+    def scratch_schemas() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'intent\\_rb\\_%'")
+            return {name for (name,) in cursor.fetchall()}
+
+    before = scratch_schemas()
+    answers: list[tuple[int, str]] = []
+
+    def check() -> None:
+        client = Client(raise_request_exception=False)
+        client.force_login(world["ada"].user)
+        response = client.post(
+            "/t/acme/admin/projections_app/projectionstate/",
+            {"action": "check_drift", "_selected_action": ["system_status"]},
+            follow=True,
+        )
+        answers.append((response.status_code, response.content.decode()))
+
+    at_once(12, check)
+
+    assert [status for status, _ in answers] == [200] * 12
+    assert all("No drift" in body for _, body in answers)
+    assert scratch_schemas() == before

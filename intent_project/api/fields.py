@@ -1,0 +1,22 @@
+"""Serializer fields stricter than DRF's about what JSON they take."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rest_framework import serializers
+
+
+class UUIDStringField(serializers.UUIDField):
+    """A uuid written as a JSON string, nothing else.
+
+    DRF's UUIDField also turns a JSON integer into ``uuid.UUID(int=n)`` (so ``12345`` and
+    ``true`` became ids nobody sent) and passes uuid objects through.
+    """
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        result: uuid.UUID = super().to_internal_value(data)
+        return result
