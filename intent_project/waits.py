@@ -23,6 +23,7 @@ parking or blocking) lives here, so every waiting endpoint behaves the same.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -134,6 +135,12 @@ return {1, '0'}
 """
 
 
+@functools.cache
+def _acquire_script() -> Any:
+    """The script, sent by its hash (EVALSHA) to whichever client runs it."""
+    return redis_client().register_script(_ACQUIRE)
+
+
 def _key(owner: str) -> str:
     return f"intent:waits:{owner}"
 
@@ -177,7 +184,8 @@ def acquire(owner: str, seconds: float) -> WaitSlot:
     slot = WaitSlot(owner, uuid.uuid4().hex)
     hold = seconds + SLOT_GRACE_SECONDS
     try:
-        admitted, retry_after = redis_client().eval(_ACQUIRE, 1, _key(owner), slot.id, hold, limit)  # type: ignore[misc]
+        client = redis_client()
+        admitted, retry_after = _acquire_script()(keys=[_key(owner)], args=[slot.id, hold, limit], client=client)
     except Exception:
         log.warning("wait cap: Redis unreachable, limiting waits per process", exc_info=True)
         refused = _local.acquire(owner, slot.id, hold, limit)
