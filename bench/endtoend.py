@@ -2,7 +2,7 @@
 concurrent clients against a real web server and a real worker.
 
 Processes: the web server as `make run` runs it (gunicorn, intent_project/gunicorn_conf.py:
-WEB_WORKERS threaded processes, 2 by default), one Celery worker with
+WEB_WORKERS processes, 2 by default, each an event loop with a pool of WEB_THREADS threads), one Celery worker with
 `--concurrency 2`, PostgreSQL and Redis; the client threads run in the bench process.
 All share the machine's cores.
 
@@ -207,14 +207,14 @@ def fixed_rate(driver: Driver, rate: float, seconds: float, grace: float) -> dic
     }
 
 
-def create_client_user(ctx: Context, tenant: Any) -> str:
+def create_client_user(ctx: Context, tenant: Any, name: str = "bench", role: str = "admin") -> str:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
     from intent_project.tenants.services import set_membership
 
-    user = get_user_model().objects.create_user(f"bx-bench-{ctx.run_id}", "", None)
-    set_membership(user, tenant, "admin")
+    user = get_user_model().objects.create_user(f"bx-{name}-{ctx.run_id}", "", None)
+    set_membership(user, tenant, role)
 
     def delete_user() -> None:
         user.delete()
@@ -247,7 +247,9 @@ def run_http(ctx: Context) -> list[Result]:
     procs = Processes("http")
     ctx.on_cleanup(lambda: procs.stop(keep_logs=ctx.keep))
     port = free_port()
-    web = procs.web(port)
+    # One user drives up to RATE_POOL concurrent waits here, like a service account would:
+    # above the default cap for one user (WAITS_PER_USER, 20).
+    web = procs.web(port, WAITS_PER_USER=str(RATE_POOL + CLIENTS))
     worker = procs.worker("worker", concurrency=2)
     wait_healthy(port, web)
     worker.wait_for_output("ready.", 60)
@@ -338,9 +340,14 @@ def _measure(
 
 def web_shape() -> str:
     """The web tier the benchmark ran against, as gunicorn_conf.py configures it."""
+    from django.conf import settings
+
     from intent_project import gunicorn_conf
 
-    return f"gunicorn gthread, {gunicorn_conf.workers} processes x {gunicorn_conf.threads} threads"
+    return (
+        f"gunicorn + uvicorn workers (front door, intent_project/asgi.py), {gunicorn_conf.workers} processes "
+        f"x {settings.WEB_THREADS} threads"
+    )
 
 
 def _settle(schema: str, timeout: float) -> None:

@@ -51,6 +51,12 @@ def _http(ctx: Context) -> list[Result]:
     return run_http(ctx)
 
 
+def _waits(ctx: Context) -> list[Result]:
+    from bench.waits import run_waits
+
+    return run_waits(ctx)
+
+
 def _projections(ctx: Context) -> list[Result]:
     from bench.projections import run_projections
 
@@ -71,6 +77,7 @@ BENCHMARKS = (
     Benchmark("append_100", "append, 100 events per transaction", _appends("run_batch")),
     Benchmark("pipeline", "command pipeline, worker only; worker memory", _pipeline),
     Benchmark("http", "end to end over HTTP: sustained rate, latency at 200/s", _http),
+    Benchmark("waits", "300 parked waits of one user vs another tenant's reads; the cap", _waits),
     Benchmark("projection", "projection catch-up and rebuild", _projections),
     Benchmark("load", "aggregate load with snapshots, 10 vs 10,000 events", _loads),
 )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,13 +18,13 @@ from rest_framework.response import Response
 
 from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
-from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.tenancy import current_schema
+from intent_project.waits import Recheck, Wait
 
 # Label keys end up in logs, traces and metric labels: short, and no characters that need
 # quoting anywhere (spaces, quotes, newlines, markup).
@@ -179,13 +178,10 @@ class CommandListView(GenericAPIView):
         wait = wait_seconds(request)
         tenant = current_tenant(request)
         # The id is settled before the command is stored, so a wait can listen for it
-        # before a worker could possibly finish it.
+        # before a worker could possibly finish it. Once stored, a wait re-reads it by id
+        # (the front door runs that GET on each wake, never the POST again).
         command_id = data.get("id") or uuid.uuid4()
-        with (
-            notifications.subscribe(current_schema(), command_id)
-            if wait > 0
-            else contextlib.nullcontext() as done
-        ):
+        with Wait(request, current_schema(), command_id, wait) as waiting:
             submission = submit(
                 schema_name=current_schema(),
                 tenant=tenant.slug,
@@ -200,21 +196,26 @@ class CommandListView(GenericAPIView):
                 request_id=getattr(request, "request_id", None),
                 not_before=data.get("not_before"),
             )
-            command = submission.command
-            if done is not None:
-                _await_final(command, done, time.monotonic() + wait)
-        body = CommandOut(command).data
-        if submission.created:
-            return Response(body, status=status.HTTP_202_ACCEPTED)
-        return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+            code, headers = (
+                (status.HTTP_202_ACCEPTED, {})
+                if submission.created
+                else (status.HTTP_200_OK, {"Idempotent-Replayed": "true"})
+            )
+            recheck = Recheck(f"{request.path_info.rstrip('/')}/{command_id}/?wait={wait}", code, headers)
+            command = waiting.until(submission.command, _reread(submission.command), _is_final, recheck)
+        return Response(CommandOut(command).data, status=code, headers=headers)
 
 
-def _await_final(command: Command, notified: notifications.Subscription, deadline: float) -> None:
-    """Re-read `command` until it is final or the deadline passes (woken by its notification;
-    without one, re-read every 0.5 s)."""
-    while not command.is_final and time.monotonic() < deadline:
-        notified.wait(min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()))
+def _reread(command: Command) -> Callable[[], Command]:
+    def reread() -> Command:
         command.refresh_from_db()
+        return command
+
+    return reread
+
+
+def _is_final(command: Command) -> bool:
+    return command.is_final
 
 
 class CommandDetailView(GenericAPIView):
@@ -232,15 +233,10 @@ class CommandDetailView(GenericAPIView):
         responses=CommandOut,
     )
     def get(self, request: Request, command_id: Any) -> Response:
-        wait = wait_seconds(request)
-        if wait <= 0:
-            return Response(CommandOut(self._command(command_id)).data)
-        deadline = time.monotonic() + wait
-        # Woken by a notification when the command becomes final (notifications.py); the
-        # row is always re-read, and without a notification it is re-read every 0.5 s.
-        with notifications.subscribe(current_schema(), command_id) as notified:
+        # Woken by a notification when the command becomes final (intent_project/waits.py).
+        with Wait(request, current_schema(), command_id, wait_seconds(request)) as waiting:
             command = self._command(command_id)
-            _await_final(command, notified, deadline)
+            command = waiting.until(command, _reread(command), _is_final)
         return Response(CommandOut(command).data)
 
     @staticmethod

@@ -5,7 +5,9 @@ Whoever makes commands final (the command batch, the settle step after projectio
 sends `NOTIFY intent_final, '<schema>:<command id>'`, and the projection runner sends
 `'<schema>:projection:<name>'` when a checkpoint advances, in the same transaction as
 the change, so the notification is delivered exactly when it is visible. Each web process runs one
-listener thread on its own connection and wakes the requests waiting for those ids.
+listener thread on its own connection and wakes the requests waiting for those ids: threads
+blocked in `Subscription.wait` (the WSGI tier), and asyncio waiters of the front door
+(`intent_project/asgi.py`, via `loop.call_soon_threadsafe`), which hold no thread at all.
 
 Notifications are only a shortcut: a waiter still re-reads the row itself, and falls
 back to polling (every `FALLBACK_POLL_SECONDS`) when no notification comes, so a lost
@@ -15,14 +17,15 @@ never commits only makes a wait slower, never wrong.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, connections
 
@@ -32,7 +35,15 @@ CHANNEL = "intent_final"
 FALLBACK_POLL_SECONDS = 0.5
 
 _waiters: dict[str, set[threading.Event]] = defaultdict(set)
+_async_waiters: dict[str, set[AsyncSubscription]] = defaultdict(set)
 _waiters_lock = threading.Lock()
+# Every key heard, numbered, the latest HISTORY_SIZE of them: lets a caller that learns
+# which key to wait for only after reading (the front door learns it from the view's
+# answer) ask whether that key was announced in between, instead of missing it.
+HISTORY_SIZE = 4096
+EVERYTHING = "*"  # in the history: the listener (re)connected, anything may have changed
+_sequence = 0
+_history: deque[tuple[int, str]] = deque(maxlen=HISTORY_SIZE)
 _listener: threading.Thread | None = None
 _listener_lock = threading.Lock()
 _listening = threading.Event()
@@ -80,20 +91,85 @@ def subscribe(schema_name: str, key: Any) -> Iterator[Subscription]:
     Subscribe *before* reading the row you wait on: a notification sent between that
     read and the first wait is then kept, instead of being missed until the fallback
     poll."""
-    _ensure_listener()
-    full_key = f"{schema_name}:{key}"
     event = threading.Event()
-    with _waiters_lock:
-        _waiters[full_key].add(event)
-    try:
+    with _registered(_waiters, f"{schema_name}:{key}", event):
         yield Subscription(event)
+
+
+W = TypeVar("W")
+
+
+@contextlib.contextmanager
+def _registered(registry: dict[str, set[W]], full_key: str, waiter: W) -> Iterator[None]:
+    _ensure_listener()
+    with _waiters_lock:
+        registry[full_key].add(waiter)
+    try:
+        yield
     finally:
         with _waiters_lock:
-            waiting = _waiters.get(full_key)
+            waiting = registry.get(full_key)
             if waiting is not None:
-                waiting.discard(event)
+                waiting.discard(waiter)
                 if not waiting:
-                    del _waiters[full_key]
+                    del registry[full_key]
+
+
+def sequence() -> int:
+    """The number of the last key heard (compare with heard_since())."""
+    with _waiters_lock:
+        return _sequence
+
+
+def heard_since(number: int, full_key: str) -> bool:
+    """Whether `full_key` ('<schema>:<key>') may have been announced after sequence()
+    returned `number` (True also when the history no longer reaches back that far)."""
+    with _waiters_lock:
+        if _sequence == number:
+            return False
+        if not _history or _history[0][0] > number + 1:
+            return True
+        return any(seq > number and key in (full_key, EVERYTHING) for seq, key in _history)
+
+
+def listening() -> bool:
+    """Whether the listener is connected (else waiters should poll)."""
+    return _listening.is_set()
+
+
+class AsyncSubscription:
+    """An asyncio waiter for one '<schema>:<key>'; see subscribe_async()."""
+
+    def __init__(self, full_key: str) -> None:
+        self.full_key = full_key
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a notification (or `timeout`); True if one came. Clears it."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+        except TimeoutError:
+            return False
+        self.event.clear()
+        return True
+
+    def _set_threadsafe(self) -> None:
+        with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+@contextlib.contextmanager
+def subscribe_async(full_key: str) -> Iterator[AsyncSubscription]:
+    """Listen for '<schema>:<key>' from an event loop (the front door's parked waits)."""
+    subscription = AsyncSubscription(full_key)
+    with _registered(_async_waiters, full_key, subscription):
+        yield subscription
+
+
+def ensure_listener() -> None:
+    """Start this process's listener thread now (the front door does at start-up)."""
+    _ensure_listener()
 
 
 def _ensure_listener() -> None:
@@ -117,6 +193,9 @@ def _listen_forever() -> None:
             with psycopg.connect(**params, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 _listening.set()
+                # Whatever was announced while no listener was connected is lost: let
+                # every waiter look again.
+                _wake(EVERYTHING)
                 while not _stopping.is_set():
                     for notify in conn.notifies(timeout=1.0):
                         _wake(notify.payload)
@@ -137,7 +216,17 @@ def stop_listener() -> None:
 
 
 def _wake(key: str) -> None:
+    global _sequence
     with _waiters_lock:
-        events = list(_waiters.get(key, ()))
+        _sequence += 1
+        _history.append((_sequence, key))
+        if key == EVERYTHING:
+            events = [event for waiting in _waiters.values() for event in waiting]
+            subscriptions = [sub for waiting in _async_waiters.values() for sub in waiting]
+        else:
+            events = list(_waiters.get(key, ()))
+            subscriptions = list(_async_waiters.get(key, ()))
     for event in events:
         event.set()
+    for subscription in subscriptions:
+        subscription._set_threadsafe()

@@ -206,6 +206,15 @@ PROJECTION_MAX_FAILURES = env_int("PROJECTION_MAX_FAILURES", 5, minimum=1)
 # 10,000 doubles catch-up against 2,000 (docs/benchmarks.md). Live runs see small batches.
 PROJECTION_BATCH_SIZE = env_int("PROJECTION_BATCH_SIZE", 10_000, minimum=1)
 COMMAND_WAIT_MAX_SECONDS = 30
+# Waiting requests (?wait=, ?min_position=&wait=) one user may have in progress at once,
+# across all web processes (intent_project/waits.py); beyond it: 429 too_many_waits.
+# 20 is below a web process's thread pool (WEB_THREADS, 32), so even when all of one
+# user's waits wake at once (a projection they all wait on moves) they cannot take every
+# thread of a process; a person or a script needs a handful.
+WAITS_PER_USER = env_int("WAITS_PER_USER", 20, minimum=1)
+# Threads per web process running ordinary requests (the front door's pool, or gunicorn's
+# gthread threads under plain WSGI): each keeps its own persistent database connection.
+WEB_THREADS = env_int("WEB_THREADS", 32, minimum=1)
 COMMAND_PAYLOAD_MAX_BYTES = env_int("COMMAND_PAYLOAD_MAX_BYTES", 64 * 1024, minimum=1024)
 # Django rejects larger request bodies before any view code runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BYTES", 256 * 1024, minimum=4096)

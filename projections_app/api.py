@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -22,6 +21,7 @@ from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, require_operator
 from intent_project.tenancy import current_schema
+from intent_project.waits import Wait
 from projections_app import operations
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
@@ -211,27 +211,29 @@ def _await_position(request: Request, projection_name: str) -> int:
     ensure_checkpoints()
     if wanted is None:
         return ProjectionState.objects.get(name=projection_name).position
-    deadline = time.monotonic() + wait
-    # Woken when the checkpoint moves (intent_project.notifications), else every 0.5 s.
-    with notifications.subscribe(current_schema(), notifications.projection_key(projection_name)) as moved:
-        while True:
-            state = ProjectionState.objects.get(name=projection_name)
-            if state.position >= wanted:
-                return state.position
-            if state.status == ProjectionStatus.STALLED or time.monotonic() >= deadline:
-                raise ApiError(
-                    503,
-                    "projection_behind",
-                    f"The read model has not reached position {wanted} yet.",
-                    {
-                        "projection": projection_name,
-                        "checkpoint": state.position,
-                        "min_position": wanted,
-                        "status": state.status,
-                        "last_error": state.last_error,
-                    },
-                )
-            moved.wait(min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()))
+    # Woken when the checkpoint moves (intent_project/waits.py); a stalled projection
+    # will not move, so it is answered at once.
+    with Wait(request, current_schema(), notifications.projection_key(projection_name), wait) as waiting:
+        state = ProjectionState.objects.get(name=projection_name)
+        state = waiting.until(
+            state,
+            lambda: ProjectionState.objects.get(name=projection_name),
+            lambda s: s.position >= wanted or s.status == ProjectionStatus.STALLED,
+        )
+    if state.position >= wanted:
+        return state.position
+    raise ApiError(
+        503,
+        "projection_behind",
+        f"The read model has not reached position {wanted} yet.",
+        {
+            "projection": projection_name,
+            "checkpoint": state.position,
+            "min_position": wanted,
+            "status": state.status,
+            "last_error": state.last_error,
+        },
+    )
 
 
 def _read_model(name: str) -> Any:

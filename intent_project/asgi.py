@@ -1,0 +1,315 @@
+"""The web tier's front door: an ASGI application that parks waiting requests on asyncio.
+
+    gunicorn -c python:intent_project.gunicorn_conf      (uvicorn workers, see gunicorn_conf.py)
+
+Every request runs the ordinary Django WSGI application (middleware, DRF, WhiteNoise: all
+as under any WSGI server) in a thread pool this process owns: WEB_THREADS threads, reused,
+so each keeps its persistent database connection as gunicorn's gthread workers did.
+(Django's own ASGIHandler runs sync views in a new single-thread executor per request,
+asgiref's ThreadSensitiveContext: a new thread, hence a new database connection, for
+every request.)
+
+A view that would wait (`?wait=`, `?min_position=&wait=`) and whose answer is not final
+yet does not block: `intent_project.waits.Wait.until()` leaves a ParkOrder in the environ
+and the view answers at once. The front door then parks the request on the event loop,
+holding no thread and no database connection, until the notification for its key
+arrives (the listener thread hands it over with `loop.call_soon_threadsafe`), the
+deadline passes or the client goes away, and runs it again through the pool: the whole
+request, so authentication and permissions are checked again on every wake (a member
+removed mid-wait is refused). The answer is what the last run produced. A `POST ?wait`
+is not submitted again: its wakes run the GET of the command it stored, and the answer
+keeps the POST's status and headers with the command's latest body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
+
+from django.conf import settings  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+from intent_project import notifications, waits  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# A parked wait also runs again this often without a notification: a safety net only
+# (notifications are sent in the committing transaction, and a listener that reconnects
+# wakes everyone), so it is long; while the listener is down, waits poll every
+# notifications.FALLBACK_POLL_SECONDS instead.
+RECHECK_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+
+def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Answer:
+    """Run one request through the WSGI app, in the calling (pool) thread, to the end.
+
+    The response is collected in memory: API answers and the admin's static files are
+    small. Closing the iterable sends Django's request_finished, which gives the thread's
+    database connection back (or closes it when CONN_MAX_AGE has passed)."""
+    started: list[Any] = []
+    chunks: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [status, headers]
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        for chunk in result:
+            if chunk:
+                chunks.append(chunk)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    status, headers = started
+    return Answer(
+        int(status.split(" ", 1)[0]),
+        [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        b"".join(chunks),
+    )
+
+
+def build_environ(scope: Scope, body: bytes, declared_length: str | None) -> dict[str, Any]:
+    """The WSGI environ of an ASGI HTTP scope (PEP 3333)."""
+    server = scope.get("server") or ("localhost", 80)
+    root, path = scope.get("root_path", ""), scope["path"]
+    if root and path.startswith(root):  # ASGI servers may include root_path in path
+        path = path[len(root) :]
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        # PEP 3333: native strings holding the bytes, i.e. UTF-8 read as latin-1.
+        "SCRIPT_NAME": root.encode("utf-8").decode("latin-1"),
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1] if server[1] is not None else 80),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "CONTENT_LENGTH": declared_length if declared_length is not None else str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1")
+        if "_" in name:
+            # "X_Request_ID" and "X-Request-ID" would both become HTTP_X_REQUEST_ID: one
+            # could spoof the other (gunicorn drops such headers too).
+            continue
+        value = raw_value.decode("latin-1")
+        if name.lower() == "content-type":
+            environ["CONTENT_TYPE"] = value
+            continue
+        if name.lower() == "content-length":
+            continue
+        key = "HTTP_" + name.upper().replace("-", "_")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+def recheck_environ(original: dict[str, Any], path: str) -> dict[str, Any]:
+    """A GET of `path` (with its query) carrying the original request's credentials."""
+    parts = urlsplit(path)
+    environ = dict(original)
+    environ.update(
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": parts.path,
+            "QUERY_STRING": parts.query,
+            "CONTENT_LENGTH": "0",
+            "wsgi.input": io.BytesIO(b""),
+        }
+    )
+    environ.pop("CONTENT_TYPE", None)
+    return environ
+
+
+def _error(status: int, code: str, message: str) -> Answer:
+    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+    return Answer(
+        status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
+    )
+
+
+class FrontDoor:
+    """The ASGI application (see the module docstring)."""
+
+    def __init__(self, app: WsgiApp, threads: int) -> None:
+        self.app = app
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        # Created on first use, so it is this process's own (gunicorn forks the workers).
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="intent-web")
+        return self._pool
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Listen before the first request can wait, not when it does.
+                notifications.ensure_listener()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _run(self, environ: dict[str, Any], run: waits.FrontDoorRun) -> tuple[Answer, int]:
+        """One run through the pool; also the notification number from before it."""
+        environ = dict(environ, **{waits.ENVIRON_KEY: run})
+        environ["wsgi.input"].seek(0)
+        heard = notifications.sequence()
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(self.pool, call_wsgi, self.app, environ)
+        except Exception:
+            log.exception("the WSGI application failed outside Django's own error handling")
+            answer = _error(500, "server_error", "The server failed; the error was logged.")
+        return answer, heard
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, declared = await _read_body(receive)
+        environ = build_environ(scope, body, declared)
+        run = waits.FrontDoorRun()
+        answer, heard = await self._run(environ, run)
+        if run.park is None:
+            await _send(send, answer)
+            return
+        final = await self._park(environ, answer, run.park, heard, receive)
+        if final is not None:  # else the client went away
+            await _send(send, final)
+
+    async def _park(
+        self,
+        environ: dict[str, Any],
+        first: Answer,
+        order: waits.ParkOrder,
+        heard: int,
+        receive: Receive,
+    ) -> Answer | None:
+        """Wait for `order`, run again, until final; None if the client went away."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + order.seconds
+        slot = order.slot
+        again = environ if order.recheck is None else recheck_environ(environ, order.recheck.path)
+        request_id = first.header(b"x-request-id")
+        if request_id is not None:  # every run logs and answers under the first one's id
+            again["HTTP_X_REQUEST_ID"] = request_id.decode("latin-1")
+        gone = asyncio.ensure_future(_disconnected(receive))
+        last = first
+        try:
+            with notifications.subscribe_async(order.key) as subscription:
+                park: waits.ParkOrder | None = order
+                while park is not None:
+                    if not notifications.heard_since(heard, order.key):
+                        remaining = deadline - loop.time()
+                        if remaining > 0:
+                            poll = (
+                                RECHECK_SECONDS
+                                if notifications.listening()
+                                else notifications.FALLBACK_POLL_SECONDS
+                            )
+                            woken = asyncio.ensure_future(subscription.wait(min(remaining, poll)))
+                            await asyncio.wait({woken, gone}, return_when=asyncio.FIRST_COMPLETED)
+                            woken.cancel()
+                            if gone.done():
+                                return None
+                    run = waits.FrontDoorRun(final=loop.time() >= deadline, slot=slot)
+                    last, heard = await self._run(again, run)
+                    park = run.park
+                    if park is not None and park.key != order.key:
+                        break  # cannot happen for one request; answer rather than wait wrongly
+        finally:
+            gone.cancel()
+            await loop.run_in_executor(None, waits.release, slot)
+        if order.recheck is not None and last.status == 200:
+            # POST ?wait: the POST's status and headers, the command as it is now.
+            headers = [(k, v) for k, v in first.headers if k not in (b"content-length", b"content-type")]
+            headers += [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in order.recheck.headers.items()
+            ]
+            headers += [(k, v) for k, v in last.headers if k == b"content-type"]
+            headers.append((b"content-length", str(len(last.body)).encode()))
+            return Answer(order.recheck.status, headers, last.body)
+        return last
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, str | None]:
+    """The request body, read up to one byte past DATA_UPLOAD_MAX_MEMORY_SIZE (Django
+    refuses a larger one with 413 from the Content-Length; the rest is never buffered)."""
+    limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2**31) + 1
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more and size < limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    return body, (str(size) if more else None)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+application = FrontDoor(get_wsgi_application(), settings.WEB_THREADS)
