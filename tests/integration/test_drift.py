@@ -6,7 +6,7 @@ import json
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -150,12 +150,7 @@ def test_twelve_drift_checks_at_once_all_succeed_and_leave_no_scratch_schema(liv
     """The admin action, twelve times at once (threads, each its own connection): each run
     builds its reference tables in a scratch schema of its own and drops it afterwards."""
 
-    def scratch_schemas() -> set[str]:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'intent\\_rb\\_%'")
-            return {name for (name,) in cursor.fetchall()}
-
-    before = scratch_schemas()
+    before = _scratch_schemas()
     answers: list[tuple[int, str]] = []
 
     def check() -> None:
@@ -172,4 +167,32 @@ def test_twelve_drift_checks_at_once_all_succeed_and_leave_no_scratch_schema(liv
 
     assert [status for status, _ in answers] == [200] * 12
     assert all("No drift" in body for _, body in answers)
-    assert scratch_schemas() == before
+    assert _scratch_schemas() == before
+
+
+def _scratch_schemas() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'intent\\_rb\\_%'")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_a_drift_check_that_fails_leaves_no_scratch_schema(live_db):
+    before = _scratch_schemas()
+
+    with pytest.raises(RuntimeError, match="halfway"):
+        with reference_catalog():
+            raise RuntimeError("the check failed halfway")
+
+    assert _scratch_schemas() == before
+
+
+def test_a_drift_check_that_fails_inside_a_transaction_raises_its_own_error(live_db):
+    """The failure aborted the transaction, so the clean-up cannot run SQL; the rollback
+    removes the schema instead, and the caller sees the original error."""
+    before = _scratch_schemas()
+
+    with pytest.raises(DatabaseError, match="division by zero"):
+        with transaction.atomic(), reference_catalog(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+
+    assert _scratch_schemas() == before
