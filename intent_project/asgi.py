@@ -50,11 +50,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-# A parked wait also runs again this often without a notification: a safety net only
-# (notifications are sent in the committing transaction, and a listener that reconnects
-# wakes everyone), so it is long; while the listener is down, waits poll every
-# notifications.FALLBACK_POLL_SECONDS instead.
-RECHECK_SECONDS = 10.0
+# While the listener is connected a parked wait runs again only when its key is announced
+# (notifications are sent by the committing transaction, and a listener that reconnects
+# announces everything) or at its deadline: a timer would make every parked wait cost
+# requests while nothing happens. While the listener is down, waits poll every
+# notifications.FALLBACK_POLL_SECONDS.
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,16 @@ class FrontDoor:
         self.app = app
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._rerun_slots: asyncio.Semaphore | None = None
+
+    @property
+    def rerun_slots(self) -> asyncio.Semaphore:
+        """Runs of parked waits in the pool at once: at most half its threads, so a burst of
+        wakes (a projection that hundreds wait on moves, a shared deadline, the listener
+        reconnecting) queues behind itself and never fills the pool ordinary requests need."""
+        if self._rerun_slots is None:
+            self._rerun_slots = asyncio.Semaphore(max(1, self.threads // 2))
+        return self._rerun_slots
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -252,18 +262,16 @@ class FrontDoor:
                     if not notifications.heard_since(heard, order.key):
                         remaining = deadline - loop.time()
                         if remaining > 0:
-                            poll = (
-                                RECHECK_SECONDS
-                                if notifications.listening()
-                                else notifications.FALLBACK_POLL_SECONDS
-                            )
-                            woken = asyncio.ensure_future(subscription.wait(min(remaining, poll)))
+                            if not notifications.listening():
+                                remaining = min(remaining, notifications.FALLBACK_POLL_SECONDS)
+                            woken = asyncio.ensure_future(subscription.wait(remaining))
                             await asyncio.wait({woken, gone}, return_when=asyncio.FIRST_COMPLETED)
                             woken.cancel()
                             if gone.done():
                                 return None
-                    run = waits.FrontDoorRun(final=loop.time() >= deadline, slot=slot)
-                    last, heard = await self._run(again, run)
+                    async with self.rerun_slots:
+                        run = waits.FrontDoorRun(final=loop.time() >= deadline, slot=slot)
+                        last, heard = await self._run(again, run)
                     park = run.park
                     if park is not None and park.key != order.key:
                         break  # cannot happen for one request; answer rather than wait wrongly

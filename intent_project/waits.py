@@ -185,7 +185,9 @@ def acquire(owner: str, seconds: float) -> WaitSlot:
     hold = seconds + SLOT_GRACE_SECONDS
     try:
         client = redis_client()
-        admitted, retry_after = _acquire_script()(keys=[_key(owner)], args=[slot.id, hold, limit], client=client)
+        admitted, retry_after = _acquire_script()(
+            keys=[_key(owner)], args=[slot.id, hold, limit], client=client
+        )
     except Exception:
         log.warning("wait cap: Redis unreachable, limiting waits per process", exc_info=True)
         refused = _local.acquire(owner, slot.id, hold, limit)
