@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
+from commands_app.read_policy import api_reader, visible_commands
 from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.params import wait_seconds
@@ -119,7 +120,7 @@ class CommandListView(GenericAPIView):
     pagination_class = CommandCursor
 
     def get_queryset(self) -> Any:
-        qs = Command.objects.all()
+        qs = Command.objects.filter(visible_commands(api_reader(self.request)))
         status_filter = self.request.query_params.get("status")
         if status_filter:
             if status_filter not in CommandStatus.values:
@@ -220,22 +221,25 @@ class CommandDetailView(GenericAPIView):
     )
     def get(self, request: Request, command_id: Any) -> Response:
         wait = wait_seconds(request)
+        # Asked before any waiting: nobody parks a request on a command it may not see.
+        command = visible_command(request, command_id)
         if wait <= 0:
-            return Response(CommandOut(self._command(command_id)).data)
+            return Response(CommandOut(command).data)
         deadline = time.monotonic() + wait
         # Woken by a notification when the command becomes final (notifications.py); the
         # row is always re-read, and without a notification it is re-read every 0.5 s.
         with notifications.subscribe(current_schema(), command_id) as notified:
-            command = self._command(command_id)
+            command.refresh_from_db()
             _await_final(command, notified, deadline)
         return Response(CommandOut(command).data)
 
-    @staticmethod
-    def _command(command_id: Any) -> Command:
-        try:
-            return Command.objects.get(pk=command_id)
-        except Command.DoesNotExist:
-            raise ApiError(404, "not_found", f"No command {command_id} in this tenant.") from None
+
+def visible_command(request: Request, command_id: Any) -> Command:
+    """The command, if the caller may see it; one it may not see answers like a missing one."""
+    command = Command.objects.filter(visible_commands(api_reader(request)), pk=command_id).first()
+    if command is None:
+        raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")
+    return command
 
 
 class CommandRetryView(GenericAPIView):
@@ -246,5 +250,6 @@ class CommandRetryView(GenericAPIView):
 
     @extend_schema(request=None, responses={202: CommandOut})
     def post(self, request: Request, command_id: Any) -> Response:
+        visible_command(request, command_id)
         command = retry(command_id, role=tenant_role(request), operator=request.user.get_username())
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)
