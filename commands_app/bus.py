@@ -135,7 +135,7 @@ def submit(
             # hand back, whatever the body we were sent.
             raise IdempotencyConflict(
                 f"Command {command_id} already exists.", details={"id": str(command_id)}
-            )
+            ) from None
         return Submission(_same_body_or_conflict(existing, digest), created=False)
 
     enqueue_on_commit(schema_name, row.id, not_before)
