@@ -3,15 +3,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from commands_app.bus import retry
 from commands_app.models import Command
+from commands_app.read_policy import Reader, visible_commands
 from events_app.traces import tree_html
 from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
+    object_reader,
     pretty_json,
     run_operator_action,
     tenant_admin_site,
@@ -56,6 +59,9 @@ class CommandAdmin(TenantReadOnlyAdmin):
     readonly_fields = fields
     actions = ["retry_failed"]
 
+    def visible_rows(self, reader: Reader) -> Q:
+        return visible_commands(reader)
+
     @admin.action(description="Retry the selected failed commands")
     def retry_failed(self, request: HttpRequest, queryset: Any) -> None:
         run_operator_action(
@@ -88,7 +94,7 @@ class CommandAdmin(TenantReadOnlyAdmin):
 
     @admin.display(description="flow (causation tree)")
     def flow(self, obj: Command) -> Any:
-        return tree_html(obj.correlation_id, highlight=obj.id)
+        return tree_html(obj.correlation_id, object_reader(obj), highlight=obj.id)
 
     @admin.display(description="error")
     def error_pretty(self, obj: Command) -> Any:

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from commands_app.bus import retry, submit
 from commands_app.models import Command, CommandStatus
+from commands_app.read_policy import api_reader, visible_commands
 from intent_project.api.errors import ApiError
 from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
@@ -131,7 +132,7 @@ class CommandListView(GenericAPIView):
     pagination_class = CommandCursor
 
     def get_queryset(self) -> Any:
-        qs = Command.objects.all()
+        qs = Command.objects.filter(visible_commands(api_reader(self.request)))
         status_filter = self.request.query_params.get("status")
         if status_filter:
             if status_filter not in CommandStatus.values:
@@ -233,18 +234,23 @@ class CommandDetailView(GenericAPIView):
         responses=CommandOut,
     )
     def get(self, request: Request, command_id: Any) -> Response:
-        # Woken by a notification when the command becomes final (intent_project/waits.py).
+        # Asked before any waiting: nobody parks a request on a command it may not see (and
+        # under the front door every later run of a parked wait asks again).
+        command = visible_command(request, command_id)
+        # Woken by a notification when the command becomes final (intent_project/waits.py);
+        # read again after subscribing, so a change between the two reads is not missed.
         with Wait(request, current_schema(), command_id, wait_seconds(request)) as waiting:
-            command = self._command(command_id)
-            command = waiting.until(command, _reread(command), _is_final)
+            reread = _reread(command)
+            command = waiting.until(reread() if waiting.seconds > 0 else command, reread, _is_final)
         return Response(CommandOut(command).data)
 
-    @staticmethod
-    def _command(command_id: Any) -> Command:
-        try:
-            return Command.objects.get(pk=command_id)
-        except Command.DoesNotExist:
-            raise ApiError(404, "not_found", f"No command {command_id} in this tenant.") from None
+
+def visible_command(request: Request, command_id: Any) -> Command:
+    """The command, if the caller may see it; one it may not see answers like a missing one."""
+    command = Command.objects.filter(visible_commands(api_reader(request)), pk=command_id).first()
+    if command is None:
+        raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")
+    return command
 
 
 class CommandRetryView(GenericAPIView):
@@ -255,5 +261,6 @@ class CommandRetryView(GenericAPIView):
 
     @extend_schema(request=None, responses={202: CommandOut})
     def post(self, request: Request, command_id: Any) -> Response:
+        visible_command(request, command_id)
         command = retry(command_id, role=tenant_role(request), operator=request.user.get_username())
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from commands_app import read_policy
 from commands_app.domain.errors import IdempotencyConflict, IntentError, InvalidPayload
 from commands_app.domain.messages import Command as DomainCommand
 from commands_app.domain.messages import CommandContext
@@ -81,6 +82,12 @@ def submit(
     # Authorize before anything else, the idempotent replay included: re-posting someone
     # else's id and body must not hand a role a command type it may not send.
     registry.authorize(role, type_name)
+    reader = read_policy.Reader(role=role, user_id=user_id)
+    # A client may join only a flow it may see: otherwise any member could graft commands
+    # into another user's flow (and learn from the answer whether that flow exists).
+    read_policy.check_flow_references(
+        reader, client_metadata.get("correlation_id"), client_metadata.get("causation_id")
+    )
     size = len(json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8", "replace"))
     if size > settings.COMMAND_PAYLOAD_MAX_BYTES:
         raise InvalidPayload(
@@ -123,6 +130,12 @@ def submit(
         existing = Command.objects.filter(pk=command_id).first()
         if existing is None:
             raise
+        if not Command.objects.filter(read_policy.visible_commands(reader), pk=command_id).exists():
+            # Someone else's command under this id: neither its body nor its state is ours to
+            # hand back, whatever the body we were sent.
+            raise IdempotencyConflict(
+                f"Command {command_id} already exists.", details={"id": str(command_id)}
+            ) from None
         return Submission(_same_body_or_conflict(existing, digest), created=False)
 
     enqueue_on_commit(schema_name, row.id, not_before)

@@ -25,12 +25,18 @@ _HINTS = {
     "intent.E014": "Saga names are global across slices (they name checkpoints); rename one.",
     "intent.E015": "Register the event type in a slice, or remove the reaction.",
     "intent.E016": "Register the command type in a slice, or remove the reaction.",
+    "intent.E017": "A read model belongs to one slice; declare it in one slice's READS only.",
+    "intent.E018": "Name the row field holding the reader's user id (own_field=...) or drop own_rows.",
+    "intent.E019": "A role reads all rows or its own rows, not both; remove it from one set.",
+    "intent.W020": "Add READS = SliceReads(...) beside the slice's ACCESS in access.py.",
 }
 
 
 @checks.register()
 def registry_is_consistent(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return [
-        checks.Error(message, hint=_HINTS.get(check_id), id=check_id)
+        (checks.Warning if check_id.startswith("intent.W") else checks.Error)(
+            message, hint=_HINTS.get(check_id), id=check_id
+        )
         for check_id, message in get_registry().problems()
     ]

@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Q
 
+from commands_app.read_policy import Reader, visible_aggregate_types, visible_events
 from events_app.models import Event, Snapshot
 from events_app.traces import current_payload, tree_html
-from intent_project.admin_sites import TenantReadOnlyAdmin, pretty_json, tenant_admin_site
+from intent_project.admin_sites import TenantReadOnlyAdmin, object_reader, pretty_json, tenant_admin_site
 
 
 @admin.register(Event, site=tenant_admin_site)
@@ -36,6 +38,9 @@ class EventAdmin(TenantReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    def visible_rows(self, reader: Reader) -> Q:
+        return visible_events(reader)
+
     @admin.display(description="payload (upcast to the current schema)")
     def payload_current(self, obj: Event) -> Any:
         return pretty_json(current_payload(obj.type, obj.schema_version, obj.payload))
@@ -46,7 +51,7 @@ class EventAdmin(TenantReadOnlyAdmin):
 
     @admin.display(description="flow (causation tree)")
     def flow(self, obj: Event) -> Any:
-        return tree_html(obj.correlation_id, highlight=obj.id)
+        return tree_html(obj.correlation_id, object_reader(obj), highlight=obj.id)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, obj: Event) -> Any:
@@ -60,6 +65,9 @@ class SnapshotAdmin(TenantReadOnlyAdmin):
     search_fields = ("=stream_id",)
     fields = ("stream_type", "stream_id", "version", "schema_version", "state_pretty", "created_at")
     readonly_fields = fields
+
+    def visible_rows(self, reader: Reader) -> Q:
+        return visible_aggregate_types(reader)
 
     @admin.display(description="state")
     def state_pretty(self, obj: Snapshot) -> Any:

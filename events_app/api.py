@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commands_app.read_policy import api_reader, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.traces import current_payload, trace
@@ -128,7 +129,7 @@ class EventListView(GenericAPIView):
     def get(self, request: Request) -> Response:
         after = _int_param(request, "after", 0, 0, 2**63 - 1)
         limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        qs = Event.objects.filter(position__gt=after)
+        qs = Event.objects.filter(visible_events(api_reader(request)), position__gt=after)
         if request.query_params.get("type"):
             qs = qs.filter(type=request.query_params["type"])
         if request.query_params.get("aggregate_type"):
@@ -156,14 +157,15 @@ class EventDetailView(GenericAPIView):
     serializer_class = EventOut
 
     def get(self, request: Request, event_id: uuid.UUID) -> Response:
-        row = Event.objects.filter(id=event_id).first()
+        # An event outside the caller's scope answers exactly as a missing one.
+        row = Event.objects.filter(visible_events(api_reader(request)), id=event_id).first()
         if row is None:
             raise ApiError(404, "not_found", f"No event {event_id} in this tenant.")
         return Response(EventOut(row).data)
 
 
 class TraceView(APIView):
-    """Every command and event of one flow, as a causation tree."""
+    """Every command and event of one flow the caller may see, as a causation tree."""
 
     permission_classes = [IsTenantMember]
 
@@ -176,7 +178,7 @@ class TraceView(APIView):
         ),
     )
     def get(self, request: Request, correlation_id: UUID) -> Response:
-        flow = trace(correlation_id)
+        flow = trace(correlation_id, api_reader(request))
         if flow is None:
             raise ApiError(404, "not_found", f"No command or event in flow {correlation_id}.")
         return Response(flow)

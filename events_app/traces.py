@@ -5,6 +5,9 @@ Every command and event of a flow carries the flow's correlation id. The links:
 - a command was caused by an event or a command a saga reacted to (`Command.causation_id`),
   or by nothing (a client sent it).
 So a tree reads command → events → (saga) → commands → events …, in one tenant schema.
+
+A reader sees only the messages the read policy lets it see; a message whose parent it
+may not see hangs at the root, and a flow with nothing visible does not exist for it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from commands_app.models import Command
+from commands_app.read_policy import Reader, visible_commands, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
 
@@ -24,10 +28,11 @@ from events_app.models import Event
 MAX_NODES = 2000
 
 
-def trace(correlation_id: UUID) -> dict[str, Any] | None:
-    """The flow's tree, or None when no command or event carries this correlation id."""
+def trace(correlation_id: UUID, reader: Reader) -> dict[str, Any] | None:
+    """The flow's tree as `reader` may see it, or None when no command or event it may see
+    carries this correlation id."""
     commands = list(
-        Command.objects.filter(correlation_id=correlation_id)
+        Command.objects.filter(visible_commands(reader), correlation_id=correlation_id)
         .order_by("created_at", "id")
         .values(
             "id",
@@ -44,7 +49,7 @@ def trace(correlation_id: UUID) -> dict[str, Any] | None:
         )[: MAX_NODES + 1]
     )
     events = list(
-        Event.objects.filter(correlation_id=correlation_id)
+        Event.objects.filter(visible_events(reader), correlation_id=correlation_id)
         .order_by("position")
         .values(
             "id",
@@ -125,11 +130,11 @@ def _when(node: dict[str, Any]) -> Any:
 
 
 # -- admin rendering -------------------------------------------------------------------------------
-def tree_html(correlation_id: UUID | None, highlight: UUID | None = None) -> SafeString | str:
-    """The flow as nested lists linking to each command's and event's admin page."""
+def tree_html(correlation_id: UUID | None, reader: Reader, highlight: UUID | None = None) -> SafeString | str:
+    """The flow as `reader` may see it, as nested lists linking to each message's admin page."""
     if correlation_id is None:
         return "—"
-    flow = trace(correlation_id)
+    flow = trace(correlation_id, reader)
     if flow is None:
         return "—"
     cut = format_html("<p>Cut at {} messages.</p>", MAX_NODES) if flow["truncated"] else ""

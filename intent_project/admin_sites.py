@@ -14,9 +14,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from commands_app.domain.errors import IntentError
+from commands_app.read_policy import EVERYTHING, Reader
+from intent_project.api.permissions import OPERATOR_ROLES
 from intent_project.tenants.services import role_in
 
 
@@ -73,15 +77,48 @@ def pretty_json(value: Any) -> str:
     )
 
 
+def admin_reader(request: HttpRequest) -> Reader:
+    """The reader behind an admin request: the membership's role here (superusers read all)."""
+    return Reader.of(request.user, role_in(request.user, getattr(request, "tenant", None)))
+
+
 class TenantReadOnlyAdmin(admin.ModelAdmin):
-    """Members see; nobody adds, edits or deletes here. State changes go through the bus."""
+    """Members see what the read policy lets their role see; nobody adds, edits or deletes
+    here. State changes go through the bus.
+
+    Subclasses say which rows (`visible_rows`) and whether the model at all (`readable`),
+    by asking commands_app.read_policy; lists, pages, searches and filters all come from
+    `get_queryset`, so a row outside the scope is missing everywhere alike. Operator
+    actions are offered only to the roles in OPERATOR_ROLES.
+    """
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
 
+    def visible_rows(self, reader: Reader) -> Q:
+        return EVERYTHING
+
+    def readable(self, reader: Reader) -> bool:
+        return True
+
     def _member(self, request: HttpRequest) -> bool:
-        return self.admin_site.has_permission(request)
+        return self.admin_site.has_permission(request) and self.readable(admin_reader(request))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(self.visible_rows(admin_reader(request)))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Display methods get only the object; the flow tree needs to know who looks.
+            obj._reader = admin_reader(request)
+        return obj
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        if operator_role(request) not in OPERATOR_ROLES:
+            return {}
+        return super().get_actions(request)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._member(request)
@@ -107,12 +144,25 @@ def operator_role(request: HttpRequest) -> str | None:
     return role
 
 
+def object_reader(obj: Model) -> Reader:
+    """Who opened this object's page (set by TenantReadOnlyAdmin.get_object); nobody if unknown."""
+    return getattr(obj, "_reader", None) or Reader(role=None, user_id=None)
+
+
+def allowed_to_operate(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+    """Operator actions are for the tenant's admins and developers (and superusers)."""
+    if operator_role(request) in OPERATOR_ROLES:
+        return True
+    modeladmin.message_user(request, "Only the tenant's admins and developers may do this.", messages.ERROR)
+    return False
+
+
 def run_operator_action(
     modeladmin: admin.ModelAdmin, request: HttpRequest, items: Any, action: Any, label: str
 ) -> None:
     """Apply `action(item, role, operator)` to each selected item and report per item."""
-    from commands_app.domain.errors import IntentError
-
+    if not allowed_to_operate(modeladmin, request):
+        return
     role = operator_role(request)
     done = 0
     for item in items:

@@ -3,23 +3,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Model
+from django.db.models import Q
 from django.http import HttpRequest
 
-from commands_app.domain.errors import IntentError
+from commands_app.read_policy import Reader, read_model_scope, visible_sagas
 from events_app.traces import tree_html
 from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
-    operator_role,
+    admin_reader,
+    allowed_to_operate,
+    object_reader,
     pretty_json,
     run_operator_action,
     tenant_admin_site,
 )
-from intent_project.api.permissions import OPERATOR_ROLES
 from intent_project.tenancy import current_schema
 from projections_app import operations
 from projections_app.drift import check_schema, reference_catalog
 from projections_app.models import DeadLetter, ProjectionState, RebuildJob, SagaInstance
+from projections_app.projectors.base import ReadModel
 from projections_app.rebuild import request_cancel
 from projections_app.registry import get_consumer, get_read_models
 from projections_app.runner import head_position
@@ -75,12 +77,14 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda state, role, op: _operator(role) and rebuild_projection.delay(schema, state.name),
+            lambda state, role, op: rebuild_projection.delay(schema, state.name),
             "Rebuild queued (progress under Rebuild jobs)",
         )
 
     @admin.action(description="Check this tenant's schema for drift")
     def check_drift(self, request: HttpRequest, queryset: Any) -> None:
+        if not allowed_to_operate(self, request):
+            return
         with reference_catalog() as reference:
             findings = check_schema(current_schema(), reference)
         if not findings:
@@ -94,8 +98,7 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
         description="Repair this tenant: apply migrations, rebuild drifted projections (on a worker)"
     )
     def repair(self, request: HttpRequest, queryset: Any) -> None:
-        if operator_role(request) not in OPERATOR_ROLES:
-            self.message_user(request, "Only the tenant's admins and developers may do this.", messages.ERROR)
+        if not allowed_to_operate(self, request):
             return
         repair_schema.delay(current_schema())
         self.message_user(request, "Repair queued; see Rebuild jobs for progress.", messages.SUCCESS)
@@ -106,7 +109,7 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda state, role, op: _operator(role) and operations.resume(state.name),
+            lambda state, role, op: operations.resume(state.name),
             "Resumed",
         )
         wake_projections(current_schema())
@@ -117,7 +120,7 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda state, role, op: _operator(role) and operations.skip(state.name, operator=op),
+            lambda state, role, op: operations.skip(state.name, operator=op),
             "Skipped",
         )
         wake_projections(current_schema())
@@ -166,7 +169,7 @@ class DeadLetterAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda letter, role, op: _operator(role) and operations.replay_dead_letter(letter.pk),
+            lambda letter, role, op: operations.replay_dead_letter(letter.pk),
             "Replayed",
         )
 
@@ -211,29 +214,52 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda job, role, op: _operator(role) and request_cancel(job.projection),
+            lambda job, role, op: request_cancel(job.projection),
             "Cancel requested",
         )
 
 
-def _operator(role: str | None) -> bool:
-    if role not in OPERATOR_ROLES:
-        raise IntentError("Only the tenant's admins and developers may do this.", code="forbidden")
-    return True
+class ReadModelAdmin(TenantReadOnlyAdmin):
+    """One read model, read-only, as the read policy lets the caller's role see it: only its
+    rows, and without its redacted fields (left out of lists and pages altogether)."""
+
+    read_model_name: str = ""
+    field_names: tuple[str, ...] = ()
+
+    def readable(self, reader: Reader) -> bool:
+        return read_model_scope(reader, self.read_model_name).allowed
+
+    def visible_rows(self, reader: Reader) -> Q:
+        return read_model_scope(reader, self.read_model_name).filter
+
+    def _shown(self, request: HttpRequest) -> tuple[str, ...]:
+        hidden = read_model_scope(admin_reader(request), self.read_model_name).redacted
+        return tuple(name for name in self.field_names if name not in hidden)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return self._shown(request)[:8]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._shown(request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._shown(request)
 
 
-def _read_model_admin(model: type[Model]) -> type[TenantReadOnlyAdmin]:
-    field_names = tuple(f.name for f in model._meta.concrete_fields)
+def _read_model_admin(read_model: ReadModel) -> type[ReadModelAdmin]:
     return type(
-        f"{model.__name__}Admin",
-        (TenantReadOnlyAdmin,),
-        {"list_display": field_names[:8], "fields": field_names, "readonly_fields": field_names},
+        f"{read_model.model.__name__}Admin",
+        (ReadModelAdmin,),
+        {
+            "read_model_name": read_model.name,
+            "field_names": tuple(f.name for f in read_model.model._meta.concrete_fields),
+        },
     )
 
 
 # Every read model, read-only, straight from the projector registry.
 for _read_model in get_read_models().values():
-    tenant_admin_site.register(_read_model.model, _read_model_admin(_read_model.model))
+    tenant_admin_site.register(_read_model.model, _read_model_admin(_read_model))
 
 
 @admin.register(SagaInstance, site=tenant_admin_site)
@@ -256,10 +282,13 @@ class SagaInstanceAdmin(TenantReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    def visible_rows(self, reader: Reader) -> Q:
+        return visible_sagas(reader)
+
     @admin.display(description="state")
     def state_pretty(self, obj: SagaInstance) -> Any:
         return pretty_json(obj.state)
 
     @admin.display(description="flow")
     def flow(self, obj: SagaInstance) -> Any:
-        return tree_html(obj.correlation_id)
+        return tree_html(obj.correlation_id, object_reader(obj))

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commands_app.read_policy import ReadModelScope, api_reader, redact, require_read_model
 from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.pagination import StrictCursorPagination
@@ -236,7 +237,12 @@ def _await_position(request: Request, projection_name: str) -> int:
     )
 
 
-def _read_model(name: str) -> Any:
+def _read_model(request: Request, name: str) -> tuple[Any, ReadModelScope]:
+    """The read model and what the caller may see of it (403 read_not_allowed if nothing).
+
+    Asked before any waiting: a caller who may not read a model must not be able to park
+    a request on it either.
+    """
     read_model = get_read_models().get(name)
     if read_model is None:
         raise ApiError(
@@ -245,7 +251,7 @@ def _read_model(name: str) -> Any:
             f"No read model '{name}'.",
             {"known": sorted(get_read_models())},
         )
-    return read_model
+    return read_model, require_read_model(api_reader(request), name)
 
 
 class ReadModelListView(APIView):
@@ -270,10 +276,12 @@ class ReadModelListView(APIView):
         "filter with ?<field>=<value> on the read model's filter fields.",
     )
     def get(self, request: Request, name: str) -> Response:
-        read_model = _read_model(name)
+        read_model, scope = _read_model(request, name)
         checkpoint = _await_position(request, read_model.projection)
-        qs = read_model.model.objects.all()
-        unknown = set(request.query_params) - _RESERVED_PARAMS - set(read_model.filter_fields)
+        qs = read_model.model.objects.filter(scope.filter)
+        # A redacted field is not filterable either: a filter would reveal its value.
+        filterable = [f for f in read_model.filter_fields if f not in scope.redacted]
+        unknown = set(request.query_params) - _RESERVED_PARAMS - set(filterable)
         if unknown:
             raise ApiError(
                 400,
@@ -281,12 +289,11 @@ class ReadModelListView(APIView):
                 "Unknown filter.",
                 {
                     "fields": {
-                        key: [f"Filterable: {', '.join(read_model.filter_fields) or 'nothing'}."]
-                        for key in sorted(unknown)
+                        key: [f"Filterable: {', '.join(filterable) or 'nothing'}."] for key in sorted(unknown)
                     }
                 },
             )
-        for field in read_model.filter_fields:
+        for field in filterable:
             value = request.query_params.get(field)
             if value is None:
                 continue
@@ -304,7 +311,8 @@ class ReadModelListView(APIView):
         paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
         page = paginator.paginate_queryset(qs, request, view=self)
         serializer = _serializer_for(read_model.model)
-        response = paginator.get_paginated_response(serializer(page, many=True).data)
+        rows = [redact(row, scope) for row in serializer(page, many=True).data]
+        response = paginator.get_paginated_response(rows)
         response["X-Projection-Checkpoint"] = str(checkpoint)
         return response
 
@@ -321,16 +329,18 @@ class ReadModelDetailView(APIView):
         ],
     )
     def get(self, request: Request, name: str, key: str) -> Response:
-        read_model = _read_model(name)
+        read_model, scope = _read_model(request, name)
         checkpoint = _await_position(request, read_model.projection)
         pk_field = read_model.model._meta.pk
         try:
             pk = pk_field.to_python(key)
         except DjangoValidationError:
             raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.") from None
-        row = read_model.model.objects.filter(pk=pk).first()
+        # A row outside the caller's scope answers exactly as a missing one.
+        row = read_model.model.objects.filter(scope.filter, pk=pk).first()
         if row is None:
             raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
         return Response(
-            _serializer_for(read_model.model)(row).data, headers={"X-Projection-Checkpoint": str(checkpoint)}
+            redact(_serializer_for(read_model.model)(row).data, scope),
+            headers={"X-Projection-Checkpoint": str(checkpoint)},
         )

@@ -7,6 +7,7 @@ from typing import Any
 from django.core import checks
 
 from commands_app.registry import get_registry
+from intent_project.tenants.roles import Role
 from projections_app.registry import get_projections, get_read_models, get_sagas
 
 
@@ -53,3 +54,62 @@ def projections_are_consistent(app_configs: Any = None, **kwargs: Any) -> list[c
                 )
             )
     return errors
+
+
+@checks.register()
+def read_models_are_declared(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every exposed read model has a read rule in some slice's READS, and every rule names
+    real read models, fields and roles (commands_app/domain/reads.py)."""
+    found: list[checks.CheckMessage] = []
+    read_models = get_read_models()
+    rules = get_registry().read_rules
+    roles = set(Role.values)
+    for name in sorted(set(read_models) - set(rules)):
+        found.append(
+            checks.Warning(
+                f"read model '{name}' has no read declaration: no role but the tenant admin reads it",
+                id="intent.W105",
+                hint="Declare it in its slice's READS (access.py) with ReadRule(all_rows=..., own_rows=...).",
+            )
+        )
+    for name, rule in sorted(rules.items()):
+        read_model = read_models.get(name)
+        if read_model is None:
+            found.append(
+                checks.Error(
+                    f"READS declares unknown read model '{name}'",
+                    id="intent.E106",
+                    hint="Use a name from a projector module's READ_MODELS.",
+                )
+            )
+            continue
+        fields = {f.name for f in read_model.model._meta.concrete_fields}
+        named = {rule.own_field} if rule.own_field else set()
+        for hidden in rule.redacted.values():
+            named |= hidden
+        for field_name in sorted(named - fields):
+            found.append(
+                checks.Error(
+                    f"read rule of '{name}' names unknown field '{field_name}'",
+                    id="intent.E107",
+                    hint=f"Fields of {read_model.model.__name__}: {', '.join(sorted(fields))}.",
+                )
+            )
+        for role in sorted((rule.all_rows | rule.own_rows | set(rule.redacted)) - roles):
+            found.append(
+                checks.Error(
+                    f"read rule of '{name}' names unknown role '{role}'",
+                    id="intent.E108",
+                    hint=f"Roles: {', '.join(sorted(roles))}.",
+                )
+            )
+    for slice_name, readers in sorted(get_registry().message_readers.items()):
+        for role in sorted(readers - roles):
+            found.append(
+                checks.Error(
+                    f"READS of slice '{slice_name}' grants its messages to unknown role '{role}'",
+                    id="intent.E108",
+                    hint=f"Roles: {', '.join(sorted(roles))}.",
+                )
+            )
+    return found

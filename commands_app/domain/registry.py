@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import Forbidden, InvalidPayload, UnknownCommandType
 from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.reads import ReadRule, SliceReads
 from commands_app.domain.saga import Saga
 
 Handler = Callable[[Any, Any, CommandContext], Sequence[Event]]
@@ -40,6 +41,8 @@ class Slice:
     sagas: tuple[Saga, ...] = ()
     # (aggregate type, from snapshot schema version) -> function to the next version
     snapshot_upcasters: Mapping[tuple[str, int], SnapshotUpcaster] = field(default_factory=dict)
+    # Who reads the slice's read models, commands and events; None: nobody but the admin.
+    reads: SliceReads | None = None
 
 
 def _pydantic_details(exc: ValidationError) -> dict[str, Any]:
@@ -61,6 +64,11 @@ class Registry:
         self.upcasters: dict[tuple[str, int], Upcaster] = {}
         self.snapshot_upcasters: dict[tuple[str, int], SnapshotUpcaster] = {}
         self.sagas: dict[str, Saga] = {}
+        # read model name -> its rule; slice name -> roles reading all its commands and events
+        self.read_rules: dict[str, ReadRule] = {}
+        self.message_readers: dict[str, frozenset[str]] = {}
+        # command type / event type / aggregate type / saga name -> the slice that owns it
+        self.slice_of: dict[str, str] = {}
         self._problems: list[tuple[str, str]] = []
         for sl in self.slices:
             self._add(sl)
@@ -114,6 +122,28 @@ class Registry:
                 self._problem("intent.E014", f"saga '{saga.name}' is registered twice")
             self.sagas[saga.name] = saga
         self.roles[ADMIN_ROLE].update(t for t, cls in self.commands.items() if not cls.INTERNAL)
+        self._add_reads(sl)
+
+    def _add_reads(self, sl: Slice) -> None:
+        for name in (
+            *(c.TYPE for c in sl.command_handlers),
+            *(e.TYPE for e in sl.events),
+            *(a.TYPE for a in sl.aggregates),
+            *(s.name for s in sl.sagas),
+        ):
+            self.slice_of.setdefault(name, sl.name)
+        if sl.reads is None:
+            self._problem(
+                "intent.W020",
+                f"slice '{sl.name}' declares no READS: only the tenant admin reads its commands and events",
+            )
+            return
+        self.message_readers[sl.name] = sl.reads.messages
+        for name, rule in sl.reads.read_models.items():
+            if name in self.read_rules:
+                self._problem("intent.E017", f"read model '{name}' is declared by two slices")
+            self.read_rules[name] = rule
+            self._problems.extend(rule.problems(name))
 
     def problems(self) -> list[tuple[str, str]]:
         found = list(self._problems)

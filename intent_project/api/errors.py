@@ -74,6 +74,7 @@ _STATUS_FOR_INTENT: dict[str, int] = {
     "forbidden": 403,
     "internal_command": 403,
     "not_a_member": 403,
+    "read_not_allowed": 403,
     "idempotency_conflict": 409,
     "not_found": 404,
     "conflict": 409,

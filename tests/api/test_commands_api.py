@@ -308,10 +308,11 @@ def test_the_schedule_is_part_of_the_idempotent_body(world):
 
 # --- metadata --------------------------------------------------------------------------------
 def test_it_keeps_a_client_correlation_id_and_labels(world):
-    correlation_id = str(uuid.uuid4())
+    dave = client_for(world["dave"])
+    correlation_id = send(dave, "logMessage", {"message": "first"}).json()["correlation_id"]
 
     response = send(
-        client_for(world["dave"]),
+        dave,
         "logMessage",
         {"message": "hi"},
         metadata={"correlation_id": correlation_id, "labels": {"ticket": "OPS-1"}},

@@ -2,7 +2,7 @@
 driven by a saga that always ends them completed, refunded or declined."""
 
 from commands_app.domain.registry import Slice
-from commands_app.slices.banking.access import ACCESS
+from commands_app.slices.banking.access import ACCESS, READS
 from commands_app.slices.banking.aggregate import Account, Transfer
 from commands_app.slices.banking.handlers import COMMAND_HANDLERS
 from commands_app.slices.banking.payloads import (
@@ -43,6 +43,7 @@ SLICE = Slice(
         TransferDeclined,
     ),
     access=ACCESS,
+    reads=READS,
     upcasters=UPCASTERS,
     sagas=SAGAS,
     snapshot_upcasters=SNAPSHOT_UPCASTERS,

@@ -1,7 +1,7 @@
 """The example slice `system`: a port of the reference platform's example domain."""
 
 from commands_app.domain.registry import Slice
-from commands_app.slices.system.access import ACCESS
+from commands_app.slices.system.access import ACCESS, READS
 from commands_app.slices.system.aggregate import System
 from commands_app.slices.system.handlers import COMMAND_HANDLERS
 from commands_app.slices.system.payloads import (
@@ -26,6 +26,7 @@ SLICE = Slice(
         RetryableTestExecuted,
     ),
     access=ACCESS,
+    reads=READS,
     upcasters=UPCASTERS,
     sagas=SAGAS,
     snapshot_upcasters=SNAPSHOT_UPCASTERS,
