@@ -23,6 +23,7 @@ from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
+from intent_project.api.throttling import COMMAND_THROTTLES
 from intent_project.tenancy import current_schema
 
 
@@ -115,6 +116,7 @@ class CommandCursor(CursorPagination):
 
 class CommandListView(GenericAPIView):
     permission_classes = [IsTenantMember]
+    throttle_classes = COMMAND_THROTTLES  # submissions per user and per tenant (POST only)
     serializer_class = CommandOut
     pagination_class = CommandCursor
 
