@@ -209,7 +209,7 @@ def fixed_rate(driver: Driver, rate: float, seconds: float, grace: float) -> dic
 
 def create_client_user(ctx: Context, tenant: Any, name: str = "bench", role: str = "admin") -> str:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from intent_project.tenants.services import set_membership
 
@@ -220,7 +220,8 @@ def create_client_user(ctx: Context, tenant: Any, name: str = "bench", role: str
         user.delete()
 
     ctx.on_cleanup(delete_user)
-    return str(Token.objects.create(user=user).key)
+    _, token = AuthToken.objects.create(user=user)
+    return str(token)
 
 
 def wait_healthy(port: int, web: Any, timeout: float = 60.0) -> None:

@@ -24,6 +24,7 @@ from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import wait_seconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
+from intent_project.api.throttling import COMMAND_THROTTLES
 from intent_project.tenancy import current_schema
 from intent_project.waits import Recheck, Wait
 
@@ -128,6 +129,7 @@ class CommandCursor(StrictCursorPagination):
 
 class CommandListView(GenericAPIView):
     permission_classes = [IsTenantMember]
+    throttle_classes = COMMAND_THROTTLES  # submissions per user and per tenant (POST only)
     serializer_class = CommandOut
     pagination_class = CommandCursor
 

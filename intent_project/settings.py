@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -59,7 +60,6 @@ CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS", [])
 # invisible inside tenants, and per-schema contenttypes drift apart (ENVIRONMENT-NOTES.md).
 SHARED_APPS = [
     "django_tenants",
-    "intent_project.tenants",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -68,9 +68,12 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: stored hashed, expiring, revocable (see "Auth, API" below)
+    "axes",  # login lockout; its attempt log lives in the public schema
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's and Redoc's files, served by WhiteNoise
+    # After auth and knox: its admin module replaces their User, Group and AuthToken admins.
+    "intent_project.tenants",
 ]
 TENANT_APPS = [
     "commands_app",
@@ -107,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by the lockout into its answer (axes_lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "intent_project.urls_tenant"
@@ -223,15 +228,76 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BYTES", 256 * 1024, minimum=4
 INTENT_SLICES = env_list("INTENT_SLICES", ["commands_app.slices.system", "commands_app.slices.banking"])
 
 # --- Auth, API -----------------------------------------------------------------------------
+# Django's four default validators: not like the username/email, at least 8 characters,
+# not one of the 20,000 common passwords, not all digits.
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 8},
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 8, minimum=8)},
     },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The lockout backend first: a locked-out username is refused before its password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# API tokens (django-rest-knox): only a SHA-512 digest is stored, the token itself is shown
+# once, in the answer to POST /api/auth/token/. A token lives TOKEN_TTL_HOURS (default 10:
+# a working day; a client logs in again rather than holding a key that never dies).
+TOKEN_TTL_HOURS = env_float("TOKEN_TTL_HOURS", 10.0, minimum=0.01)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",  # the header clients already send: `Authorization: Token <key>`
+    "AUTO_REFRESH": False,  # a token's expiry never moves: no write per request
+}
+
+# Throttling, in DRF's rate syntax ("20/min", "5/s", "1000/hour"; empty: off). The counters
+# live in the shared cache (Redis), so every web process counts against the same limits.
+THROTTLE_RATES = {
+    "login_username": env_str("THROTTLE_LOGIN_PER_USERNAME", "10/min"),
+    "login_ip": env_str("THROTTLE_LOGIN_PER_IP", "30/min"),
+    "commands_user": env_str("THROTTLE_COMMANDS_PER_USER", "6000/min"),
+    "commands_tenant": env_str("THROTTLE_COMMANDS_PER_TENANT", "60000/min"),
+}
+# How many reverse proxies in front of the app append to X-Forwarded-For. 0: the client's
+# address is REMOTE_ADDR and the header is ignored (a client could write any address there).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL", "") or REDIS_URL,
+        "KEY_PREFIX": "intent",
+    }
+}
+
+# Login lockout (django-axes) for the admin logins and POST /api/auth/token/: after
+# LOGIN_FAILURE_LIMIT failures even the right password is refused for LOGIN_COOLOFF_MINUTES.
+# LOGIN_LOCKOUT_BY lists what is counted, each item one counter ("username", "ip_address",
+# or a combination such as "username+ip_address"). By username (the default) protects an
+# account against guessing from many addresses, at the price that anyone can lock an
+# account for the cool-off: what a bank usually chooses.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_COOLOFF_MINUTES", 30.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = [
+    item.split("+") if "+" in item else item for item in env_list("LOGIN_LOCKOUT_BY", ["username"])
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "intent_project.api.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "intent_project.api.throttling.lockout_response"
+AXES_VERBOSE = False
+# axes.W006 asks for an ip_address counter so rotating User-Agents cannot dodge a lockout;
+# the username counter does not depend on them, and addresses are limited by the
+# per-address login throttle (THROTTLE_LOGIN_PER_IP) without locking out a whole office
+# behind one NAT address. LOGIN_LOCKOUT_BY=username,ip_address adds the counter.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "intent_project.api.authentication.CachedTokenAuthentication",
+        "intent_project.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -243,6 +309,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "intent_project.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Intent for Django",
@@ -282,12 +349,17 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # axes logs every login at INFO; its warnings (lockouts) still show.
+        "axes": {"level": env_str("AXES_LOG_LEVEL", "WARNING")},
+    },
 }
 CSRF_FAILURE_VIEW = "intent_project.api.errors.csrf_failure"
 
-# Web processes keep tenant and membership lookups this long (0: off). A membership
-# removed in one process is honoured by the others within this many seconds.
+# Web processes keep the /t/<slug>/ -> tenant lookup this long (0: off). Only that: roles
+# and tokens are read from the database on every request, so a removed membership or a
+# revoked token is refused by every process at once.
 TENANT_CACHE_SECONDS = env_float("TENANT_CACHE_SECONDS", 5.0, minimum=0.0)
 
 # A snapshot every N events per aggregate (0 disables snapshots). Per aggregate type, the

@@ -9,9 +9,16 @@ from intent_project.api import views
 urlpatterns = [
     path("health/", views.health, name="health"),
     path("api/auth/token/", views.TokenView.as_view(), name="auth-token"),
+    path("api/auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
+    path("api/auth/logout-all/", views.LogoutAllView.as_view(), name="auth-logout-all"),
     path("api/users/", views.UserListView.as_view(), name="users"),
     path("api/tenants/", views.TenantListView.as_view(), name="tenants"),
     path("api/tenants/<str:slug>/members/", views.MemberListView.as_view(), name="tenant-members"),
+    path(
+        "api/tenants/<str:slug>/members/<str:username>/",
+        views.MemberDetailView.as_view(),
+        name="tenant-member",
+    ),
     path("api/registry/", views.RegistryView.as_view(), name="registry"),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="intent_project.urls_docs"), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +40,26 @@ def _test_redis_url() -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_lookup_caches() -> None:
-    """Tests create and roll back tenants and memberships all the time; a per-process cache
-    would serve rows that no longer exist. tests/api/test_lookup_caches.py turns it on."""
+    """Tests create and roll back tenants all the time; a per-process cache would serve
+    rows that no longer exist. tests/api/test_lookup_caches.py turns it on."""
     settings.TENANT_CACHE_SECONDS = 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_cache_without_limits() -> None:
+    """The shared cache (throttle counters) lives in the tests' own Redis database, and no
+    throttle is on unless a test sets its rate (tests/api/test_throttling.py), so tests
+    never throttle each other by accident."""
+    from django.core.cache import caches
+    from django.core.signals import setting_changed
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": _test_redis_url()},
+    }
+    setting_changed.send(sender=None, setting="CACHES", value=settings.CACHES, enter=True)
+    settings.THROTTLE_RATES = {scope: "" for scope in settings.THROTTLE_RATES}
+    assert caches["default"]._servers == [_test_redis_url()]  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +140,27 @@ PERSONAS: dict[str, tuple[bool, bool, dict[str, str]]] = {
     "root": (True, True, {}),  # platform superuser
     "bea": (False, False, {"acme": "banker"}),  # banker at acme
     "tom": (False, False, {"acme": "teller"}),  # teller at acme
+    "opal": (True, False, {}),  # platform operator: staff with the permissions in PERMISSIONS
+    "abe": (False, False, {"acme": "admin"}),  # a second acme admin, not staff
+}
+# name -> Django permissions granted to that persona (platform power without superuser)
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "opal": (
+        "tenants.add_tenant",
+        "tenants.view_tenant",
+        "auth.add_user",
+        "tenants.add_membership",
+        "tenants.change_membership",
+        "tenants.delete_membership",
+        "tenants.view_membership",
+    ),
 }
 
 
 @pytest.fixture(scope="session")
 def world(django_db_setup: Any, django_db_blocker: Any) -> World:
+    from django.contrib.auth.models import Permission
+
     from intent_project.tenants.models import Tenant
     from intent_project.tenants.services import create_tenant, set_membership
 
@@ -149,8 +182,13 @@ def world(django_db_setup: Any, django_db_blocker: Any) -> World:
                 )
             for slug, role in roles.items():
                 set_membership(user, tenants[slug], role)
-            token, _ = Token.objects.get_or_create(user=user)
-            personas[name] = Persona(name, password, user, token.key)
+            for perm in PERMISSIONS.get(name, ()):
+                app_label, codename = perm.split(".")
+                user.user_permissions.add(
+                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                )
+            _, token = AuthToken.objects.create(user=user)
+            personas[name] = Persona(name, password, user, token)
     return World(tenants["acme"], tenants["globex"], personas)
 
 

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from commands_app.domain.errors import IntentError
+from intent_project.tenants.policy import AccessRefused
 
 
 class ApiError(drf.APIException):
@@ -111,6 +112,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _classify(exc: Exception) -> tuple[int | None, str, str, Any]:
     if isinstance(exc, ApiError):
         return exc.status_code, exc.error_code, exc.message, exc.details
+    if isinstance(exc, AccessRefused):
+        return exc.status, exc.code, exc.message, exc.details
     if isinstance(exc, IntentError):
         return _STATUS_FOR_INTENT.get(exc.code, 400), exc.code, exc.message, exc.details
     if isinstance(exc, (OperationalError, InterfaceError)):

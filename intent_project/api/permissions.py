@@ -39,15 +39,6 @@ class IsTenantMember(BasePermission):
         raise ApiError(403, "not_a_member", f"You are not a member of tenant '{tenant.slug}'.")
 
 
-class IsStaff(BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        if not request.user.is_staff:
-            raise ApiError(403, "staff_only", "Only staff users may do this.")
-        return True
-
-
 def tenant_role(request: Request) -> str | None:
     """The caller's role in the request's tenant (set by IsTenantMember), from the membership."""
     return getattr(request, "tenant_role", None)

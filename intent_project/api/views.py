@@ -6,27 +6,31 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate, get_user_model, user_logged_in, user_logged_out
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
+from knox.models import AuthToken
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commands_app.registry import get_registry
+from intent_project.api.authentication import TokenAuthentication
 from intent_project.api.errors import ApiError
-from intent_project.api.permissions import IsStaff
+from intent_project.api.throttling import LOGIN_THROTTLES
 from intent_project.tenancy import use_public_schema
+from intent_project.tenants import policy
 from intent_project.tenants.models import Membership, Tenant, validate_slug
+from intent_project.tenants.policy import PlatformAction
 from intent_project.tenants.roles import Role
-from intent_project.tenants.services import TenantExists, create_tenant, role_in, set_membership
+from intent_project.tenants.services import TenantExists, create_tenant, role_in
 from projections_app.registry import get_projections, get_read_models
 
 User = get_user_model()
@@ -38,10 +42,22 @@ class TokenIn(serializers.Serializer):
 
 
 class TokenView(APIView):
+    """Log in: a new token for each login, shown in this answer and never again.
+
+    Throttled per username and per client address before the password is looked at, and
+    refused (429 locked_out) after LOGIN_FAILURE_LIMIT failures (django-axes).
+    """
+
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
+    throttle_classes = LOGIN_THROTTLES
 
-    @extend_schema(request=TokenIn, responses=inline_serializer("Token", {"token": serializers.CharField()}))
+    @extend_schema(
+        request=TokenIn,
+        responses=inline_serializer(
+            "Token", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}
+        ),
+    )
     def post(self, request: Request) -> Response:
         data = TokenIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -54,8 +70,38 @@ class TokenView(APIView):
             raise ApiError(
                 400, "invalid_credentials", "Unable to log in with the given username and password."
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        # knox deletes a user's expired tokens while authenticating with another one; our
+        # authentication skips that per-request query, so logging in does it instead.
+        AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
+        instance, token = AuthToken.objects.create(user=user)
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        return Response({"token": token, "expiry": instance.expiry})
+
+
+class LogoutView(APIView):
+    """Revoke the token this request carries."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        request.auth.delete()
+        user_logged_out.send(sender=request.user.__class__, request=request._request, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    """Revoke every token of the calling user (e.g. after a token leaked)."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        AuthToken.objects.filter(user=request.user).delete()
+        user_logged_out.send(sender=request.user.__class__, request=request._request, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UserIn(serializers.Serializer):
@@ -69,12 +115,14 @@ class UserIn(serializers.Serializer):
             raise ApiError(409, "user_exists", f"User '{value}' already exists.")
         return value
 
-    def validate_password(self, value: str) -> str:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # AUTH_PASSWORD_VALIDATORS, with the would-be user so "similar to the username" counts.
+        candidate = User(username=attrs.get("username", ""), email=attrs.get("email", ""))
         try:
-            validate_password(value)
+            validate_password(attrs["password"], candidate)
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(list(exc.messages)) from None
-        return value
+            raise serializers.ValidationError({"password": list(exc.messages)}) from None
+        return attrs
 
 
 class UserOut(serializers.Serializer):
@@ -85,15 +133,17 @@ class UserOut(serializers.Serializer):
 
 
 class UserListView(APIView):
-    permission_classes = [IsStaff]
+    """Create users: superusers and holders of auth.add_user; staff users: superusers only."""
+
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(request=UserIn, responses={201: UserOut})
     def post(self, request: Request) -> Response:
+        policy.create_user_allowed(request.user, staff=False)  # before the body says who exists
         data = UserIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        if fields.get("is_staff") and not request.user.is_superuser:
-            raise ApiError(403, "superuser_only", "Only superusers may create staff users.")
+        policy.create_user_allowed(request.user, staff=fields.get("is_staff", False))
         user = User.objects.create_user(
             username=fields["username"],
             password=fields["password"],
@@ -135,15 +185,15 @@ class TenantListView(APIView):
 
     @extend_schema(responses=TenantOut(many=True))
     def get(self, request: Request) -> Response:
-        tenants = Tenant.objects.exclude(schema_name="public")
-        if not request.user.is_staff:
-            tenants = tenants.filter(memberships__user=request.user)
+        tenants = policy.visible_tenants(request.user)
         return Response(TenantOut(tenants, many=True, context={"request": request}).data)
 
     @extend_schema(request=TenantIn, responses={201: TenantOut})
     def post(self, request: Request) -> Response:
-        if not request.user.is_staff:
-            raise ApiError(403, "staff_only", "Only staff users may create tenants.")
+        if not policy.may(request.user, PlatformAction.CREATE_TENANT):
+            raise ApiError(
+                403, "permission_denied", "Creating tenants needs the tenants.add_tenant permission."
+            )
         data = TenantIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -166,42 +216,66 @@ class MemberOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class MemberListView(APIView):
-    permission_classes = [IsAuthenticated]
+class MemberRoleIn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.values)
 
-    def _tenant(self, request: Request, slug: str) -> Tenant:
-        tenant = Tenant.objects.exclude(schema_name="public").filter(slug=slug).first()
-        if tenant is None:
-            raise ApiError(404, "tenant_not_found", f"There is no tenant '{slug[:60]}'.")
-        if not (request.user.is_staff or role_in(request.user, tenant) == Role.ADMIN):
-            raise ApiError(403, "permission_denied", "Only staff or this tenant's admins manage its members.")
-        return tenant
+
+def _tenant(slug: str) -> Tenant:
+    tenant = Tenant.objects.exclude(schema_name="public").filter(slug=slug).first()
+    if tenant is None:
+        raise ApiError(404, "tenant_not_found", f"There is no tenant '{slug[:60]}'.")
+    return tenant
+
+
+class MemberListView(APIView):
+    """A tenant's members. Who may list, add and change them: tenants/policy.py."""
+
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(responses=MemberOut(many=True))
     def get(self, request: Request, slug: str) -> Response:
-        tenant = self._tenant(request, slug)
+        tenant = _tenant(slug)
+        if not policy.may_list_members(request.user, tenant):
+            raise policy.NOT_A_MANAGER
         return Response(
             MemberOut(Membership.objects.filter(tenant=tenant).select_related("user"), many=True).data
         )
 
     @extend_schema(request=MemberIn, responses={201: MemberOut, 200: MemberOut})
     def post(self, request: Request, slug: str) -> Response:
-        tenant = self._tenant(request, slug)
+        tenant = _tenant(slug)
+        policy.require_member_manager(request.user, tenant)
         data = MemberIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = User.objects.filter(username=data.validated_data["username"]).first()
-        if user is None:
-            raise ApiError(
-                400,
-                "validation_error",
-                "No such user.",
-                {"fields": {"username": ["No such user."]}},
-            )
-        membership, created = set_membership(user, tenant, data.validated_data["role"])
+        membership, created = policy.set_member_role(
+            request.user, tenant, data.validated_data["username"], data.validated_data["role"]
+        )
         return Response(
             MemberOut(membership).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class MemberDetailView(APIView):
+    """Change (PATCH) or remove (DELETE) one membership, under the same rules as adding."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=MemberRoleIn, responses={200: MemberOut})
+    def patch(self, request: Request, slug: str, username: str) -> Response:
+        tenant = _tenant(slug)
+        policy.require_member_manager(request.user, tenant)
+        data = MemberRoleIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership, _ = policy.set_member_role(
+            request.user, tenant, username, data.validated_data["role"], create=False
+        )
+        return Response(MemberOut(membership).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, slug: str, username: str) -> Response:
+        policy.remove_member(request.user, _tenant(slug), username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class RegistryView(APIView):

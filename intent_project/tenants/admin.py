@@ -1,23 +1,63 @@
+"""The platform admin (/admin/): tenants, memberships, users, groups, API tokens.
+
+Every page asks tenants/policy.py, the module the public API asks: the superuser flag or
+an explicit model permission, never `is_staff` alone. Granting platform power (staff,
+superuser, permissions, groups) and changing an operator's account are for superusers.
+"""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.http import HttpRequest
+from django.utils.html import format_html
+from knox.models import AuthToken
 
 from intent_project.tenancy import use_public_schema
+from intent_project.tenants import policy
 from intent_project.tenants.models import Domain, Membership, Tenant
 from intent_project.tenants.services import create_tenant
 
+User = get_user_model()
 
-class MembershipInline(admin.TabularInline):
+
+class PolicyAdminMixin:
+    """Django's add/change/delete/view permissions, decided by tenants/policy.py."""
+
+    model: Any
+
+    def _may(self, request: HttpRequest, verb: str) -> bool:
+        meta = self.model._meta
+        return policy.may_model(request.user, meta.app_label, meta.model_name, verb)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return any(self._may(request, verb) for verb in ("view", "add", "change", "delete"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may(request, "view") or self._may(request, "change")
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self._may(request, "add")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may(request, "change")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may(request, "delete")
+
+
+class MembershipInline(PolicyAdminMixin, admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ("user",)
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(PolicyAdminMixin, admin.ModelAdmin):
     list_display = ("slug", "name", "schema_name", "created_at", "admin_link")
     search_fields = ("slug", "name")
     inlines = [MembershipInline]
@@ -44,22 +84,87 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="tenant admin")
     def admin_link(self, obj: Tenant) -> Any:
-        from django.utils.html import format_html
-
         return format_html('<a href="/t/{}/admin/">/t/{}/admin/</a>', obj.slug, obj.slug)
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
+class DomainAdmin(PolicyAdminMixin, admin.ModelAdmin):
     list_display = ("domain", "tenant", "is_primary")
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(PolicyAdminMixin, admin.ModelAdmin):
     list_display = ("user", "tenant", "role", "created_at")
     list_filter = ("role", "tenant")
     search_fields = ("user__username", "tenant__slug")
     autocomplete_fields = ("user", "tenant")
+
+
+# --- users and groups: Django's admins, with platform power reserved to superusers ---------
+PLATFORM_POWER_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class PlatformUserAdmin(PolicyAdminMixin, UserAdmin):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if policy.may_grant_platform_power(request.user):
+            return fields
+        return fields + PLATFORM_POWER_FIELDS
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and policy.may_manage_account(request.user, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and policy.may_manage_account(request.user, obj)
+
+
+@admin.register(Group)
+class PlatformGroupAdmin(GroupAdmin):
+    """A group carries permissions: whoever edits groups hands out permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return policy.may_grant_platform_power(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_grant_platform_power(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return policy.may_grant_platform_power(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_grant_platform_power(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.may_grant_platform_power(request.user)
+
+
+# --- API tokens: listed without their secret, revoked by deleting; created only by logging in --
+admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(PolicyAdminMixin, admin.ModelAdmin):
+    list_display = ("user", "token_start", "created", "expiry")
+    list_filter = ("expiry",)
+    search_fields = ("user__username",)
+    fields = ("user", "token_start", "created", "expiry")
+    readonly_fields = fields
+    ordering = ("-created",)
+
+    @admin.display(description="token starts with")
+    def token_start(self, obj: AuthToken) -> str:
+        # 8 of 64 characters: enough to tell tokens apart, far too little to use one.
+        return obj.token_key[:8] + "…"
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 admin.site.site_url = "/api/docs/"  # the platform has no public home page; the API docs are it

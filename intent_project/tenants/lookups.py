@@ -1,13 +1,13 @@
-"""Short-lived, per-process caches of the three lookups every tenant API request makes.
+"""A short-lived, per-process cache of the tenant lookup every tenant API request makes.
 
-Resolving `/t/<slug>/` to a Tenant, an API token to its user, and the user to their role
-in the tenant are three queries per request, about half of a request's database round
-trips (see docs/benchmarks.md). All change rarely, so each web process keeps them for
-`TENANT_CACHE_SECONDS` (0 turns the caches off).
+Resolving `/t/<slug>/` to a Tenant is a query per request; tenants and their domains change
+rarely, so each web process keeps the answer for `TENANT_CACHE_SECONDS` (0 turns it off).
+A tenant or domain changed in this process is forgotten at once (signals below), in other
+processes within the TTL.
 
-Staleness is bounded by that TTL: a membership, token or user changed in this process is
-forgotten at once (signals below); in other processes a removed member keeps their role,
-and a deleted token or deactivated user keeps working, for at most the TTL. Keep it small.
+Nothing that authorizes is cached here: roles and API tokens are read from the database
+on every request (tenants/services.role_in, api/authentication.py), so a removed membership
+or a revoked token is refused by every process at once.
 """
 
 from __future__ import annotations
@@ -56,33 +56,17 @@ class TtlCache:
 
 
 tenants_by_domain = TtlCache()
-roles = TtlCache()
-tokens = TtlCache()  # token key -> (user, token); users are handed out as copies (authentication.py)
 
 
 def connect_invalidation() -> None:
-    """Forget cached roles, tenants and tokens of this process when their rows change here."""
-    from django.contrib.auth import get_user_model
+    """Forget cached tenants of this process when their rows change here."""
     from django.db.models.signals import post_delete, post_save
-    from rest_framework.authtoken.models import Token
 
-    from intent_project.tenants.models import Domain, Membership, Tenant
-
-    def forget_roles(sender: Any, instance: Any, **kwargs: Any) -> None:
-        roles.forget(lambda key: key == (instance.user_id, instance.tenant_id))
+    from intent_project.tenants.models import Domain, Tenant
 
     def forget_tenants(sender: Any, instance: Any, **kwargs: Any) -> None:
         tenants_by_domain.clear()
 
-    def forget_token(sender: Any, instance: Any, **kwargs: Any) -> None:
-        tokens.forget(lambda key: key == instance.key)
-
-    def forget_user(sender: Any, instance: Any, **kwargs: Any) -> None:
-        tokens.forget(lambda key: True)  # keys do not name their user; tokens reload cheaply
-
     for signal in (post_save, post_delete):
-        signal.connect(forget_token, sender=Token, weak=False, dispatch_uid=f"tokens-{signal}")
-        signal.connect(forget_user, sender=get_user_model(), weak=False, dispatch_uid=f"users-{signal}")
-        signal.connect(forget_roles, sender=Membership, weak=False, dispatch_uid=f"roles-{signal}")
         signal.connect(forget_tenants, sender=Tenant, weak=False, dispatch_uid=f"tenants-{signal}")
         signal.connect(forget_tenants, sender=Domain, weak=False, dispatch_uid=f"domains-{signal}")

@@ -13,7 +13,6 @@ from django.db.migrations.executor import MigrationExecutor
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
-from intent_project.tenants import lookups
 from intent_project.tenants.models import Domain, Membership, Tenant, schema_name_for, validate_slug
 from intent_project.tenants.roles import Role
 
@@ -128,21 +127,30 @@ def set_membership(user: AbstractBaseUser, tenant: Tenant, role: str) -> tuple[M
     return membership, created
 
 
+def current_role(user_id: Any, tenant_id: Any) -> str | None:
+    """The membership's role as stored now. Unordered on purpose: Membership's default
+    ordering would join tenants and users into a one-row primary-key lookup."""
+    roles = (
+        Membership.objects.filter(user_id=user_id, tenant_id=tenant_id)
+        .order_by()
+        .values_list("role", flat=True)
+    )
+    return next(iter(roles[:1]), None)
+
+
 def role_in(user: Any, tenant: Tenant | None) -> str | None:
-    """The role `user` acts with in `tenant`, or None when they are not a member."""
+    """The role `user` acts with in `tenant`, or None when they are not a member.
+
+    Read from the database, never from a per-process cache: a role removed or lowered by
+    any process is the role the next request acts with, everywhere. The answer is memoised
+    on the user object only, which lives for one request (authentication loads it anew).
+    """
     if user is None or tenant is None or not user.is_authenticated:
         return None
-    cache = getattr(user, "_tenant_roles", None)
-    if cache is None:
-        cache = {}
-        user._tenant_roles = cache  # type: ignore[attr-defined]
-    if tenant.pk not in cache:
-        cache[tenant.pk] = lookups.roles.get_or_load(
-            (user.pk, tenant.pk),
-            lambda: (
-                Membership.objects.filter(user_id=user.pk, tenant_id=tenant.pk)
-                .values_list("role", flat=True)
-                .first()
-            ),
-        )
-    return cache[tenant.pk]
+    memo = getattr(user, "_tenant_roles", None)
+    if memo is None:
+        memo = {}
+        user._tenant_roles = memo  # type: ignore[attr-defined]
+    if tenant.pk not in memo:
+        memo[tenant.pk] = current_role(user.pk, tenant.pk)
+    return memo[tenant.pk]

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the whole API from its own OpenAPI document: no server errors.
 
 Schemathesis generates requests (valid and invalid) for every operation and sends them to
-the WSGI app in-process, authenticated as a developer of `acme`, with autocommit on as in
+the WSGI app in-process, authenticated as a developer of `acme` (a fresh token per operation), with autocommit on as in
 production. The checks: nothing answers 5xx, and every error has our shape.
 """
 
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
+from knox.models import AuthToken
 
+from intent_project.tenants.services import set_membership
 from intent_project.wsgi import application
 
 schema = schemathesis.openapi.from_dict(
@@ -27,7 +30,11 @@ def _rolled_back():
 
 @pytest.fixture
 def token(world, live_db):
-    return world["dave"].token
+    """A fresh token of a developer of its own: the fuzzer calls logout-all/ for real, which
+    must not revoke the personas' tokens that other tests use."""
+    user, _ = get_user_model().objects.get_or_create(username="fuzz-developer")
+    set_membership(user, world.acme, "developer")
+    return AuthToken.objects.create(user=user)[1]
 
 
 @schema.parametrize()

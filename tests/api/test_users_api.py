@@ -1,8 +1,10 @@
-"""POST /api/users/: staff create users; nobody else may."""
+"""POST /api/users/: superusers and holders of auth.add_user create users; staff alone may not."""
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from tests.api.helpers import TOKEN_URL, USERS_URL, assert_error, assert_field_error, client_for
 
@@ -10,8 +12,8 @@ User = get_user_model()
 NEW_USER = {"username": "nina", "password": "nina-password-123", "email": "nina@example.com"}
 
 
-def test_staff_create_a_user_who_can_then_log_in(world):
-    response = client_for(world["stan"]).post(USERS_URL, NEW_USER, format="json")
+def test_a_platform_operator_creates_a_user_who_can_then_log_in(world):
+    response = client_for(world["opal"]).post(USERS_URL, NEW_USER, format="json")
 
     assert response.status_code == 201
     body = response.json()
@@ -22,7 +24,7 @@ def test_staff_create_a_user_who_can_then_log_in(world):
 
 
 def test_only_a_superuser_may_create_a_staff_user(world):
-    refused = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "is_staff": True}, format="json")
+    refused = client_for(world["opal"]).post(USERS_URL, {**NEW_USER, "is_staff": True}, format="json")
     assert_error(refused, 403, "superuser_only")
     assert not User.objects.filter(username="nina").exists()
 
@@ -31,10 +33,11 @@ def test_only_a_superuser_may_create_a_staff_user(world):
     assert User.objects.get(username="nina").is_staff
 
 
-def test_a_member_who_is_not_staff_cannot_create_users(world):
-    response = client_for(world["alice"]).post(USERS_URL, NEW_USER, format="json")
+@pytest.mark.parametrize("name", ["alice", "ada", "stan"])
+def test_members_and_staff_without_the_permission_cannot_create_users(world, name):
+    response = client_for(world[name]).post(USERS_URL, NEW_USER, format="json")
 
-    assert_error(response, 403, "staff_only")
+    assert_error(response, 403, "permission_denied")
     assert not User.objects.filter(username="nina").exists()
 
 
@@ -44,21 +47,21 @@ def test_an_anonymous_caller_is_asked_to_authenticate(world):
 
 
 def test_it_refuses_a_username_that_is_taken(world):
-    response = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "username": "alice"}, format="json")
+    response = client_for(world["opal"]).post(USERS_URL, {**NEW_USER, "username": "alice"}, format="json")
 
     assert_error(response, 409, "user_exists")
     assert User.objects.get(username="alice").check_password(world["alice"].password)
 
 
 def test_it_refuses_a_weak_password(world):
-    response = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "password": "short"}, format="json")
+    response = client_for(world["opal"]).post(USERS_URL, {**NEW_USER, "password": "short"}, format="json")
 
     assert_field_error(response, 400, "validation_error", "password")
     assert not User.objects.filter(username="nina").exists()
 
 
 def test_it_refuses_a_username_with_spaces(world):
-    response = client_for(world["stan"]).post(
+    response = client_for(world["opal"]).post(
         USERS_URL, {**NEW_USER, "username": "nina smith"}, format="json"
     )
 
@@ -66,7 +69,33 @@ def test_it_refuses_a_username_with_spaces(world):
 
 
 def test_it_refuses_an_invalid_email(world):
-    response = client_for(world["stan"]).post(USERS_URL, {**NEW_USER, "email": "not-an-email"}, format="json")
+    response = client_for(world["opal"]).post(USERS_URL, {**NEW_USER, "email": "not-an-email"}, format="json")
 
     assert_field_error(response, 400, "validation_error", "email")
+    assert not User.objects.filter(username="nina").exists()
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("nina", "12345678"), ("nina", "password1"), ("ninasmith", "ninasmith1"), ("nina", "8442917305")],
+)
+def test_it_refuses_passwords_the_default_validators_refuse(world, username, password):
+    response = client_for(world["root"]).post(
+        USERS_URL, {"username": username, "password": password}, format="json"
+    )
+
+    assert_field_error(response, 400, "validation_error", "password")
+    assert not User.objects.filter(username=username).exists()
+
+
+def test_the_platform_admin_refuses_a_common_password_too(world):
+    admin = Client()
+    admin.force_login(world["root"].user)
+
+    page = admin.post(
+        "/admin/auth/user/add/",
+        {"username": "nina", "password1": "12345678", "password2": "12345678", "usable_password": "true"},
+    )
+
+    assert page.status_code == 200 and b"too common" in page.content
     assert not User.objects.filter(username="nina").exists()

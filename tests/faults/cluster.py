@@ -79,6 +79,9 @@ APP_ENV = {
     "PYTHONUNBUFFERED": "1",
     "DEBUG": "0",
     "LOG_LEVEL": "INFO",
+    # The workloads drive one user at hundreds of commands a second: no abuse limits here.
+    "THROTTLE_COMMANDS_PER_USER": "",
+    "THROTTLE_COMMANDS_PER_TENANT": "",
 }
 
 # Environment variables of the outer session that must not leak into the cluster.

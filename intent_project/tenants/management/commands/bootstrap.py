@@ -1,4 +1,4 @@
-"""Idempotent first-run setup used by `make run`: schemas, demo tenant, admin user, token."""
+"""Idempotent first-run setup used by `make run`: schemas, demo tenant, admin user, a fresh token."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from intent_project.tenants.models import Tenant
 from intent_project.tenants.roles import Role
@@ -46,7 +46,9 @@ class Command(BaseCommand):
             user = User.objects.create_superuser(opts["username"], "", opts["password"])
             self.stdout.write(f"Created superuser '{user.username}'.")
         set_membership(user, tenant, Role.ADMIN)
-        token, _ = Token.objects.get_or_create(user=user)
+        # Tokens are stored hashed and shown once: every run prints a new one (it expires
+        # after TOKEN_TTL_HOURS; POST /api/auth/token/ gives another).
+        _, token = AuthToken.objects.create(user=user)
 
         base = opts["base_url"].rstrip("/")
         rows = [
@@ -57,12 +59,12 @@ class Command(BaseCommand):
             ("Tenant admin", f"{base}/t/{slug}/admin/"),
             ("Health", f"{base}/health/"),
             ("Admin login", f"{user.username} / {opts['password']}"),
-            ("API token", token.key),
+            ("API token", token),
         ]
         example = '{"type": "logMessage", "payload": {"message": "hello"}}'
         summary = "".join(f"    {label:<15} {value}\n" for label, value in rows) + (
             "  Try:\n"
-            f"    curl -s -X POST {base}/t/{slug}/api/commands/ -H 'Authorization: Token {token.key}' "
+            f"    curl -s -X POST {base}/t/{slug}/api/commands/ -H 'Authorization: Token {token}' "
             f"-H 'Content-Type: application/json' -d '{example}'\n"
         )
         self.stdout.write(self.style.SUCCESS("Bootstrap done."))
