@@ -37,6 +37,12 @@ from urllib.parse import urlsplit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
 
+import django  # noqa: E402
+
+# Load the apps before importing anything that reaches DRF: its APIView resolves the
+# authentication classes (knox's token model) when the class is defined.
+django.setup(set_prefix=False)
+
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
