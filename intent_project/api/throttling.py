@@ -17,6 +17,7 @@ PBKDF2 computation.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Any
@@ -56,6 +57,7 @@ class WindowThrottle(BaseThrottle):
     """One atomic counter per (scope, identity, window)."""
 
     scope = ""
+    timer = staticmethod(time.time)  # as DRF's throttles: a test can hold the clock
 
     def __init__(self) -> None:
         self._wait = 0.0
@@ -72,9 +74,11 @@ class WindowThrottle(BaseThrottle):
         if ident is None:
             return True
         count, period = limit
-        now = time.time()
+        now = self.timer()
         window = int(now // period)
-        key = f"throttle:{self.scope}:{ident}:{window}"
+        # Hashed: a username may hold characters a cache key should not (spaces, controls).
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        key = f"throttle:{self.scope}:{digest}:{window}"
         # add() creates the counter with its expiry only if it is missing; incr() is Redis'
         # INCR, atomic across processes.
         cache.add(key, 0, timeout=period + 1)

@@ -87,6 +87,19 @@ def test_everyone_reads_the_registry_and_health(world, name):
     assert client.get("/health/").status_code == 200
 
 
+@pytest.mark.parametrize("name", EVERYONE)
+def test_every_persona_revokes_its_own_tokens_and_only_those(world, name):
+    fresh = client_for()
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=world[name].user)[1]}")
+    others = [AuthToken.objects.create(user=world[n].user)[1] for n in EVERYONE if n != name]
+
+    assert fresh.post("/api/auth/logout-all/").status_code == 204
+
+    assert_error(client_for(world[name]).get(TENANTS_URL), 401, "authentication_failed")
+    assert AuthToken.objects.filter(user=world[name].user).count() == 0
+    assert AuthToken.objects.filter(token_key__in=[t[:15] for t in others]).count() == len(others)
+
+
 @pytest.mark.parametrize("path", ["/api/auth/logout/", "/api/auth/logout-all/"])
 def test_an_anonymous_caller_cannot_log_out(world, path):
     assert_error(client_for().post(path), 401, "not_authenticated")

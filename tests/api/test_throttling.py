@@ -7,6 +7,7 @@ and starts from empty counters.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -19,14 +20,18 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.test import Client
 from django.utils import timezone
 
+from intent_project.api.throttling import WindowThrottle
 from tests.api.helpers import TOKEN_URL, assert_error, client_for, command_count, commands_url, send
 
 OFF = {"login_username": "", "login_ip": "", "commands_user": "", "commands_tenant": ""}
 
 
 @pytest.fixture
-def rates(settings):
-    """Set THROTTLE_RATES for one test, with every counter of the test Redis database reset."""
+def rates(settings, monkeypatch):
+    """Set THROTTLE_RATES for one test, with every counter of the test Redis database reset
+    and the throttles' clock held, so a test never straddles two windows."""
+    frozen = time.time()
+    monkeypatch.setattr(WindowThrottle, "timer", staticmethod(lambda: frozen))
     client = redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
     for key in client.scan_iter(match="*throttle:*"):
         client.delete(key)
