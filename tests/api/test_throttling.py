@@ -213,3 +213,19 @@ def test_the_lockout_ends_after_the_cool_off(world, fresh_user):
 
     assert client_for().post(TOKEN_URL, right, format="json").status_code == 200
     user_logged_in.disconnect(dispatch_uid="t-cool")
+
+
+def test_with_the_shared_cache_down_commands_are_still_stored(world, rates, settings):
+    """Throttles fail open: a Redis outage must not refuse what the database can store."""
+    rates(commands_user="1/min", commands_tenant="1/min")
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    dave = client_for(world["dave"])
+    before = command_count(world.acme)
+
+    answers = [send(dave, "logMessage", {"message": str(i)}) for i in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert command_count(world.acme) == before + 3
