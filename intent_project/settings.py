@@ -271,6 +271,10 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": env_str("CACHE_URL", "") or REDIS_URL,
         "KEY_PREFIX": "intent",
+        # A Redis outage must cost a request half a second at most, never hang it: the
+        # throttles then let requests through (api/throttling.py) and commands are stored
+        # as always.
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     }
 }
 

@@ -17,6 +17,8 @@ PBKDF2 computation.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import time
 from typing import Any
@@ -24,10 +26,13 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from intent_project.api.errors import error_response
+
+log = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -56,6 +61,7 @@ class WindowThrottle(BaseThrottle):
     """One atomic counter per (scope, identity, window)."""
 
     scope = ""
+    timer = staticmethod(time.time)  # as DRF's throttles: a test can hold the clock
 
     def __init__(self) -> None:
         self._wait = 0.0
@@ -72,21 +78,34 @@ class WindowThrottle(BaseThrottle):
         if ident is None:
             return True
         count, period = limit
-        now = time.time()
+        now = self.timer()
         window = int(now // period)
-        key = f"throttle:{self.scope}:{ident}:{window}"
-        # add() creates the counter with its expiry only if it is missing; incr() is Redis'
-        # INCR, atomic across processes.
-        cache.add(key, 0, timeout=period + 1)
+        # Hashed: a username may hold characters a cache key should not (spaces, controls).
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        key = f"throttle:{self.scope}:{digest}:{window}"
         try:
-            used = cache.incr(key)
-        except ValueError:  # expired between add and incr: this request opens the window
-            cache.add(key, 1, timeout=period + 1)
-            used = 1
+            used = self._bump(key, period)
+        except RedisError:
+            # Fail open: with Redis down a command must still be stored (the database is the
+            # truth; the sweep sends it once the broker is back), and logins still meet the
+            # lockout, which counts in the database.
+            log.warning("throttle %s skipped: the shared cache is unavailable", self.scope)
+            return True
         if used <= count:
             return True
         self._wait = (window + 1) * period - now
         return False
+
+    @staticmethod
+    def _bump(key: str, period: int) -> int:
+        # add() creates the counter with its expiry only if it is missing; incr() is Redis'
+        # INCR, atomic across processes.
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # expired between add and incr: this request opens the window
+            cache.add(key, 1, timeout=period + 1)
+            return 1
 
     def wait(self) -> float | None:
         return max(1.0, math.ceil(self._wait))

@@ -236,7 +236,7 @@ class MemberListView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         tenant = _tenant(slug)
         if not policy.may_list_members(request.user, tenant):
-            raise policy.NOT_A_MANAGER
+            raise policy.not_a_manager()
         return Response(
             MemberOut(Membership.objects.filter(tenant=tenant).select_related("user"), many=True).data
         )

@@ -64,23 +64,28 @@ class AccessRefused(Exception):
         return self.message
 
 
-# The one answer to "add this username", whether the user does not exist or exists and may
-# not be added by this caller: the difference would tell who has an account.
-CANNOT_ADD = AccessRefused(
-    400,
-    "validation_error",
-    "No user with this username can be added to this tenant.",
-    {"fields": {"username": ["No user with this username can be added to this tenant."]}},
-)
-ADMIN_NOT_GRANTABLE = AccessRefused(
-    403,
-    "role_not_grantable",
-    "A tenant admin grants every role but admin; platform operators appoint admins.",
-    {"grantable_roles": sorted(r for r in Role.values if r != Role.ADMIN)},
-)
-NOT_A_MANAGER = AccessRefused(
-    403, "permission_denied", "Only platform operators or this tenant's admins manage its members."
-)
+# Built anew for each refusal: a module-level exception instance raised again and again
+# would collect every raise's traceback (and be shared between threads).
+def cannot_add() -> AccessRefused:
+    """The one answer to "add this username", whether the user does not exist or exists and
+    may not be added by this caller: the difference would tell who has an account."""
+    message = "No user with this username can be added to this tenant."
+    return AccessRefused(400, "validation_error", message, {"fields": {"username": [message]}})
+
+
+def admin_not_grantable() -> AccessRefused:
+    return AccessRefused(
+        403,
+        "role_not_grantable",
+        "A tenant admin grants every role but admin; platform operators appoint admins.",
+        {"grantable_roles": sorted(r for r in Role.values if r != Role.ADMIN)},
+    )
+
+
+def not_a_manager() -> AccessRefused:
+    return AccessRefused(
+        403, "permission_denied", "Only platform operators or this tenant's admins manage its members."
+    )
 
 
 def _active(user: Any) -> bool:
@@ -136,7 +141,7 @@ def require_member_manager(actor: Any, tenant: Tenant) -> None:
         or may(actor, PlatformAction.REMOVE_MEMBER)
         or _current_role(actor, tenant) == Role.ADMIN
     ):
-        raise NOT_A_MANAGER
+        raise not_a_manager()
 
 
 def _lock(actor: Any, target: Any, tenant: Tenant) -> tuple[str | None, Membership | None]:
@@ -157,10 +162,10 @@ def _as_tenant_admin(
 ) -> None:
     """The limits of a tenant admin who is not a platform operator (see the module doc)."""
     if actor_role != Role.ADMIN:
-        raise NOT_A_MANAGER
+        raise not_a_manager()
     if membership is None:
         if target.is_staff or target.is_superuser:
-            raise CANNOT_ADD
+            raise cannot_add()
     elif membership.role == Role.ADMIN or target.is_staff or target.is_superuser:
         raise AccessRefused(
             403,
@@ -168,7 +173,7 @@ def _as_tenant_admin(
             "This membership belongs to an admin or a platform account; platform operators manage it.",
         )
     if role == Role.ADMIN:
-        raise ADMIN_NOT_GRANTABLE
+        raise admin_not_grantable()
 
 
 def set_member_role(
@@ -184,12 +189,12 @@ def set_member_role(
         may(actor, PlatformAction.ADD_MEMBER) or may(actor, PlatformAction.CHANGE_MEMBER)
     ):
         # Before the username is looked at: the answer must not depend on who exists.
-        raise ADMIN_NOT_GRANTABLE
+        raise admin_not_grantable()
     target = User.objects.filter(username=username).first()
     with transaction.atomic():
         if target is None:
             if create:
-                raise CANNOT_ADD
+                raise cannot_add()
             raise _not_a_member(username)
         actor_role, membership = _lock(actor, target, tenant)
         if membership is None and not create:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from knox.models import AuthToken
 
 from intent_project.tenants.models import Membership, Tenant
@@ -85,6 +86,19 @@ def test_everyone_reads_the_registry_and_health(world, name):
 
     assert client.get(REGISTRY_URL).status_code == 200
     assert client.get("/health/").status_code == 200
+
+
+@pytest.mark.parametrize("name", EVERYONE)
+def test_every_persona_revokes_its_own_tokens_and_only_those(world, name):
+    fresh = client_for()
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=world[name].user)[1]}")
+    others = [AuthToken.objects.create(user=world[n].user)[1] for n in EVERYONE if n != name]
+
+    assert fresh.post("/api/auth/logout-all/").status_code == 204
+
+    assert_error(client_for(world[name]).get(TENANTS_URL), 401, "authentication_failed")
+    assert AuthToken.objects.filter(user=world[name].user).count() == 0
+    assert AuthToken.objects.filter(token_key__in=[t[:15] for t in others]).count() == len(others)
 
 
 @pytest.mark.parametrize("path", ["/api/auth/logout/", "/api/auth/logout-all/"])
@@ -360,3 +374,30 @@ def test_a_member_removed_loses_its_tokens_power_in_the_tenant_at_once(world):
 
     assert_error(vera.get("/t/acme/api/commands/"), 403, "not_a_member")
     assert AuthToken.objects.filter(user=world["vera"].user).exists()  # the token lives; the role does not
+
+
+def test_each_membership_permission_grants_only_its_own_action(world):
+    """Explicit permissions are granted one by one: view lists, add adds, nothing more."""
+    viewer = User.objects.create_user("vic", password="vic-password-123")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_membership"))
+    adder = User.objects.create_user("ann", password="ann-password-123")
+    adder.user_permissions.add(Permission.objects.get(codename="add_membership"))
+    vic, ann = client_for(), client_for()
+    vic.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=viewer)[1]}")
+    ann.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=adder)[1]}")
+
+    assert vic.get(members_url("globex")).status_code == 200
+    assert_error(
+        vic.post(members_url("globex"), {"username": "alice", "role": "viewer"}, format="json"),
+        403,
+        "permission_denied",
+    )
+    assert (
+        ann.post(members_url("globex"), {"username": "alice", "role": "viewer"}, format="json").status_code
+        == 201
+    )
+    assert_error(
+        ann.patch(member_url("globex", "bob"), {"role": "viewer"}, format="json"), 403, "permission_denied"
+    )
+    assert_error(ann.delete(member_url("globex", "bob")), 403, "permission_denied")
+    assert role_of("bob", world.globex) == "developer" and role_of("alice", world.globex) == "viewer"

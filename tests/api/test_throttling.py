@@ -7,6 +7,7 @@ and starts from empty counters.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -19,14 +20,18 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.test import Client
 from django.utils import timezone
 
+from intent_project.api.throttling import WindowThrottle
 from tests.api.helpers import TOKEN_URL, assert_error, client_for, command_count, commands_url, send
 
 OFF = {"login_username": "", "login_ip": "", "commands_user": "", "commands_tenant": ""}
 
 
 @pytest.fixture
-def rates(settings):
-    """Set THROTTLE_RATES for one test, with every counter of the test Redis database reset."""
+def rates(settings, monkeypatch):
+    """Set THROTTLE_RATES for one test, with every counter of the test Redis database reset
+    and the throttles' clock held, so a test never straddles two windows."""
+    frozen = time.time()
+    monkeypatch.setattr(WindowThrottle, "timer", staticmethod(lambda: frozen))
     client = redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
     for key in client.scan_iter(match="*throttle:*"):
         client.delete(key)
@@ -208,3 +213,19 @@ def test_the_lockout_ends_after_the_cool_off(world, fresh_user):
 
     assert client_for().post(TOKEN_URL, right, format="json").status_code == 200
     user_logged_in.disconnect(dispatch_uid="t-cool")
+
+
+def test_with_the_shared_cache_down_commands_are_still_stored(world, rates, settings):
+    """Throttles fail open: a Redis outage must not refuse what the database can store."""
+    rates(commands_user="1/min", commands_tenant="1/min")
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    dave = client_for(world["dave"])
+    before = command_count(world.acme)
+
+    answers = [send(dave, "logMessage", {"message": str(i)}) for i in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert command_count(world.acme) == before + 3
