@@ -31,6 +31,7 @@ from tests.api.read_scopes import (
     REDACTED,
     Seed,
     expected_read,
+    join_flow,
     seed,
 )
 
@@ -277,22 +278,11 @@ def test_a_flow_of_another_tenant_is_unknown_here(world):
 
 def test_a_member_continues_a_flow_it_may_see(world, seeded):
     alice_flow = seeded.commands["alice_test"]
-    own = send(
-        client_for(world["alice"]),
-        "logMessage",
-        {"message": "follow-up"},
-        metadata={
-            "correlation_id": alice_flow["correlation_id"],
-            "causation_id": seeded.events["alice_test"][0],
-        },
+    own = join_flow(
+        world, "alice", alice_flow["correlation_id"], "follow-up", causation_id=seeded.events["alice_test"][0]
     )
     # A developer reads every system message, so it may join alice's flow too.
-    developer = send(
-        client_for(world["dave"]),
-        "logMessage",
-        {"message": "help"},
-        metadata={"correlation_id": alice_flow["correlation_id"]},
-    )
+    developer = join_flow(world, "dave", alice_flow["correlation_id"], "help")
 
     assert own.status_code == 202, own.json()
     assert own.json()["correlation_id"] == alice_flow["correlation_id"]
