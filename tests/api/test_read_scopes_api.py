@@ -308,3 +308,23 @@ def test_the_seed_holds_a_row_of_every_read_model_the_matrix_reads(world, seeded
         assert ada.get(read_model_url(name, key)).status_code == 200, name
     assert set(READS) == set(seeded.keys)
     assert {ALL, OWN, NONE} >= {expected_read(n, p) for n in READS for p in MEMBERS}
+
+
+def test_the_commands_a_member_sent_are_found_by_an_index(world):
+    """The own-commands filter must match the expression index (commands_app 0004), or every
+    tester's list would scan the whole command table."""
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from commands_app.models import Command
+    from commands_app.read_policy import Reader, visible_commands
+
+    with schema_context(world.acme.schema_name):
+        qs = Command.objects.filter(visible_commands(Reader(role="tester", user_id="7"))).order_by(
+            "-created_at"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = qs[:50].explain()
+
+    assert "command_user_created" in plan, plan
