@@ -192,7 +192,7 @@ def test_the_system_check_names_unknown_models_fields_and_roles(monkeypatch):
                 all_rows=frozenset({"auditor"}),
                 own_rows=frozenset({"tester"}),
                 own_field="tester",
-                redacted={"viewer": frozenset({"password"})},
+                redacted={"viewer": frozenset({"password"}), "developer": frozenset({"system_id"})},
             ),
             "system_metrics": ReadRule(),
         },
@@ -206,6 +206,10 @@ def test_the_system_check_names_unknown_models_fields_and_roles(monkeypatch):
     assert ("intent.E107", "read rule of 'system_status' names unknown field 'tester'") in found
     assert ("intent.E107", "read rule of 'system_status' names unknown field 'password'") in found
     assert ("intent.E108", "read rule of 'system_status' names unknown role 'auditor'") in found
+    assert (
+        "intent.E109",
+        "read model 'system_status' is ordered by 'system_id', which 'developer' may not see",
+    ) in found
     assert ("intent.E108", "READS of slice 'system' grants its messages to unknown role 'root'") in found
 
 
