@@ -328,3 +328,16 @@ def test_the_commands_a_member_sent_are_found_by_an_index(world):
         plan = qs[:50].explain()
 
     assert "command_user_created" in plan, plan
+
+
+def test_filters_never_reach_past_the_callers_scope(world, seeded):
+    alice = client_for(world["alice"])
+    dave_flow = seeded.commands["dave_test"]["correlation_id"]
+
+    events = alice.get(events_url() + f"?after={seeded.start}&correlation_id={dave_flow}")
+    transfers = alice.get("/t/acme/api/commands/?type=transferMoney")
+    dave_system = alice.get(events_url() + f"?after={seeded.start}&aggregate_id={seeded.dave_system}")
+
+    assert events.status_code == 200 and events.json()["results"] == []
+    assert transfers.status_code == 200 and transfers.json()["results"] == []
+    assert dave_system.status_code == 200 and dave_system.json()["results"] == []
