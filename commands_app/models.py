@@ -7,6 +7,8 @@ import uuid
 from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KeyTransform
 
 
 class CommandStatus(models.TextChoices):
@@ -53,6 +55,13 @@ class Command(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="command_status_created"),
             models.Index(fields=["type", "created_at"], name="command_type_created"),
+            # "The commands I sent" (the read policy, for every member whose role does not
+            # read a slice's commands in full), newest first like the list.
+            models.Index(
+                KeyTransform("user_id", "metadata"),
+                F("created_at").desc(),
+                name="command_user_created",
+            ),
             # The settle step scans only consumed commands.
             models.Index(
                 fields=["last_position"],

@@ -95,6 +95,16 @@ def read_models_are_declared(app_configs: Any = None, **kwargs: Any) -> list[che
                     hint=f"Fields of {read_model.model.__name__}: {', '.join(sorted(fields))}.",
                 )
             )
+        ordering = {f.lstrip("-") for f in read_model.ordering or (read_model.model._meta.pk.name,)}
+        for role, hidden in sorted(rule.redacted.items()):
+            for field_name in sorted(hidden & ordering):
+                found.append(
+                    checks.Error(
+                        f"read model '{name}' is ordered by '{field_name}', which '{role}' may not see",
+                        id="intent.E109",
+                        hint="The API's cursor carries the ordering values; order by a field every reader sees.",
+                    )
+                )
         for role in sorted((rule.all_rows | rule.own_rows | set(rule.redacted)) - roles):
             found.append(
                 checks.Error(

@@ -313,4 +313,17 @@ class Registry:
                 for _, saga in sorted(self.sagas.items())
             ],
             "roles": {role: sorted(allowed) for role, allowed in sorted(self.roles.items())},
+            # Who reads what besides the tenant admin (who reads everything).
+            "reads": {
+                "read_models": {
+                    name: {
+                        "all_rows": sorted(rule.all_rows),
+                        "own_rows": sorted(rule.own_rows),
+                        "own_field": rule.own_field,
+                        "redacted": {role: sorted(fields) for role, fields in sorted(rule.redacted.items())},
+                    }
+                    for name, rule in sorted(self.read_rules.items())
+                },
+                "messages": {name: sorted(roles) for name, roles in sorted(self.message_readers.items())},
+            },
         }

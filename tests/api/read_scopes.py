@@ -78,6 +78,16 @@ class Seed:
         }
 
 
+def join_flow(
+    world: Any, persona: str, correlation_id: str, message: str, causation_id: str | None = None
+) -> Any:
+    """`persona` sends a logMessage into the flow `correlation_id` (the POST's response)."""
+    metadata = {"correlation_id": correlation_id}
+    if causation_id is not None:
+        metadata["causation_id"] = causation_id
+    return send(client_for(world[persona]), "logMessage", {"message": message}, metadata=metadata)
+
+
 def _sent(world: Any, persona: str, type_name: str, payload: dict[str, Any]) -> dict[str, Any]:
     response = send(client_for(world[persona]), type_name, payload)
     assert response.status_code == 202, response.json()

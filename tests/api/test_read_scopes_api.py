@@ -31,6 +31,7 @@ from tests.api.read_scopes import (
     REDACTED,
     Seed,
     expected_read,
+    join_flow,
     seed,
 )
 
@@ -277,22 +278,11 @@ def test_a_flow_of_another_tenant_is_unknown_here(world):
 
 def test_a_member_continues_a_flow_it_may_see(world, seeded):
     alice_flow = seeded.commands["alice_test"]
-    own = send(
-        client_for(world["alice"]),
-        "logMessage",
-        {"message": "follow-up"},
-        metadata={
-            "correlation_id": alice_flow["correlation_id"],
-            "causation_id": seeded.events["alice_test"][0],
-        },
+    own = join_flow(
+        world, "alice", alice_flow["correlation_id"], "follow-up", causation_id=seeded.events["alice_test"][0]
     )
     # A developer reads every system message, so it may join alice's flow too.
-    developer = send(
-        client_for(world["dave"]),
-        "logMessage",
-        {"message": "help"},
-        metadata={"correlation_id": alice_flow["correlation_id"]},
-    )
+    developer = join_flow(world, "dave", alice_flow["correlation_id"], "help")
 
     assert own.status_code == 202, own.json()
     assert own.json()["correlation_id"] == alice_flow["correlation_id"]
@@ -318,3 +308,36 @@ def test_the_seed_holds_a_row_of_every_read_model_the_matrix_reads(world, seeded
         assert ada.get(read_model_url(name, key)).status_code == 200, name
     assert set(READS) == set(seeded.keys)
     assert {ALL, OWN, NONE} >= {expected_read(n, p) for n in READS for p in MEMBERS}
+
+
+def test_the_commands_a_member_sent_are_found_by_an_index(world):
+    """The own-commands filter must match the expression index (commands_app 0004), or every
+    tester's list would scan the whole command table."""
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from commands_app.models import Command
+    from commands_app.read_policy import Reader, visible_commands
+
+    with schema_context(world.acme.schema_name):
+        qs = Command.objects.filter(visible_commands(Reader(role="tester", user_id="7"))).order_by(
+            "-created_at"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = qs[:50].explain()
+
+    assert "command_user_created" in plan, plan
+
+
+def test_filters_never_reach_past_the_callers_scope(world, seeded):
+    alice = client_for(world["alice"])
+    dave_flow = seeded.commands["dave_test"]["correlation_id"]
+
+    events = alice.get(events_url() + f"?after={seeded.start}&correlation_id={dave_flow}")
+    transfers = alice.get("/t/acme/api/commands/?type=transferMoney")
+    dave_system = alice.get(events_url() + f"?after={seeded.start}&aggregate_id={seeded.dave_system}")
+
+    assert events.status_code == 200 and events.json()["results"] == []
+    assert transfers.status_code == 200 and transfers.json()["results"] == []
+    assert dave_system.status_code == 200 and dave_system.json()["results"] == []

@@ -56,3 +56,16 @@ def test_it_publishes_events_aggregates_and_projections(registry):
         "events": ["multiEventEmitted"],
         "commands": ["emitMultipleEvents"],
     }
+
+
+def test_it_publishes_who_reads_what(registry):
+    reads = registry["reads"]
+
+    assert reads["read_models"]["system_status"] == {
+        "all_rows": ["developer", "system", "viewer"],
+        "own_rows": ["tester"],
+        "own_field": "last_tester_id",
+        "redacted": {"viewer": ["last_message", "last_parameters"]},
+    }
+    assert reads["read_models"]["bank_totals"]["all_rows"] == ["banker"]
+    assert reads["messages"] == {"banking": ["banker", "teller"], "system": ["developer", "system"]}
