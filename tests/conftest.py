@@ -254,10 +254,13 @@ class Worker:
         self.proc = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(
     world: World, isolated_redis: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Worker]:
+    """A worker for the module that asks for one, stopped after it: a worker left running
+    would take the commands that later in-process tests submit and process themselves,
+    making them depend on which tests ran before."""
     worker = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
     yield worker
