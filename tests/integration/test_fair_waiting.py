@@ -32,7 +32,7 @@ from commands_app.models import Command
 from intent_project import notifications, waits
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import set_membership
-from tests.conftest import ROOT, Worker, _worker_env, wait_until
+from tests.conftest import ROOT, _worker_env, wait_until
 
 FAR_AHEAD = timedelta(days=300)  # a command scheduled this late stays pending
 
@@ -136,16 +136,6 @@ def unanswered(sockets: list[socket.socket]) -> int:
 
 
 @pytest.fixture(scope="module")
-def worker(world, isolated_redis, tmp_path_factory) -> Iterator[Worker]:
-    """A real worker for this module only: the session's (tests/conftest.py) would stay
-    alive and take the commands that later modules process in-process."""
-    worker = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
-    worker.start()
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
 def web(world, isolated_redis, tmp_path_factory) -> Iterator[WebTier]:
     tier = WebTier(tmp_path_factory.mktemp("web") / "web.log", WAITS_PER_USER="50").start()
     yield tier
@@ -204,7 +194,7 @@ def test_parked_waits_of_several_users_do_not_hold_up_another_tenants_reads_or_h
 
 
 @pytest.mark.worker
-def test_a_parked_command_wait_answers_processed_once_a_worker_runs_it(world, live_db, web, worker):
+def test_a_parked_command_wait_answers_processed_once_a_worker_runs_it(world, live_db, web, celery_worker):
     dave = world["dave"]
     command_id = scheduled_command(web, dave.token)
     parked = web.park("GET", f"/t/acme/api/commands/{command_id}/?wait=30", dave.token)
@@ -221,7 +211,9 @@ def test_a_parked_command_wait_answers_processed_once_a_worker_runs_it(world, li
 
 
 @pytest.mark.worker
-def test_a_post_wait_keeps_its_202_and_a_replay_its_200_with_idempotent_replayed(world, live_db, web, worker):
+def test_a_post_wait_keeps_its_202_and_a_replay_its_200_with_idempotent_replayed(
+    world, live_db, web, celery_worker
+):
     alice = world["alice"]
     envelope = {
         "id": str(uuid.uuid4()),
