@@ -134,7 +134,7 @@ def _measure_readers(port: int, token: str, read_path: str, requests: int, into:
 
 def run_waits(ctx: Context) -> list[Result]:
     from django.conf import settings
-    from rest_framework.authtoken.models import Token
+    from django.contrib.auth import get_user_model
 
     from intent_project import waits
 
@@ -143,7 +143,7 @@ def run_waits(ctx: Context) -> list[Result]:
     # As in the issue: the waits come from one viewer, the reads from another tenant.
     waiter_token = create_client_user(ctx, waiting_tenant, "waiter", "viewer")
     reader_token = create_client_user(ctx, other_tenant, "reader", "viewer")
-    waiter = str(Token.objects.get(key=waiter_token).user_id)
+    waiter = str(get_user_model().objects.get(username=f"bx-waiter-{ctx.run_id}").pk)
     procs = Processes("waits")
     ctx.on_cleanup(lambda: procs.stop(keep_logs=ctx.keep))
 
