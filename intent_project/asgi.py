@@ -40,6 +40,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+# Django is set up (apps loaded) before the project's modules are imported: they import
+# DRF, whose settings import the authentication classes, which import models.
+django_application = get_wsgi_application()
+
 from intent_project import notifications, waits  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -320,4 +324,4 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": answer.body})
 
 
-application = FrontDoor(get_wsgi_application(), settings.WEB_THREADS)
+application = FrontDoor(django_application, settings.WEB_THREADS)
