@@ -46,6 +46,10 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+# Django is set up (apps loaded) before the project's modules are imported: they import
+# DRF, whose settings import the authentication classes, which import models.
+django_application = get_wsgi_application()
+
 from intent_project import notifications, waits  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -326,4 +330,4 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": answer.body})
 
 
-application = FrontDoor(get_wsgi_application(), settings.WEB_THREADS)
+application = FrontDoor(django_application, settings.WEB_THREADS)

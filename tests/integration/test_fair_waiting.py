@@ -25,7 +25,6 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from knox.models import AuthToken
 
 from commands_app import bus
 from commands_app.models import Command
@@ -262,9 +261,12 @@ def test_a_parked_post_wait_replay_answers_200_with_idempotent_replayed_at_its_d
 
 
 def test_a_wait_whose_member_is_removed_mid_wait_is_refused_on_the_next_wake(world, live_db, web):
-    user = get_user_model().objects.create_user(f"wendy-{uuid.uuid4().hex[:6]}", password=None)
+    password = f"wendy-{uuid.uuid4().hex}"
+    user = get_user_model().objects.create_user(f"wendy-{uuid.uuid4().hex[:6]}", password=password)
     set_membership(user, world.acme, "developer")
-    _, token = AuthToken.objects.create(user=user)
+    token = web.request("POST", "/api/auth/token/", body={"username": user.username, "password": password})[
+        1
+    ]["token"]
     command_id = scheduled_command(web, token)
     parked = web.park("GET", f"/t/acme/api/commands/{command_id}/?wait=30", token)
     wait_until(lambda: waits.in_progress(str(user.pk)) == 1)
