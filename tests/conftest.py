@@ -71,6 +71,14 @@ def isolated_redis() -> Iterator[None]:
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = url
     app.conf.broker_url = url
+    # A test that published before this ran (e.g. an operator action's immediate wake-up)
+    # left the app a producer pool connected to the old URL; tasks published through it
+    # would never reach the test workers.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
     projection_tasks._redis.cache_clear()  # the shared wake-up client (intent_project.wakeups)
     import redis
 
