@@ -1151,7 +1151,7 @@ def cmd_run() -> int:
             # Worker and beat are started again when they die (cmd_supervise).
             ("worker", [py, supervise, "supervise", "worker", "--",
                         py, "-m", "celery", "-A", "intent_project", "worker", "--loglevel=INFO",
-                        "--concurrency=2", "-Q", "commands,projections,sweeps"]),
+                        "--concurrency=2"]),  # no -Q: the declared queues, all three
             ("beat", [py, supervise, "supervise", "beat", "--",
                       py, "-m", "celery", "-A", "intent_project", "beat", "--loglevel=INFO",
                       "--schedule", str(BEAT_SCHEDULE), "--pidfile", str(BEAT_PIDFILE)]),
