@@ -51,9 +51,11 @@ def test_a_worker_started_without_flags_runs_commands_and_projections(fresh_tena
         wakeups.redis_client().set(f"intent:commands:wake:{fresh_tenant.schema_name}", 1, ex=60)
         command_id = uuid.uuid4()
         submit(fresh_tenant, "executeTest", test_payload(), command_id=command_id)
-        Celery(broker=broker).send_task(
-            "commands_app.tasks.drain_commands", args=(fresh_tenant.schema_name,), queue="commands"
-        )
+        # Not the current app: shared tasks published later by other tests would follow it.
+        with Celery(broker=broker, set_as_current=False) as sender:
+            sender.send_task(
+                "commands_app.tasks.drain_commands", args=(fresh_tenant.schema_name,), queue="commands"
+            )
 
         # `processed` needs both queues: the drain appends (commands), the projections
         # catch up and settle the command (projections).
