@@ -8,6 +8,9 @@ PYTHON      ?= python3
 DEVENV      := $(PY) scripts/devenv.py
 APPS        := intent_project commands_app events_app projections_app
 PYTEST_ARGS ?=
+# Two test processes (each with its own test database and Redis database); a module stays
+# on one process, the fault tier runs its clusters one at a time. PYTEST_XDIST= runs serially.
+PYTEST_XDIST ?= -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration test-api lint format services-status \
@@ -32,7 +35,7 @@ run: $(VENV)/.installed ## Bootstrap the demo tenant, then run web + celery work
 	$(DEVENV) run
 
 test: $(VENV)/.installed ## Run the whole test suite (PYTEST_ARGS="tests/unit -x" to narrow)
-	$(DEVENV) exec -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(DEVENV) exec -- $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## Run tests/unit
 	$(DEVENV) exec -- $(PY) -m pytest tests/unit $(PYTEST_ARGS)

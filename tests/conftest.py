@@ -29,8 +29,20 @@ from rest_framework.test import APIClient
 ROOT = Path(__file__).resolve().parent.parent
 
 # Tests use their own Redis database so a `make run` worker sharing the same Redis server
-# never consumes (and misroutes) a test's messages.
-TEST_REDIS_DB = int(os.environ.get("INTENT_TEST_REDIS_DB", "15"))
+# never consumes (and misroutes) a test's messages; under pytest-xdist each test process
+# gets its own (15, 13, ...: the one below is for test_plain_worker), as it gets its own
+# test database, so no process's worker runs another's tasks against the wrong database.
+_XDIST_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+TEST_REDIS_DB = int(os.environ.get("INTENT_TEST_REDIS_DB", str(15 - 2 * _XDIST_INDEX)))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, keep each module on one test process (its module-scoped
+    web servers and workers start once), and run the fault tier's clusters one at a time."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "faults" if item.nodeid.startswith("tests/faults/") else item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _test_redis_url() -> str:

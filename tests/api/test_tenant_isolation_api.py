@@ -22,9 +22,9 @@ from tests.api.helpers import (
 
 ACME_READS = [
     commands_url("acme"),
-    command_url(uuid.uuid4(), "acme"),
+    command_url(uuid.UUID("2c1b0a9f-8e7d-4c6b-a5f4-e3d2c1b0a9f8"), "acme"),
     events_url("acme"),
-    events_url("acme") + f"{uuid.uuid4()}/",
+    events_url("acme") + "7e6d5c4b-3a29-4f18-b7e6-d5c4b3a29f18/",
     read_model_url("system_status", tenant="acme"),
     read_model_url("system_metrics", "tenant", tenant="acme"),
     projections_url("acme"),

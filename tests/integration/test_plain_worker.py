@@ -21,12 +21,12 @@ from django.conf import settings
 
 from commands_app.models import CommandStatus
 from intent_project import wakeups
-from tests.conftest import ROOT, _worker_env, wait_until
+from tests.conftest import ROOT, TEST_REDIS_DB, _worker_env, wait_until
 from tests.integration.helpers import reload, submit, test_payload
 
 pytestmark = pytest.mark.worker
 
-PLAIN_WORKER_REDIS_DB = 14
+PLAIN_WORKER_REDIS_DB = TEST_REDIS_DB - 1  # its own, so no other test worker serves it
 
 
 def _redis_url(db: int) -> str:
