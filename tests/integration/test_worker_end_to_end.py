@@ -15,7 +15,7 @@ from commands_app.tasks import process_command
 from events_app.models import Event
 from intent_project.tasks import sweep_all_tenants
 from projections_app.models import SystemStatus
-from tests.conftest import wait_until
+from tests.conftest import TEST_REDIS_DB, wait_until
 from tests.integration.helpers import reload, submit, test_payload
 
 pytestmark = pytest.mark.worker
@@ -132,7 +132,7 @@ def test_a_lost_message_is_recovered_by_the_sweep(worker, fresh_tenant):
 
 
 def test_wake_ups_go_to_the_test_redis_database(worker):
-    assert settings.REDIS_URL.endswith("/15")
+    assert settings.REDIS_URL.endswith(f"/{TEST_REDIS_DB}")
     assert redis.Redis.from_url(settings.REDIS_URL).ping()
 
 
