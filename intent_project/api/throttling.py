@@ -98,14 +98,15 @@ class WindowThrottle(BaseThrottle):
 
     @staticmethod
     def _bump(key: str, period: int) -> int:
-        # add() creates the counter with its expiry only if it is missing; incr() is Redis'
-        # INCR, atomic across processes.
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            return int(cache.incr(key))
-        except ValueError:  # expired between add and incr: this request opens the window
-            cache.add(key, 1, timeout=period + 1)
-            return 1
+        # One round trip on the command path: in one MULTI/EXEC, create the counter with its
+        # expiry if it is missing, then INCR it (atomic across processes, and the counter
+        # cannot expire between the two and be left without a TTL).
+        redis_cache = cache._cache  # type: ignore[attr-defined]  # django's RedisCacheClient
+        full_key = cache.make_and_validate_key(key)
+        pipe = redis_cache.get_client(full_key, write=True).pipeline(transaction=True)
+        pipe.set(full_key, 0, nx=True, ex=period + 1)
+        pipe.incr(full_key)
+        return int(pipe.execute()[1])
 
     def wait(self) -> float | None:
         return max(1.0, math.ceil(self._wait))
