@@ -17,7 +17,7 @@ The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -145,31 +145,32 @@ def _is_member(reader: Reader) -> bool:
     return reader.reads_everything or reader.role is not None
 
 
-def visible_commands(reader: Reader, registry: Registry | None = None) -> Q:
-    """A filter on `commands_app.Command`: the commands this reader may see."""
+def _visible(reader: Reader, registry: Registry | None, kind: str, own: Callable[[str], Q]) -> Q:
+    """The messages of `kind` a reader sees: its slices' in full, plus its own (`own`)."""
     if reader.reads_everything:
         return EVERYTHING
     if not _is_member(reader):
         return NOTHING
-    registry = registry or get_registry()
-    visible = Q(type__in=_owned_by(registry, "command", reader))
+    visible = Q(type__in=_owned_by(registry or get_registry(), kind, reader))
     if reader.user_id is not None:
-        visible |= Q(metadata__user_id=reader.user_id)
+        visible |= own(reader.user_id)
     return visible
+
+
+def visible_commands(reader: Reader, registry: Registry | None = None) -> Q:
+    """A filter on `commands_app.Command`: the commands this reader may see."""
+    return _visible(reader, registry, "command", lambda user_id: Q(metadata__user_id=user_id))
 
 
 def visible_events(reader: Reader, registry: Registry | None = None) -> Q:
-    """A filter on `events_app.Event`: the events this reader may see."""
-    if reader.reads_everything:
-        return EVERYTHING
-    if not _is_member(reader):
-        return NOTHING
-    registry = registry or get_registry()
-    visible = Q(type__in=_owned_by(registry, "event", reader))
-    if reader.user_id is not None:
-        own_commands = Command.objects.filter(metadata__user_id=reader.user_id).values("id")
-        visible |= Q(command_id__in=own_commands)
-    return visible
+    """A filter on `events_app.Event`: the events this reader may see (those the commands it
+    sent recorded count as its own)."""
+    return _visible(
+        reader,
+        registry,
+        "event",
+        lambda user_id: Q(command_id__in=Command.objects.filter(metadata__user_id=user_id).values("id")),
+    )
 
 
 def visible_aggregate_types(reader: Reader, registry: Registry | None = None) -> Q:
