@@ -46,12 +46,12 @@ def event_row_template(tenant_schema: str) -> tuple[list[str], list[Any]]:
     from django_tenants.utils import schema_context
 
     from commands_app.slices.system.payloads import MessageLogged
-    from events_app.models import Event as EventRow
+    from events_app.models import Event
 
     stream = uuid.uuid4()
     event = MessageLogged(text="bench message", level="info", system_id=stream)
     metadata = _metadata()
-    row = EventRow(
+    row = Event(
         id=uuid.uuid4(),
         stream_type="system",
         stream_id=stream,
@@ -67,7 +67,7 @@ def event_row_template(tenant_schema: str) -> tuple[list[str], list[Any]]:
     )
     columns, values = [], []
     with schema_context(tenant_schema):
-        for f in EventRow._meta.concrete_fields:
+        for f in Event._meta.concrete_fields:
             if f.primary_key:
                 continue
             columns.append(f.column)

@@ -52,12 +52,12 @@ def _bulk_events(stream_id: uuid.UUID, count: int) -> None:
     from django.db import connection
 
     from commands_app.slices.system.payloads import MessageLogged
-    from events_app.models import Event as EventRow
+    from events_app.models import Event
 
     event = MessageLogged(text="bench message", level="info", system_id=stream_id)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {EventRow._meta.db_table} "
+            f"INSERT INTO {Event._meta.db_table} "
             "(id, stream_type, stream_id, version, type, schema_version, payload, metadata, recorded_at) "
             "SELECT gen_random_uuid(), 'system', %s, v, %s, %s, %s::jsonb, '{}'::jsonb, now() "
             "FROM generate_series(1, %s) AS v",

@@ -66,7 +66,7 @@ def seed(tenant: Any, script: Iterator[tuple[str, dict[str, Any]]]) -> int:
     from commands_app.domain.messages import CommandContext
     from commands_app.domain.store import InMemoryEventStore, execute
     from commands_app.registry import get_registry
-    from events_app.models import Event as EventRow
+    from events_app.models import Event
 
     registry = get_registry()
     memory = InMemoryEventStore(registry)
@@ -92,7 +92,7 @@ def seed(tenant: Any, script: Iterator[tuple[str, dict[str, Any]]]) -> int:
 
     now = datetime.now(UTC)
     rows = [
-        EventRow(
+        Event(
             id=rec.id,
             stream_type=rec.stream_type,
             stream_id=rec.stream_id,
@@ -111,7 +111,7 @@ def seed(tenant: Any, script: Iterator[tuple[str, dict[str, Any]]]) -> int:
     with schema_context(tenant.schema_name):
         for start in range(0, len(rows), 5000):
             with transaction.atomic():
-                EventRow.objects.bulk_create(rows[start : start + 5000])
+                Event.objects.bulk_create(rows[start : start + 5000])
     connection.set_schema_to_public()  # type: ignore[attr-defined]
     return len(rows)
 

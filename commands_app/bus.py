@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from commands_app import read_policy
 from commands_app.domain.errors import IdempotencyConflict, IntentError, InvalidPayload
-from commands_app.domain.messages import Command as DomainCommand
-from commands_app.domain.messages import CommandContext
+from commands_app.domain.messages import CommandContext, DomainCommand
 from commands_app.models import Command
 from commands_app.registry import get_registry
 from intent_project import wakeups

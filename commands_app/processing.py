@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from commands_app.domain.errors import ConcurrencyError, IntentError, RetryableDomainError
-from commands_app.domain.messages import CommandContext, Event, Recorded
+from commands_app.domain.messages import CommandContext, DomainEvent, Recorded
 from commands_app.domain.store import event_metadata
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
@@ -55,7 +55,7 @@ def context_for(row: Command) -> CommandContext:
     )
 
 
-def _result(recorded: list[Recorded[Event]]) -> dict[str, Any]:
+def _result(recorded: list[Recorded[DomainEvent]]) -> dict[str, Any]:
     return {
         "events": [
             {
@@ -317,7 +317,7 @@ class _Batch:
             log.warning("command %s raised %r", row.id, exc, exc_info=True)
             return _retry_or_fail_row(row, _unexpected(exc))
 
-    def _done(self, row: Command, recorded: list[Recorded[Event]]) -> str:
+    def _done(self, row: Command, recorded: list[Recorded[DomainEvent]]) -> str:
         row.updated_at = timezone.now()
         awaiting = self.awaiting_for({rec.type for rec in recorded})
         row.attempts += 1

@@ -21,17 +21,16 @@ from django.utils import timezone
 
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import ConcurrencyError
-from commands_app.domain.messages import Event, Recorded
+from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.domain.registry import Registry
-from events_app.models import Event as EventRow
-from events_app.models import Snapshot
+from events_app.models import Event, Snapshot
 from intent_project.jsoncodec import ExactJSONEncoder
 
 A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
 
 _VERSION_CONSTRAINT = "event_stream_version_unique"
-_EVENTS = EventRow._meta.db_table
+_EVENTS = Event._meta.db_table
 _SNAPSHOTS = Snapshot._meta.db_table
 _LOCK = f"LOCK TABLE {_EVENTS} IN EXCLUSIVE MODE"  # why: PostgresEventStore.lock_for_append
 # Appends of up to this many events use plain placeholders; longer ones go as one JSON document.
@@ -74,7 +73,7 @@ RECORD_FIELDS = (
 )
 
 
-def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[Event]:
+def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[DomainEvent]:
     """A stored event, given as the values of RECORD_FIELDS, as a typed event upcast to the
     payload's current schema version (the projection runner reads tuples, not rows)."""
     event_id, position, type_name, schema_version, payload, stream_type, stream_id, version, at, meta = values
@@ -90,7 +89,7 @@ def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[
     )
 
 
-def to_recorded(row: EventRow, registry: Registry) -> Recorded[Event]:
+def to_recorded(row: Event, registry: Registry) -> Recorded[DomainEvent]:
     """A stored row as a typed event, upcast to the payload's current schema version."""
     return recorded_from_values([getattr(row, name) for name in RECORD_FIELDS], registry)
 
@@ -112,12 +111,12 @@ class Staged:
     aggregate: Aggregate
     event_id: UUID
     version: int
-    event: Event
+    event: DomainEvent
     metadata: dict[str, Any]
     recorded_at: datetime
 
 
-def _recorded(staged: Sequence[Staged], positions: Sequence[int]) -> list[Recorded[Event]]:
+def _recorded(staged: Sequence[Staged], positions: Sequence[int]) -> list[Recorded[DomainEvent]]:
     return [
         Recorded(
             event=item.event,
@@ -243,11 +242,11 @@ class PostgresEventStore:
     def append(
         self,
         aggregate: Aggregate,
-        events: Sequence[Event],
+        events: Sequence[DomainEvent],
         metadata: Mapping[str, Any],
         *,
         lock_held: bool = False,
-    ) -> list[Recorded[Event]]:
+    ) -> list[Recorded[DomainEvent]]:
         """Append `events` after `aggregate.version` or raise ConcurrencyError.
 
         One round trip: the append lock and an INSERT that only inserts when the stream is
@@ -266,7 +265,7 @@ class PostgresEventStore:
         return _recorded(staged, positions)
 
     def stage(
-        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
+        self, aggregate: Aggregate, events: Sequence[DomainEvent], metadata: Mapping[str, Any]
     ) -> list[Staged]:
         """The rows `events` become after `aggregate.version` (nothing is written yet)."""
         now = timezone.now()
@@ -280,7 +279,7 @@ class PostgresEventStore:
 
     def write_staged(
         self, staged: Sequence[Staged], previous_versions: Mapping[int, int]
-    ) -> list[Recorded[Event]]:
+    ) -> list[Recorded[DomainEvent]]:
         """Insert rows staged (and already applied to their aggregates) by several decisions.
 
         One statement for a whole batch of commands. The append lock must be held.
@@ -422,6 +421,6 @@ class PostgresEventStore:
                 ],
             )
 
-    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]:
-        rows = EventRow.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type).order_by("version")
+    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]:
+        rows = Event.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type).order_by("version")
         return [to_recorded(row, self.registry) for row in rows]

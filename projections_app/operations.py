@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from commands_app.domain.errors import IntentError
 from commands_app.registry import get_registry
-from events_app.models import Event as EventRow
+from events_app.models import Event
 from events_app.store import to_recorded
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
@@ -63,7 +63,7 @@ def skip(name: str, *, operator: str = "") -> DeadLetter:
                 f"Projection '{name}' is not stalled on an event; there is nothing to skip.",
                 details={"status": state.status},
             )
-        event = EventRow.objects.get(id=event_id)
+        event = Event.objects.get(id=event_id)
         letter, _ = DeadLetter.objects.get_or_create(
             projection=name,
             event_id=event.id,
@@ -88,7 +88,7 @@ def replay_dead_letter(letter_id: int) -> DeadLetter:
         if letter.replayed_at is not None:
             raise OperationRefused(f"Dead letter {letter_id} was already replayed.")
         projection = projection_named(letter.projection)
-        projection.apply(to_recorded(EventRow.objects.get(id=letter.event_id), get_registry()))
+        projection.apply(to_recorded(Event.objects.get(id=letter.event_id), get_registry()))
         letter.replayed_at = timezone.now()
         letter.save(update_fields=["replayed_at"])
     return letter

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from events_app.models import Event as EventRow
+from events_app.models import Event
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus, RebuildJob, RebuildStatus
 from projections_app.operations import OperationRefused, projection_named
@@ -67,7 +67,7 @@ def rebuild(name: str, *, progress: Progress | None = None, batch_size: int = RE
     except IntegrityError:
         raise OperationRefused(f"A rebuild of '{name}' is already running in this tenant.") from None
     try:
-        job.events_total = EventRow.objects.filter(type__in=projection.event_types).count()
+        job.events_total = Event.objects.filter(type__in=projection.event_types).count()
         job.save(update_fields=["events_total", "updated_at"])
         _prepare_scratch(projection, tenant_schema, scratch)
         started = time.monotonic()
@@ -106,7 +106,7 @@ def _prepare_scratch(projection: Projection, tenant_schema: str, scratch: str) -
     create_schema_with_models(scratch, [*projection.read_models, ProjectionState])
     with connection.cursor() as cursor:
         # The log and the dead letters stay where they are; the build reads them through views.
-        for model in (EventRow, DeadLetter):
+        for model in (Event, DeadLetter):
             table = model._meta.db_table
             cursor.execute(
                 f"CREATE VIEW {quote(scratch)}.{quote(table)} AS SELECT * FROM {quote(tenant_schema)}.{quote(table)}"

@@ -23,7 +23,7 @@ from django_tenants.utils import schema_context
 
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
-from events_app.models import Event as EventRow
+from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import recorded_from_values
 from intent_project import notifications
@@ -68,7 +68,7 @@ def ensure_checkpoints(schema_name: str | None = None) -> None:
 
 
 def head_position() -> int:
-    return EventRow.objects.aggregate(head=Max("position"))["head"] or 0
+    return Event.objects.aggregate(head=Max("position"))["head"] or 0
 
 
 def run_projection(
@@ -105,7 +105,7 @@ def run_projection(
             # catch-up). A window bounds that sort; a sparse consumer simply moves on.
             upper = min(head, state.position + batch_size * _WINDOW_FACTOR)
             rows = list(
-                EventRow.objects.filter(projection.event_filter())
+                Event.objects.filter(projection.event_filter())
                 .filter(position__gt=state.position, position__lte=upper)
                 # Events an operator skipped into a dead letter stay skipped.
                 .exclude(
@@ -141,16 +141,16 @@ def run_projection(
         _record_failure(projection, _row_of(failed.recorded), failed.cause)
         return RunResult(projection.name, 0, False, "failed")
     except Exception as exc:  # a failing handler must never silently lose its event
-        failing = EventRow(id=current[0], position=current[1], type=current[2]) if current else None
+        failing = Event(id=current[0], position=current[1], type=current[2]) if current else None
         _record_failure(projection, failing, exc)
         return RunResult(projection.name, 0, False, "failed")
 
 
-def _row_of(recorded: Any) -> EventRow:
-    return EventRow(id=recorded.id, position=recorded.position, type=recorded.type)
+def _row_of(recorded: Any) -> Event:
+    return Event(id=recorded.id, position=recorded.position, type=recorded.type)
 
 
-def _record_failure(projection: Projection, row: EventRow | None, exc: Exception) -> None:
+def _record_failure(projection: Projection, row: Event | None, exc: Exception) -> None:
     log.exception("projection %s failed at event %s", projection.name, getattr(row, "position", None))
     error: dict[str, Any] = {
         "code": "projection_handler_failed",
@@ -246,7 +246,7 @@ def _run_group(
 
 def _has_events(consumer: Projection, after: int, upto: int) -> bool:
     return bool(
-        EventRow.objects.filter(consumer.event_filter(), position__gt=after, position__lte=upto).exists()
+        Event.objects.filter(consumer.event_filter(), position__gt=after, position__lte=upto).exists()
     )
 
 

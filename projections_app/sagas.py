@@ -28,7 +28,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
 from commands_app.bus import body_hash, enqueue_on_commit, new_command_row, wake_commands
-from commands_app.domain.messages import Event, Recorded
+from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, instance_key, react
 from commands_app.models import Command
 from commands_app.registry import get_registry
@@ -73,7 +73,7 @@ class SagaConsumer(Projection):
         return reacts
 
     # -- one batch, inside the runner's transaction ------------------------------------------
-    def apply_batch(self, records: Sequence[Recorded[Event]]) -> None:
+    def apply_batch(self, records: Sequence[Recorded[DomainEvent]]) -> None:
         triggers = self._triggers(records)
         if not triggers:
             return
@@ -107,7 +107,9 @@ class SagaConsumer(Projection):
                 instance.correlation_id = _correlation(event)
         self._write(list(instances.values()), issued)
 
-    def _triggers(self, records: Sequence[Recorded[Event]]) -> list[Recorded[Event] | HandledCommand]:
+    def _triggers(
+        self, records: Sequence[Recorded[DomainEvent]]
+    ) -> list[Recorded[DomainEvent] | HandledCommand]:
         firsts = {
             UUID(str(rec.metadata["command_id"])): rec
             for rec in records
@@ -118,7 +120,7 @@ class SagaConsumer(Projection):
             row.id: HandledCommand(row.id, registry.parse_command(row.type, row.payload), firsts[row.id])
             for row in Command.objects.filter(id__in=list(firsts))
         }
-        triggers: list[Recorded[Event] | HandledCommand] = []
+        triggers: list[Recorded[DomainEvent] | HandledCommand] = []
         for rec in records:
             command_id = rec.metadata.get("command_id")
             if rec.metadata.get("seq") == 1 and command_id and UUID(str(command_id)) in handled:
@@ -127,14 +129,16 @@ class SagaConsumer(Projection):
                 triggers.append(rec)
         return triggers
 
-    def _load_instances(self, triggers: list[Recorded[Event] | HandledCommand]) -> dict[str, SagaInstance]:
+    def _load_instances(
+        self, triggers: list[Recorded[DomainEvent] | HandledCommand]
+    ) -> dict[str, SagaInstance]:
         if self.saga.instance is None:
             return {}
         keys = {instance_key(self.saga, trigger) for trigger in triggers}
         return {row.key: row for row in SagaInstance.objects.filter(saga=self.saga.name, key__in=keys)}
 
     def _command_row(
-        self, event: Recorded[Event], trigger_id: UUID, command_id: UUID, issue: Issue
+        self, event: Recorded[DomainEvent], trigger_id: UUID, command_id: UUID, issue: Issue
     ) -> Command:
         not_before: datetime | None = event.recorded_at + issue.delay if issue.delay > timedelta(0) else None
         wire = issue.command.to_wire()

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import TypeAdapter
 
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 
 
 @dataclasses.dataclass
@@ -31,11 +31,11 @@ class Aggregate:
     id: UUID
     version: int = 0
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: DomainEvent) -> None:
         """Evolve state by one event. Must not raise for any stored event."""
         raise NotImplementedError
 
-    def evolve(self, event: Event, version: int) -> None:
+    def evolve(self, event: DomainEvent, version: int) -> None:
         self.apply(event)
         self.version = version
 

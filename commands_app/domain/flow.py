@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from commands_app.domain.errors import IntentError, RetryableDomainError
-from commands_app.domain.messages import Command, CommandContext, Event, Recorded
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 from commands_app.domain.saga import HandledCommand, SagaState, instance_key, react
 from commands_app.domain.store import InMemoryEventStore, execute
@@ -24,14 +24,14 @@ from commands_app.domain.store import InMemoryEventStore, execute
 @dataclass
 class SentCommand:
     id: UUID
-    command: Command
+    command: DomainCommand
     ctx: CommandContext
     source: str
     not_before: datetime | None = None
     saga: str | None = None
     status: str = "pending"  # pending, processed, failed
     error: IntentError | None = None
-    events: list[Recorded[Event]] = field(default_factory=list)
+    events: list[Recorded[DomainEvent]] = field(default_factory=list)
 
 
 class InMemoryFlow:
@@ -48,7 +48,7 @@ class InMemoryFlow:
     # -- sending -------------------------------------------------------------------------------
     def send(
         self,
-        command: Command,
+        command: DomainCommand,
         *,
         role: str | None,
         user_id: str | None = "tester-1",
@@ -118,7 +118,7 @@ class InMemoryFlow:
             return False
         for rec in records:
             for saga in self.registry.sagas.values():
-                triggers: list[Recorded[Event] | HandledCommand] = [rec]
+                triggers: list[Recorded[DomainEvent] | HandledCommand] = [rec]
                 if rec.metadata.get("seq") == 1:
                     handled = self.commands.get(UUID(str(rec.metadata["command_id"])))
                     if handled is not None:
@@ -128,7 +128,7 @@ class InMemoryFlow:
             self._saga_position = rec.position
         return True
 
-    def _react(self, saga_name: str, trigger: Recorded[Event] | HandledCommand) -> None:
+    def _react(self, saga_name: str, trigger: Recorded[DomainEvent] | HandledCommand) -> None:
         saga = self.registry.sagas[saga_name]
         key = (saga.name, instance_key(saga, trigger))
         result = react(saga, trigger, self.saga_states.get(key, {}))
@@ -151,7 +151,7 @@ class InMemoryFlow:
             )
 
     # -- looking ---------------------------------------------------------------------------------
-    def events(self) -> list[Recorded[Event]]:
+    def events(self) -> list[Recorded[DomainEvent]]:
         return self.store.read_all()
 
     def issued_by(self, saga_name: str) -> list[SentCommand]:

@@ -32,7 +32,7 @@ class Message(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class Command(Message):
+class DomainCommand(Message):
     """A request to change one aggregate."""
 
     AGGREGATE_TYPE: ClassVar[str]
@@ -44,13 +44,13 @@ class Command(Message):
         raise NotImplementedError
 
 
-class Event(Message):
+class DomainEvent(Message):
     """A fact. `SCHEMA_VERSION` is the current payload version; older ones are upcast on read."""
 
     SCHEMA_VERSION: ClassVar[int] = 1
 
 
-E = TypeVar("E", bound=Event)
+E = TypeVar("E", bound=DomainEvent)
 
 
 @dataclass(frozen=True)

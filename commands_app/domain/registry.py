@@ -15,11 +15,11 @@ from pydantic import ValidationError
 
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import Forbidden, InvalidPayload, UnknownCommandType
-from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent
 from commands_app.domain.reads import ReadRule, SliceReads
 from commands_app.domain.saga import Saga
 
-Handler = Callable[[Any, Any, CommandContext], Sequence[Event]]
+Handler = Callable[[Any, Any, CommandContext], Sequence[DomainEvent]]
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (state at version v) -> state at version v+1, or None when it cannot be upcast
 SnapshotUpcaster = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -32,10 +32,10 @@ ADMIN_ROLE = "admin"
 class Slice:
     name: str
     aggregates: tuple[type[Aggregate], ...]
-    command_handlers: Mapping[type[Command], Handler]
-    events: tuple[type[Event], ...]
+    command_handlers: Mapping[type[DomainCommand], Handler]
+    events: tuple[type[DomainEvent], ...]
     # role -> the commands that role may send (the reference's "access model")
-    access: Mapping[str, frozenset[type[Command]]]
+    access: Mapping[str, frozenset[type[DomainCommand]]]
     # (event type, from schema version) -> function turning that payload into the next version
     upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
     sagas: tuple[Saga, ...] = ()
@@ -56,10 +56,10 @@ def _pydantic_details(exc: ValidationError) -> dict[str, Any]:
 class Registry:
     def __init__(self, slices: Sequence[Slice]) -> None:
         self.slices = tuple(slices)
-        self.commands: dict[str, type[Command]] = {}
-        self.events: dict[str, type[Event]] = {}
+        self.commands: dict[str, type[DomainCommand]] = {}
+        self.events: dict[str, type[DomainEvent]] = {}
         self.aggregates: dict[str, type[Aggregate]] = {}
-        self.handlers: dict[type[Command], Handler] = {}
+        self.handlers: dict[type[DomainCommand], Handler] = {}
         self.roles: dict[str, set[str]] = {ADMIN_ROLE: set()}
         self.upcasters: dict[tuple[str, int], Upcaster] = {}
         self.snapshot_upcasters: dict[tuple[str, int], SnapshotUpcaster] = {}
@@ -194,7 +194,7 @@ class Registry:
         return found
 
     # -- commands ----------------------------------------------------------------------------
-    def command_class(self, type_name: str) -> type[Command]:
+    def command_class(self, type_name: str) -> type[DomainCommand]:
         try:
             return self.commands[type_name]
         except KeyError:
@@ -202,7 +202,7 @@ class Registry:
                 f"Unknown command type '{type_name}'.", details={"known": sorted(self.commands)}
             ) from None
 
-    def parse_command(self, type_name: str, payload: Any) -> Command:
+    def parse_command(self, type_name: str, payload: Any) -> DomainCommand:
         cls = self.command_class(type_name)
         if not isinstance(payload, dict):
             raise InvalidPayload(
@@ -236,10 +236,10 @@ class Registry:
     def roles_for(self, type_name: str) -> list[str]:
         return sorted(role for role, allowed in self.roles.items() if type_name in allowed)
 
-    def aggregate_for(self, command: Command) -> type[Aggregate]:
+    def aggregate_for(self, command: DomainCommand) -> type[Aggregate]:
         return self.aggregates[command.AGGREGATE_TYPE]
 
-    def decide(self, aggregate: Aggregate, command: Command, ctx: CommandContext) -> list[Event]:
+    def decide(self, aggregate: Aggregate, command: DomainCommand, ctx: CommandContext) -> list[DomainEvent]:
         return list(self.handlers[type(command)](aggregate, command, ctx))
 
     # -- events --------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ class Registry:
             version += 1
         return payload
 
-    def parse_event(self, type_name: str, schema_version: int, payload: dict[str, Any]) -> Event:
+    def parse_event(self, type_name: str, schema_version: int, payload: dict[str, Any]) -> DomainEvent:
         cls = self.events[type_name]
         return cls.model_validate(self.upcast(type_name, schema_version, payload))
 
@@ -272,7 +272,7 @@ class Registry:
 
     # -- description (GET /api/registry/) --------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        def schema(cls: type[Command] | type[Event]) -> dict[str, Any]:
+        def schema(cls: type[DomainCommand] | type[DomainEvent]) -> dict[str, Any]:
             return cls.model_json_schema(by_alias=True)
 
         slice_of_cmd = {c.TYPE: sl.name for sl in self.slices for c in sl.command_handlers}

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
-from commands_app.domain.messages import Command, Event, Recorded
+from commands_app.domain.messages import DomainCommand, DomainEvent, Recorded
 
 SagaState = dict[str, Any]
 
@@ -38,7 +38,7 @@ class Issue:
     again for time that has already passed.
     """
 
-    command: Command
+    command: DomainCommand
     key: str = ""
     delay: timedelta = timedelta(0)
 
@@ -61,8 +61,8 @@ class HandledCommand:
     """
 
     id: UUID
-    command: Command
-    first_event: Recorded[Event]
+    command: DomainCommand
+    first_event: Recorded[DomainEvent]
 
 
 EventReaction = Callable[[Recorded[Any], SagaState], "Reaction | Sequence[Issue]"]
@@ -72,8 +72,8 @@ CommandReaction = Callable[[HandledCommand, SagaState], "Reaction | Sequence[Iss
 @dataclass(frozen=True)
 class Saga:
     name: str
-    on_events: Mapping[type[Event], EventReaction] = field(default_factory=dict)
-    on_commands: Mapping[type[Command], CommandReaction] = field(default_factory=dict)
+    on_events: Mapping[type[DomainEvent], EventReaction] = field(default_factory=dict)
+    on_commands: Mapping[type[DomainCommand], CommandReaction] = field(default_factory=dict)
     # Which saga instance (and state row) a trigger belongs to, e.g. the transfer id.
     # None: a stateless saga; every reaction sees an empty state.
     instance: Callable[[Recorded[Any] | HandledCommand], str] | None = None

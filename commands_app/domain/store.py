@@ -16,7 +16,7 @@ from uuid import UUID
 
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import ConcurrencyError
-from commands_app.domain.messages import Command, CommandContext, Event, Recorded
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 
 A = TypeVar("A", bound=Aggregate)
@@ -27,20 +27,20 @@ class EventStore(Protocol):
         """The aggregate rebuilt from its stream (a fresh one at version 0 if empty)."""
 
     def append(
-        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
-    ) -> list[Recorded[Event]]:
+        self, aggregate: Aggregate, events: Sequence[DomainEvent], metadata: Mapping[str, Any]
+    ) -> list[Recorded[DomainEvent]]:
         """Append `events` after `aggregate.version` or raise ConcurrencyError.
 
         The expected version is the one the decision was made on (the loaded aggregate's),
         never one re-read at append time. On success the aggregate is evolved in place.
         """
 
-    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]: ...
+    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]: ...
 
 
 def execute(
-    store: EventStore, registry: Registry, command: Command, ctx: CommandContext
-) -> list[Recorded[Event]]:
+    store: EventStore, registry: Registry, command: DomainCommand, ctx: CommandContext
+) -> list[Recorded[DomainEvent]]:
     """Load the target aggregate, let the slice decide, append the result."""
     aggregate = store.load(registry.aggregate_for(command), command.aggregate_id(ctx))
     events = registry.decide(aggregate, command, ctx)
@@ -49,7 +49,7 @@ def execute(
     return store.append(aggregate, events, event_metadata(command, ctx))
 
 
-def event_metadata(command: Command, ctx: CommandContext) -> dict[str, Any]:
+def event_metadata(command: DomainCommand, ctx: CommandContext) -> dict[str, Any]:
     """What every event a command records says about where it came from."""
     return {
         "command_id": str(ctx.command_id),
@@ -66,7 +66,7 @@ class InMemoryEventStore:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._streams: dict[tuple[str, UUID], list[Recorded[Event]]] = {}
+        self._streams: dict[tuple[str, UUID], list[Recorded[DomainEvent]]] = {}
         self._positions = itertools.count(1)
 
     def load(self, aggregate_cls: type[A], aggregate_id: UUID) -> A:
@@ -76,8 +76,8 @@ class InMemoryEventStore:
         return aggregate
 
     def append(
-        self, aggregate: Aggregate, events: Sequence[Event], metadata: Mapping[str, Any]
-    ) -> list[Recorded[Event]]:
+        self, aggregate: Aggregate, events: Sequence[DomainEvent], metadata: Mapping[str, Any]
+    ) -> list[Recorded[DomainEvent]]:
         stream = self._streams.setdefault((aggregate.TYPE, aggregate.id), [])
         current = stream[-1].version if stream else 0
         if current != aggregate.version:
@@ -105,10 +105,10 @@ class InMemoryEventStore:
             aggregate.evolve(rec.event, rec.version)
         return recorded
 
-    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[Event]]:
+    def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]:
         return list(self._streams.get((aggregate_type, aggregate_id), []))
 
-    def read_all(self, after: int = 0) -> list[Recorded[Event]]:
+    def read_all(self, after: int = 0) -> list[Recorded[DomainEvent]]:
         """Every event after position `after`, in log order."""
         every = [rec for stream in self._streams.values() for rec in stream if rec.position > after]
         return sorted(every, key=lambda rec: rec.position)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from django.db import InterfaceError, OperationalError, connections, models
 from django.db.models import Q
 
-from commands_app.domain.messages import Event, Recorded
+from commands_app.domain.messages import DomainEvent, Recorded
 from intent_project.jsoncodec import ExactJSONEncoder
 
 M = TypeVar("M", bound=models.Model)
@@ -135,7 +135,7 @@ class Projection:
     name: str
     version: int
     read_models: tuple[type[models.Model], ...]
-    handlers: Mapping[type[Event], EventHandler]
+    handlers: Mapping[type[DomainEvent], EventHandler]
     # Which rows a batch of events will touch, so they load in one query per model.
     keys: KeyFunction | None = None
 
@@ -147,7 +147,7 @@ class Projection:
         """Which events of the log this consumer reads (the runner adds the position range)."""
         return Q(type__in=self.event_types)
 
-    def apply_batch(self, records: Sequence[Recorded[Event]]) -> None:
+    def apply_batch(self, records: Sequence[Recorded[DomainEvent]]) -> None:
         batch = Batch()
         if self.keys is not None:
             for model, keys in self.keys(records).items():
@@ -161,7 +161,7 @@ class Projection:
                 raise HandlerFailed(recorded, exc) from exc
         batch.flush()
 
-    def apply(self, recorded: Recorded[Event]) -> None:
+    def apply(self, recorded: Recorded[DomainEvent]) -> None:
         self.apply_batch([recorded])
 
     @property

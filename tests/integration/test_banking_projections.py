@@ -11,7 +11,7 @@ from django.forms.models import model_to_dict
 from django_tenants.utils import schema_context
 
 from commands_app.domain.aggregate import Aggregate
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 from commands_app.registry import get_registry
 from commands_app.slices.banking.aggregate import Account, Transfer
 from commands_app.slices.banking.payloads import (
@@ -29,7 +29,7 @@ from commands_app.slices.banking.payloads import (
     TransferRefunded,
     TransferRequested,
 )
-from events_app.models import Event as EventRow
+from events_app.models import Event
 from events_app.store import PostgresEventStore, to_recorded
 from projections_app.models import AccountBalance, BankTotals, RebuildStatus, StatementLine, TransferStatus
 from projections_app.operations import verify
@@ -46,11 +46,15 @@ T_DONE, T_REFUNDED, T_DECLINED, T_IN_FLIGHT = (
 NAMES = ("account_balances", "account_statement", "transfers", "bank_totals")
 
 
-def _account(account_id: uuid.UUID, *events: Event) -> tuple[type[Aggregate], uuid.UUID, list[Event]]:
+def _account(
+    account_id: uuid.UUID, *events: DomainEvent
+) -> tuple[type[Aggregate], uuid.UUID, list[DomainEvent]]:
     return (Account, account_id, list(events))
 
 
-def _transfer(transfer_id: uuid.UUID, *events: Event) -> tuple[type[Aggregate], uuid.UUID, list[Event]]:
+def _transfer(
+    transfer_id: uuid.UUID, *events: DomainEvent
+) -> tuple[type[Aggregate], uuid.UUID, list[DomainEvent]]:
     return (Transfer, transfer_id, list(events))
 
 
@@ -145,7 +149,7 @@ GOLDEN_TOTALS = {
 }
 
 
-def _append(tenant: Any, stream: list[tuple[type[Aggregate], uuid.UUID, list[Event]]]) -> None:
+def _append(tenant: Any, stream: list[tuple[type[Aggregate], uuid.UUID, list[DomainEvent]]]) -> None:
     with schema_context(tenant.schema_name):
         store = PostgresEventStore(get_registry(), snapshot_every=0)
         for aggregate_cls, aggregate_id, events in stream:
@@ -185,7 +189,7 @@ def _assert_golden(tenant: Any) -> None:
         assert lines == GOLDEN_STATEMENT
         assert set(StatementLine.objects.values_list("currency", flat=True)) == {"EUR", "USD"}
         # Each line is keyed by the event that moved the money.
-        event_ids = set(EventRow.objects.values_list("id", flat=True))
+        event_ids = set(Event.objects.values_list("id", flat=True))
         assert set(StatementLine.objects.values_list("event_id", flat=True)) <= event_ids
 
         transfers = {row.transfer_id: row for row in TransferStatus.objects.all()}
@@ -229,7 +233,7 @@ def test_applying_the_same_events_again_changes_nothing(fresh_tenant):
     before = _rows(fresh_tenant)
 
     with schema_context(fresh_tenant.schema_name):
-        records = [to_recorded(row, get_registry()) for row in EventRow.objects.order_by("position")]
+        records = [to_recorded(row, get_registry()) for row in Event.objects.order_by("position")]
         for name in NAMES:
             projection = get_projection(name)
             assert projection is not None

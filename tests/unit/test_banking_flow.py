@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from commands_app.domain.errors import Forbidden
 from commands_app.domain.flow import InMemoryFlow, SentCommand
-from commands_app.domain.messages import Command
+from commands_app.domain.messages import DomainCommand
 from commands_app.domain.registry import Registry
 from commands_app.slices import banking, system
 from commands_app.slices.banking.aggregate import Account, Transfer
@@ -57,7 +57,7 @@ def bank(**deposits: int) -> InMemoryFlow:
     return flow
 
 
-def send(flow: InMemoryFlow, command: Command, role: str = "banker") -> SentCommand:
+def send(flow: InMemoryFlow, command: DomainCommand, role: str = "banker") -> SentCommand:
     sent = flow.send(command, role=role)
     flow.run()
     return sent

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from commands_app.domain.errors import DomainError, InvalidPayload
-from commands_app.domain.messages import Command
+from commands_app.domain.messages import DomainCommand
 from commands_app.domain.registry import Registry
 from commands_app.domain.store import InMemoryEventStore, execute
 from commands_app.slices import banking, system
@@ -50,13 +50,13 @@ def store(registry: Registry) -> InMemoryEventStore:
 def run(store, registry):
     """`run(command)` executes one command as a banker and returns the recorded events."""
 
-    def _run(command: Command) -> list[Any]:
+    def _run(command: DomainCommand) -> list[Any]:
         return execute(store, registry, command, make_ctx(role="banker"))
 
     return _run
 
 
-def given(run, *commands: Command) -> None:
+def given(run, *commands: DomainCommand) -> None:
     for command in commands:
         run(command)
 
@@ -65,7 +65,7 @@ def types(recorded: list[Any]) -> list[str]:
     return [rec.type for rec in recorded]
 
 
-def refused(run, command: Command) -> DomainError:
+def refused(run, command: DomainCommand) -> DomainError:
     with pytest.raises(DomainError) as err:
         run(command)
     return err.value

@@ -7,7 +7,7 @@ from typing import ClassVar
 import pytest
 
 from commands_app.domain.errors import InvalidPayload, UnknownCommandType
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 from commands_app.domain.registry import Registry, Slice
 from commands_app.slices.system import SLICE
 from commands_app.slices.system.payloads import LogMessage
@@ -48,7 +48,7 @@ def test_the_published_schema_is_the_validating_schema(registry):
     assert described["executeTest"]["roles"] == ["admin", "developer", "tester"]
 
 
-class MessageLoggedV3(Event):
+class MessageLoggedV3(DomainEvent):
     TYPE: ClassVar[str] = "messageLogged"
     SCHEMA_VERSION: ClassVar[int] = 3
     text: str
@@ -103,9 +103,9 @@ def test_it_reports_a_role_granted_a_command_without_handler():
 
 def test_internal_commands_are_refused_for_every_role_and_cannot_be_granted():
     from commands_app.domain.errors import Forbidden
-    from commands_app.domain.messages import Command
+    from commands_app.domain.messages import DomainCommand
 
-    class Nudge(Command):
+    class Nudge(DomainCommand):
         TYPE: ClassVar[str] = "nudge"
         AGGREGATE_TYPE: ClassVar[str] = "system"
         INTERNAL: ClassVar[bool] = True

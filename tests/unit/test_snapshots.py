@@ -17,7 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.flow import InMemoryFlow
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 from commands_app.domain.registry import Registry
 from commands_app.registry import get_registry
 from commands_app.slices import banking, system
@@ -35,7 +35,7 @@ SYSTEM = uuid.UUID("00000000-0000-4000-8000-000000000004")
 AT = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
-def _system_stream() -> list[Event]:
+def _system_stream() -> list[DomainEvent]:
     test_id = uuid.uuid4()
     return [
         MessageLogged(text="boot", system_id=SYSTEM),
@@ -80,12 +80,12 @@ def _banking_flow() -> InMemoryFlow:
     return flow
 
 
-def _stream_of(aggregate_type: str, aggregate_id: uuid.UUID) -> Callable[[], list[Event]]:
+def _stream_of(aggregate_type: str, aggregate_id: uuid.UUID) -> Callable[[], list[DomainEvent]]:
     return lambda: [rec.event for rec in _banking_flow().store.read_stream(aggregate_type, aggregate_id)]
 
 
 # aggregate type -> (class, aggregate id, sample stream). Extend when adding an aggregate.
-SAMPLE_STREAMS: dict[str, tuple[type[Aggregate], uuid.UUID, Callable[[], list[Event]]]] = {
+SAMPLE_STREAMS: dict[str, tuple[type[Aggregate], uuid.UUID, Callable[[], list[DomainEvent]]]] = {
     "system": (System, SYSTEM, _system_stream),
     "account": (Account, EUR_A, _stream_of("account", EUR_A)),
     "transfer": (Transfer, TRANSFER, _stream_of("transfer", TRANSFER)),

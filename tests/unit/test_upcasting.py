@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import ClassVar
 
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 from commands_app.domain.registry import Registry, Slice
 from commands_app.slices.system.payloads import MessageLogged
 
@@ -35,7 +35,7 @@ def test_the_system_chain_is_contiguous(registry):
     assert registry.problems() == []
 
 
-class Shouted(Event):
+class Shouted(DomainEvent):
     TYPE: ClassVar[str] = "shouted"
     SCHEMA_VERSION: ClassVar[int] = 3
     text: str

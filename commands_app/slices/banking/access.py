@@ -9,7 +9,7 @@ banking: money is not theirs to look at unless a slice grants it."""
 
 from __future__ import annotations
 
-from commands_app.domain.messages import Command
+from commands_app.domain.messages import DomainCommand
 from commands_app.domain.reads import ReadRule, SliceReads
 from commands_app.slices.banking.payloads import (
     CloseAccount,
@@ -19,9 +19,9 @@ from commands_app.slices.banking.payloads import (
     WithdrawMoney,
 )
 
-_MOVE_MONEY: frozenset[type[Command]] = frozenset({DepositMoney, WithdrawMoney, TransferMoney})
+_MOVE_MONEY: frozenset[type[DomainCommand]] = frozenset({DepositMoney, WithdrawMoney, TransferMoney})
 
-ACCESS: dict[str, frozenset[type[Command]]] = {
+ACCESS: dict[str, frozenset[type[DomainCommand]]] = {
     "teller": _MOVE_MONEY,
     "banker": _MOVE_MONEY | {OpenAccount, CloseAccount},
 }

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from uuid import UUID
 
 from commands_app.domain.aggregate import Aggregate
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 from commands_app.slices.banking.payloads import (
     AccountClosed,
     AccountCreditDeclined,
@@ -48,7 +48,7 @@ class Account(Aggregate):
     refunds: set[UUID] = field(default_factory=set)  # debits given back
     declined: set[UUID] = field(default_factory=set)  # debits or credits this account declined
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: DomainEvent) -> None:
         match event:
             case AccountOpened():
                 self.opened = True
@@ -71,7 +71,7 @@ class Account(Aggregate):
                 self.declined.add(event.transfer_id)
 
 
-TransferStatus = Literal["new", "requested", "completed", "refunded", "declined"]
+TransferStage = Literal["new", "requested", "completed", "refunded", "declined"]
 FINAL_STATUSES: frozenset[str] = frozenset({"completed", "refunded", "declined"})
 
 
@@ -79,7 +79,7 @@ FINAL_STATUSES: frozenset[str] = frozenset({"completed", "refunded", "declined"}
 class Transfer(Aggregate):
     TYPE: ClassVar[str] = "transfer"
 
-    status: TransferStatus = "new"
+    status: TransferStage = "new"
     from_account_id: UUID | None = None
     to_account_id: UUID | None = None
     amount: int = 0
@@ -90,7 +90,7 @@ class Transfer(Aggregate):
     def is_settled(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: DomainEvent) -> None:
         match event:
             case TransferRequested():
                 self.status = "requested"

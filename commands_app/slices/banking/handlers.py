@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from commands_app.domain.errors import DomainError
-from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent
 from commands_app.domain.registry import Handler
-from commands_app.slices.banking.aggregate import Account, Transfer, TransferStatus
+from commands_app.slices.banking.aggregate import Account, Transfer, TransferStage
 from commands_app.slices.banking.payloads import (
     MAX_BALANCE,
     AccountClosed,
@@ -54,13 +54,13 @@ def _require_open(account: Account) -> None:
 
 
 # -- accounts ---------------------------------------------------------------------------------
-def open_account(account: Account, cmd: OpenAccount, ctx: CommandContext) -> Sequence[Event]:
+def open_account(account: Account, cmd: OpenAccount, ctx: CommandContext) -> Sequence[DomainEvent]:
     if account.opened:
         raise DomainError(f"Account {account.id} already exists.", code="account_exists")
     return [AccountOpened(owner=cmd.owner, currency=cmd.currency)]
 
 
-def deposit_money(account: Account, cmd: DepositMoney, ctx: CommandContext) -> Sequence[Event]:
+def deposit_money(account: Account, cmd: DepositMoney, ctx: CommandContext) -> Sequence[DomainEvent]:
     _require_open(account)
     balance = account.balance + cmd.amount
     if balance > MAX_BALANCE:
@@ -72,7 +72,7 @@ def deposit_money(account: Account, cmd: DepositMoney, ctx: CommandContext) -> S
     return [MoneyDeposited(amount=cmd.amount, currency=account.currency, balance_after=balance)]
 
 
-def withdraw_money(account: Account, cmd: WithdrawMoney, ctx: CommandContext) -> Sequence[Event]:
+def withdraw_money(account: Account, cmd: WithdrawMoney, ctx: CommandContext) -> Sequence[DomainEvent]:
     _require_open(account)
     if cmd.amount > account.balance:
         raise DomainError(
@@ -87,7 +87,7 @@ def withdraw_money(account: Account, cmd: WithdrawMoney, ctx: CommandContext) ->
     ]
 
 
-def close_account(account: Account, cmd: CloseAccount, ctx: CommandContext) -> Sequence[Event]:
+def close_account(account: Account, cmd: CloseAccount, ctx: CommandContext) -> Sequence[DomainEvent]:
     _require_open(account)
     if account.balance != 0:
         raise DomainError(
@@ -113,7 +113,7 @@ def _debit_refusal(account: Account, cmd: DebitAccountForTransfer) -> DeclineRea
 
 def debit_account_for_transfer(
     account: Account, cmd: DebitAccountForTransfer, ctx: CommandContext
-) -> Sequence[Event]:
+) -> Sequence[DomainEvent]:
     if cmd.transfer_id in account.debits or cmd.transfer_id in account.declined:
         return []  # this leg is decided already
     reason = _debit_refusal(account, cmd)
@@ -143,7 +143,7 @@ def _credit_refusal(account: Account, cmd: CreditAccountForTransfer) -> DeclineR
 
 def credit_account_for_transfer(
     account: Account, cmd: CreditAccountForTransfer, ctx: CommandContext
-) -> Sequence[Event]:
+) -> Sequence[DomainEvent]:
     if cmd.transfer_id in account.credits or cmd.transfer_id in account.declined:
         return []
     reason = _credit_refusal(account, cmd)
@@ -165,7 +165,7 @@ def credit_account_for_transfer(
 
 def refund_account_for_transfer(
     account: Account, cmd: RefundAccountForTransfer, ctx: CommandContext
-) -> Sequence[Event]:
+) -> Sequence[DomainEvent]:
     if cmd.transfer_id in account.refunds:
         return []
     amount = account.debits.get(cmd.transfer_id)
@@ -190,7 +190,7 @@ def refund_account_for_transfer(
 
 
 # -- transfers --------------------------------------------------------------------------------
-def transfer_money(transfer: Transfer, cmd: TransferMoney, ctx: CommandContext) -> Sequence[Event]:
+def transfer_money(transfer: Transfer, cmd: TransferMoney, ctx: CommandContext) -> Sequence[DomainEvent]:
     if transfer.status != "new":
         raise DomainError(f"Transfer {transfer.id} already exists.", code="transfer_exists")
     if cmd.from_account_id == cmd.to_account_id:
@@ -207,7 +207,7 @@ def transfer_money(transfer: Transfer, cmd: TransferMoney, ctx: CommandContext) 
     ]
 
 
-def _settle(transfer: Transfer, outcome: TransferStatus, event: Event) -> Sequence[Event]:
+def _settle(transfer: Transfer, outcome: TransferStage, event: DomainEvent) -> Sequence[DomainEvent]:
     if transfer.status == "new":
         raise DomainError(f"Transfer {transfer.id} does not exist.", code="transfer_not_found")
     if transfer.status == outcome:
@@ -223,23 +223,23 @@ def _settle(transfer: Transfer, outcome: TransferStatus, event: Event) -> Sequen
 
 def mark_transfer_completed(
     transfer: Transfer, cmd: MarkTransferCompleted, ctx: CommandContext
-) -> Sequence[Event]:
+) -> Sequence[DomainEvent]:
     return _settle(transfer, "completed", TransferCompleted())
 
 
 def mark_transfer_refunded(
     transfer: Transfer, cmd: MarkTransferRefunded, ctx: CommandContext
-) -> Sequence[Event]:
+) -> Sequence[DomainEvent]:
     return _settle(transfer, "refunded", TransferRefunded(reason=cmd.reason))
 
 
 def mark_transfer_declined(
     transfer: Transfer, cmd: MarkTransferDeclined, ctx: CommandContext
-) -> Sequence[Event]:
+) -> Sequence[DomainEvent]:
     return _settle(transfer, "declined", TransferDeclined(reason=cmd.reason))
 
 
-COMMAND_HANDLERS: dict[type[Command], Handler] = {
+COMMAND_HANDLERS: dict[type[DomainCommand], Handler] = {
     OpenAccount: open_account,
     DepositMoney: deposit_money,
     WithdrawMoney: withdraw_money,

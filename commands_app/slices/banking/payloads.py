@@ -5,7 +5,7 @@ float. Amounts are strict integers: `100.0`, `"100"` and `true` are refused, so 
 is ever rounded on the way in. Every event that moves money names its currency and the
 balance it left, so a projection never has to look anything up to place it.
 
-Event fields are plain types on purpose: the commands validated the values once, and a
+DomainEvent fields are plain types on purpose: the commands validated the values once, and a
 stored event must always parse again (a refund, which always succeeds, may even take a
 balance past MAX_BALANCE).
 
@@ -22,7 +22,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent
 
 # One movement: at most 10^12 minor units (ten billion in a two-decimal currency).
 MAX_AMOUNT = 10**12
@@ -42,7 +42,7 @@ DeclineReason = Literal[
 ]
 
 
-class AccountCommand(Command):
+class AccountCommand(DomainCommand):
     AGGREGATE_TYPE: ClassVar[str] = "account"
 
     account_id: UUID
@@ -51,7 +51,7 @@ class AccountCommand(Command):
         return self.account_id
 
 
-class TransferCommand(Command):
+class TransferCommand(DomainCommand):
     AGGREGATE_TYPE: ClassVar[str] = "transfer"
 
     transfer_id: UUID
@@ -154,32 +154,32 @@ class MarkTransferDeclined(TransferCommand):
 
 
 # -- account events ---------------------------------------------------------------------------
-class AccountOpened(Event):
+class AccountOpened(DomainEvent):
     TYPE: ClassVar[str] = "accountOpened"
     owner: str
     currency: str
 
 
-class MoneyDeposited(Event):
+class MoneyDeposited(DomainEvent):
     TYPE: ClassVar[str] = "moneyDeposited"
     amount: int
     currency: str
     balance_after: int
 
 
-class MoneyWithdrawn(Event):
+class MoneyWithdrawn(DomainEvent):
     TYPE: ClassVar[str] = "moneyWithdrawn"
     amount: int
     currency: str
     balance_after: int
 
 
-class AccountClosed(Event):
+class AccountClosed(DomainEvent):
     TYPE: ClassVar[str] = "accountClosed"
     currency: str
 
 
-class AccountDebitedForTransfer(Event):
+class AccountDebitedForTransfer(DomainEvent):
     """The source account of a transfer gave the amount; it is in flight until credited or refunded."""
 
     TYPE: ClassVar[str] = "accountDebitedForTransfer"
@@ -189,7 +189,7 @@ class AccountDebitedForTransfer(Event):
     balance_after: int
 
 
-class AccountDebitDeclined(Event):
+class AccountDebitDeclined(DomainEvent):
     """The source account could not give the amount; nothing moved. Recorded (not raised) so
     the transfer saga sees it and declines the transfer instead of waiting forever."""
 
@@ -199,7 +199,7 @@ class AccountDebitDeclined(Event):
     reason: DeclineReason
 
 
-class AccountCreditedForTransfer(Event):
+class AccountCreditedForTransfer(DomainEvent):
     TYPE: ClassVar[str] = "accountCreditedForTransfer"
     transfer_id: UUID
     amount: int
@@ -207,7 +207,7 @@ class AccountCreditedForTransfer(Event):
     balance_after: int
 
 
-class AccountCreditDeclined(Event):
+class AccountCreditDeclined(DomainEvent):
     """The target account could not take the amount; the saga refunds the source."""
 
     TYPE: ClassVar[str] = "accountCreditDeclined"
@@ -217,7 +217,7 @@ class AccountCreditDeclined(Event):
     reason: DeclineReason
 
 
-class AccountRefundedForTransfer(Event):
+class AccountRefundedForTransfer(DomainEvent):
     """A debited amount came back to the source account (its credit was declined)."""
 
     TYPE: ClassVar[str] = "accountRefundedForTransfer"
@@ -228,7 +228,7 @@ class AccountRefundedForTransfer(Event):
 
 
 # -- transfer events --------------------------------------------------------------------------
-class TransferRequested(Event):
+class TransferRequested(DomainEvent):
     TYPE: ClassVar[str] = "transferRequested"
     from_account_id: UUID
     to_account_id: UUID
@@ -236,15 +236,15 @@ class TransferRequested(Event):
     currency: str | None = None
 
 
-class TransferCompleted(Event):
+class TransferCompleted(DomainEvent):
     TYPE: ClassVar[str] = "transferCompleted"
 
 
-class TransferRefunded(Event):
+class TransferRefunded(DomainEvent):
     TYPE: ClassVar[str] = "transferRefunded"
     reason: DeclineReason
 
 
-class TransferDeclined(Event):
+class TransferDeclined(DomainEvent):
     TYPE: ClassVar[str] = "transferDeclined"
     reason: DeclineReason

@@ -11,7 +11,7 @@ system role; a tester sees the commands it sent and the events they recorded."""
 
 from __future__ import annotations
 
-from commands_app.domain.messages import Command
+from commands_app.domain.messages import DomainCommand
 from commands_app.domain.reads import ReadRule, SliceReads
 from commands_app.slices.system.payloads import (
     EmitMultipleEvents,
@@ -21,7 +21,7 @@ from commands_app.slices.system.payloads import (
     SimulateFailure,
 )
 
-ACCESS: dict[str, frozenset[type[Command]]] = {
+ACCESS: dict[str, frozenset[type[DomainCommand]]] = {
     "tester": frozenset({LogMessage, EmitMultipleEvents, ExecuteTest}),
     "system": frozenset({SimulateFailure, ExecuteRetryableTest}),
     "developer": frozenset({LogMessage, EmitMultipleEvents, ExecuteTest, ExecuteRetryableTest}),

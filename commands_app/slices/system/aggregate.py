@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from commands_app.domain.aggregate import Aggregate
-from commands_app.domain.messages import Event
+from commands_app.domain.messages import DomainEvent
 from commands_app.slices.system.payloads import (
     FailureSimulated,
     MessageLogged,
@@ -28,7 +28,7 @@ class System(Aggregate):
     events_emitted: int = 0
     last_test_id: str | None = None
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: DomainEvent) -> None:
         match event:
             case TestExecuted():
                 self.number_executed_tests = event.number_executed_tests

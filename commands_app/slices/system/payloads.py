@@ -8,7 +8,7 @@ from uuid import UUID, uuid5
 
 from pydantic import Field
 
-from commands_app.domain.messages import Command, CommandContext, Event
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent
 
 # The tenant's default system aggregate has a stable, valid uuid (the reference used the
 # string "system", which is not a uuid and broke every uuid-typed column downstream).
@@ -19,7 +19,7 @@ def default_system_id(tenant: str) -> UUID:
     return uuid5(_DEFAULT_SYSTEM_NAMESPACE, f"system:{tenant}")
 
 
-class SystemCommand(Command):
+class SystemCommand(DomainCommand):
     AGGREGATE_TYPE: ClassVar[str] = "system"
 
     system_id: UUID | None = None
@@ -72,7 +72,7 @@ class ExecuteRetryableTest(SystemCommand):
 
 
 # -- events -----------------------------------------------------------------------------------
-class MessageLogged(Event):
+class MessageLogged(DomainEvent):
     """A message was logged. v1 (the reference's shape) had `message`; v2 renamed it to
     `text`; v3 added `level`. Older events are upcast on read (see upcasters.py)."""
 
@@ -84,20 +84,20 @@ class MessageLogged(Event):
     system_id: UUID | None = None
 
 
-class FailureSimulated(Event):
+class FailureSimulated(DomainEvent):
     """Registered for compatibility with the reference's event log; this platform never emits it."""
 
     TYPE: ClassVar[str] = "failureSimulated"
     system_id: UUID | None = None
 
 
-class MultiEventEmitted(Event):
+class MultiEventEmitted(DomainEvent):
     TYPE: ClassVar[str] = "multiEventEmitted"
     index: int
     system_id: UUID | None = None
 
 
-class TestExecuted(Event):
+class TestExecuted(DomainEvent):
     TYPE: ClassVar[str] = "testExecuted"
     __test__ = False  # not a pytest test class
 
@@ -111,7 +111,7 @@ class TestExecuted(Event):
     parameters: dict[str, Any] | None = None
 
 
-class RetryableTestExecuted(Event):
+class RetryableTestExecuted(DomainEvent):
     TYPE: ClassVar[str] = "retryableTestExecuted"
 
     test_id: UUID
