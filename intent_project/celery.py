@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 import redis
+import structlog
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
@@ -46,6 +47,28 @@ _refuse_released_connection()
 app = Celery("intent_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["commands_app", "projections_app", "intent_project"])
+
+
+@setup_logging.connect
+def _use_the_project_logging(**kwargs: object) -> None:
+    """Connected, this signal stops Celery from installing its own handlers (and from taking
+    over the root logger): worker and beat log through settings.LOGGING like the web tier."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+def _bind_task(task_id: str = "", task: object = None, **kwargs: object) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task=getattr(task, "name", None), task_id=task_id)
+
+
+@task_postrun.connect
+def _unbind_task(**kwargs: object) -> None:
+    structlog.contextvars.clear_contextvars()
 
 
 @task_prerun.connect

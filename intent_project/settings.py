@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from intent_project import logs
 from intent_project.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_int_map,
@@ -101,6 +104,7 @@ TENANT_CLONE_FROM_TEMPLATE = env_bool("TENANT_CLONE_FROM_TEMPLATE", True)
 MIDDLEWARE = [
     "intent_project.middleware.api_responses_are_not_stored",
     "intent_project.middleware.RequestIdMiddleware",
+    "intent_project.logs.LogContextMiddleware",
     "intent_project.tenants.middleware.TenantPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS/JS under any WSGI server
@@ -347,18 +351,14 @@ STATIC_ROOT = env_str("STATIC_ROOT", "") or None
 WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/admin/login/"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        # axes logs every login at INFO; its warnings (lockouts) still show.
-        "axes": {"level": env_str("AXES_LOG_LEVEL", "WARNING")},
-    },
-}
+# JSON lines for a log shipper, or readable colored lines for a terminal (intent_project/logs.py):
+# by default, console on a terminal or under DEBUG (`make run`), JSON everywhere else.
+_ON_A_TERMINAL = sys.stderr.isatty()
+LOG_FORMAT = env_choice("LOG_FORMAT", "console" if DEBUG or _ON_A_TERMINAL else "json", logs.FORMATS)
+LOGGING = logs.logging_config(
+    LOG_FORMAT, env_str("LOG_LEVEL", "INFO").upper(), colors=env_bool("LOG_COLORS", _ON_A_TERMINAL)
+)
+logs.configure_structlog()
 CSRF_FAILURE_VIEW = "intent_project.api.errors.csrf_failure"
 
 # Web processes keep the /t/<slug>/ -> tenant lookup this long (0: off). Only that: roles
