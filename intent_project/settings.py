@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from intent_project import logs
 from intent_project.env import (
@@ -181,7 +181,9 @@ CELERY_TASK_DEFAULT_QUEUE = "commands"
 # Declared, so that a worker started without -Q (`celery -A intent_project worker`, the
 # standard command) consumes all three; routes alone would leave it on the default queue
 # and projections would never run. `-Q commands` etc. still split them into pools.
-CELERY_TASK_QUEUES = [Queue("commands"), Queue("projections"), Queue("sweeps")]
+# Each its own exchange and key: a bare Queue("x") would be bound to the default exchange
+# under the default key, so a message sent there would be copied into all three.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("commands", "projections", "sweeps")]
 CELERY_TASK_ROUTES = {
     "commands_app.tasks.*": {"queue": "commands"},
     "projections_app.tasks.*": {"queue": "projections"},
