@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
+from typing import Any
 
 import redis
 import structlog
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready, worker_shutdown
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
@@ -58,6 +60,26 @@ def _use_the_project_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+_heartbeat: threading.Thread | None = None
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **kwargs: object) -> None:
+    """Tell `/ready/` this worker is alive and which queues it serves (readiness.py)."""
+    global _heartbeat
+    from intent_project import readiness
+
+    queues = list(sender.app.amqp.queues.consume_from) if sender is not None else []
+    _heartbeat = readiness.start_heartbeat(getattr(sender, "hostname", "worker"), queues)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**kwargs: object) -> None:
+    from intent_project import readiness
+
+    readiness.stop_heartbeat(_heartbeat)
 
 
 @task_prerun.connect

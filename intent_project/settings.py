@@ -177,6 +177,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # object has no attribute 'hostname'") is fixed in intent_project/celery.py, and turning
 # remote control off was seen to leave workers hung after the broker returned.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = env_bool("CELERY_REMOTE_CONTROL", True)
+# Task events on, so Flower or `celery -A intent_project events` shows workers and tasks.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", True)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
+# Workers renew a heartbeat key this often; `/ready/` counts those renewed within the TTL.
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.5)
+WORKER_HEARTBEAT_TTL_SECONDS = env_int("WORKER_HEARTBEAT_TTL_SECONDS", 30, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "commands"
 # Declared, so that a worker started without -Q (`celery -A intent_project worker`, the
 # standard command) consumes all three; routes alone would leave it on the default queue

@@ -8,6 +8,7 @@ from intent_project.api import views
 
 urlpatterns = [
     path("health/", views.health, name="health"),
+    path("ready/", views.ready, name="ready"),
     path("api/auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("api/auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
     path("api/auth/logout-all/", views.LogoutAllView.as_view(), name="auth-logout-all"),

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commands_app.registry import get_registry
+from intent_project import readiness
 from intent_project.api.authentication import TokenAuthentication
 from intent_project.api.errors import ApiError
 from intent_project.api.throttling import LOGIN_THROTTLES
@@ -298,6 +299,13 @@ class RegistryView(APIView):
         ]
         body["tenant_roles"] = [{"role": value, "label": label} for value, label in Role.choices]
         return Response(body)
+
+
+def ready(request: HttpRequest) -> JsonResponse:
+    """Readiness (intent_project/readiness.py): 200 when every check passes, else 503.
+    Open like /health/: it names checks and counts, never tenants or hosts."""
+    ok, checks = readiness.readiness()
+    return JsonResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
 
 
 def health(request: HttpRequest) -> JsonResponse:
