@@ -9,7 +9,14 @@ from typing import Any
 import redis
 import structlog
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
@@ -80,6 +87,14 @@ def _stop_heartbeat(**kwargs: object) -> None:
     from intent_project import readiness
 
     readiness.stop_heartbeat(_heartbeat)
+
+
+@worker_process_shutdown.connect
+def _process_exited(pid: int | None = None, **kwargs: object) -> None:
+    """A prefork child ended: drop its live gauges from the metrics directory (metrics.py)."""
+    from intent_project import metrics
+
+    metrics.process_exited(pid or os.getpid())
 
 
 @task_prerun.connect

@@ -31,3 +31,10 @@ accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 proc_name = "intent-web"
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A web process ended: drop its live gauges from the metrics directory (metrics.py)."""
+    from intent_project import metrics
+
+    metrics.process_exited(worker.pid)  # type: ignore[attr-defined]

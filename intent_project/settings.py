@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +27,17 @@ from intent_project.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Prometheus multiprocess mode (intent_project/metrics.py): every process of this host writes
+# its figures here and /metrics adds them up. Set before prometheus_client is imported
+# (nothing imports it before the settings); web and worker processes of a host must share it.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(tempfile.gettempdir()) / f"intent-metrics-{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:12]}"),
+)
+os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+# `GET /metrics` answers only to `Authorization: Bearer <METRICS_TOKEN>`; empty: 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 DEBUG = env_bool("DEBUG", False)
 # A key everyone can read in the source signs sessions, password-reset links and CSRF

@@ -5,10 +5,12 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from intent_project.api import views
+from intent_project.metrics import metrics_view
 
 urlpatterns = [
     path("health/", views.health, name="health"),
     path("ready/", views.ready, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("api/auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
     path("api/auth/logout-all/", views.LogoutAllView.as_view(), name="auth-logout-all"),
