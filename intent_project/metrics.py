@@ -112,6 +112,16 @@ def record_projection_summary(summary: dict[str, dict[str, float]]) -> None:
     _redis().set(PROJECTION_SUMMARY_KEY, json.dumps(summary), ex=ttl)
 
 
+# The gauges a scrape computes: name -> (summary key, help).
+PROJECTION_GAUGES = {
+    "intent_projection_lag_events": ("lag_events", "Events behind the head, worst tenant."),
+    "intent_projection_lag_seconds": ("lag_seconds", "Age of the oldest event not yet applied, worst tenant."),
+    "intent_projection_stalled": ("stalled", "Tenants in which the projection is stalled."),
+    "intent_projection_dead_letters": ("dead_letters", "Dead letters, all tenants."),
+}
+QUEUE_DEPTH = "intent_queue_depth"
+
+
 class _ScrapeTimeCollector:
     """Figures read when scraped: the sweep's projection summary and the queue depths."""
 
@@ -123,31 +133,12 @@ class _ScrapeTimeCollector:
         except redis.RedisError:
             return  # the broker is away: /ready/ says so; these figures are just missing
         summary: dict[str, dict[str, float]] = json.loads(raw) if raw else {}
-        families = {
-            "lag_events": GaugeMetricFamily(
-                "intent_projection_lag_events", "Events behind the head, worst tenant.", labels=["projection"]
-            ),
-            "lag_seconds": GaugeMetricFamily(
-                "intent_projection_lag_seconds",
-                "Age of the oldest event not yet applied, worst tenant.",
-                labels=["projection"],
-            ),
-            "stalled": GaugeMetricFamily(
-                "intent_projection_stalled",
-                "Tenants in which the projection is stalled.",
-                labels=["projection"],
-            ),
-            "dead_letters": GaugeMetricFamily(
-                "intent_projection_dead_letters", "Dead letters, all tenants.", labels=["projection"]
-            ),
-        }
-        for projection, figures in sorted(summary.items()):
-            for key, family in families.items():
+        for name, (key, help_text) in PROJECTION_GAUGES.items():
+            family = GaugeMetricFamily(name, help_text, labels=["projection"])
+            for projection, figures in sorted(summary.items()):
                 family.add_metric([projection], float(figures.get(key, 0)))
-        yield from families.values()
-        queue = GaugeMetricFamily(
-            "intent_queue_depth", "Messages waiting in a Celery queue.", labels=["queue"]
-        )
+            yield family
+        queue = GaugeMetricFamily(QUEUE_DEPTH, "Messages waiting in a Celery queue.", labels=["queue"])
         for name, depth in depths.items():
             queue.add_metric([name], float(depth))
         yield queue
