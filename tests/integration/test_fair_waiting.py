@@ -222,8 +222,11 @@ def test_a_post_wait_keeps_its_202_and_a_replay_its_200_with_idempotent_replayed
     }
     parked = web.park("POST", "/t/acme/api/commands/?wait=30", alice.token, envelope)
     wait_until(lambda: waits.in_progress(str(alice.user.pk)) == 1)
+    # The wait's slot is taken before the view stores the command: wait for the row too.
     with schema_context(world.acme.schema_name):
-        assert Command.objects.filter(pk=envelope["id"]).count() == 1  # stored once, parked
+        stored = Command.objects.filter(pk=envelope["id"])
+        wait_until(stored.exists)
+        assert stored.count() == 1  # stored once, parked
 
     make_due(world.acme, envelope["id"])
     status, headers, body = answer(parked)
