@@ -16,7 +16,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from commands_app.bus import retry, submit
+from commands_app import operations
+from commands_app.bus import submit
 from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import api_reader, visible_commands
 from intent_project.api.errors import ApiError
@@ -256,13 +257,13 @@ def visible_command(request: Request, command_id: Any) -> Command:
 
 
 class CommandRetryView(GenericAPIView):
-    """Send a failed command again (it appended nothing when it failed)."""
+    """Send a failed command again (it appended nothing when it failed); who may is
+    commands_app.operations.retry's decision."""
 
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
     @extend_schema(request=None, responses={202: CommandOut})
     def post(self, request: Request, command_id: Any) -> Response:
-        visible_command(request, command_id)
-        command = retry(command_id, role=tenant_role(request), operator=request.user.get_username())
+        command = operations.retry(command_id, by=operations.api_operator(request))
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

@@ -15,12 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commands_app.operations import api_operator
 from commands_app.read_policy import ReadModelScope, api_reader, redact, require_read_model
 from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import wait_seconds
-from intent_project.api.permissions import IsTenantMember, require_operator
+from intent_project.api.permissions import IsTenantMember
 from intent_project.tenancy import current_schema
 from intent_project.waits import Wait
 from projections_app import operations
@@ -28,7 +29,6 @@ from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
 from projections_app.registry import get_consumer, get_consumers, get_read_models
 from projections_app.runner import ensure_checkpoints, head_position
-from projections_app.tasks import wake_projections
 
 ProjectionOut = inline_serializer(
     "Projection",
@@ -134,10 +134,7 @@ class ProjectionResumeView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, name: str) -> Response:
-        require_operator(request)
-        _state_of(name)
-        operations.resume(name)
-        wake_projections(current_schema())
+        operations.resume(name, by=api_operator(request))
         projection, state = _state_of(name)
         return Response(describe(projection, state, head_position()))
 
@@ -149,10 +146,7 @@ class ProjectionSkipView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, name: str) -> Response:
-        require_operator(request)
-        _state_of(name)
-        letter = operations.skip(name, operator=request.user.get_username())
-        wake_projections(current_schema())
+        letter = operations.skip(name, by=api_operator(request))
         projection, state = _state_of(name)
         body = describe(projection, state, head_position())
         body["dead_letter"] = DeadLetterOut(letter).data
@@ -167,10 +161,8 @@ class DeadLetterReplayView(GenericAPIView):
 
     @extend_schema(request=None, responses=DeadLetterOut)
     def post(self, request: Request, name: str, letter_id: int) -> Response:
-        require_operator(request)
-        if not DeadLetter.objects.filter(pk=letter_id, projection=name).exists():
-            raise ApiError(404, "not_found", f"No dead letter {letter_id} for '{name[:80]}'.")
-        return Response(DeadLetterOut(operations.replay_dead_letter(letter_id)).data)
+        letter = operations.replay_dead_letter(letter_id, by=api_operator(request), projection=name)
+        return Response(DeadLetterOut(letter).data)
 
 
 @functools.cache
