@@ -25,10 +25,11 @@ from intent_project.api.permissions import IsTenantMember
 from intent_project.tenancy import current_schema
 from intent_project.waits import Wait
 from projections_app import operations
+from projections_app.lookup import checkpoint, checkpoints, projection_named
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
-from projections_app.registry import get_consumer, get_consumers, get_read_models
-from projections_app.runner import ensure_checkpoints, head_position
+from projections_app.registry import get_consumers, get_read_models
+from projections_app.runner import head_position
 
 ProjectionOut = inline_serializer(
     "Projection",
@@ -78,23 +79,14 @@ class ProjectionListView(APIView):
 
     @extend_schema(responses=ProjectionOut)
     def get(self, request: Request) -> Response:
-        ensure_checkpoints()
-        states = {s.name: s for s in ProjectionState.objects.all()}
+        states = checkpoints()
         head = head_position()
         return Response([describe(p, states[p.name], head) for p in get_consumers()])
 
 
 def _state_of(name: str) -> tuple[Projection, ProjectionState]:
-    projection = get_consumer(name)
-    if projection is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"No projection or saga '{name[:80]}'.",
-            {"known": [p.name for p in get_consumers()]},
-        )
-    ensure_checkpoints()
-    return projection, ProjectionState.objects.get(name=name)
+    projection = projection_named(name)
+    return projection, checkpoint(projection)
 
 
 class DeadLetterOut(serializers.ModelSerializer):
@@ -201,16 +193,15 @@ def _await_position(request: Request, projection_name: str) -> int:
                 {"fields": {"min_position": ["Not a non-negative integer."]}},
             ) from None
     wait = wait_seconds(request, READ_YOUR_WRITES_DEFAULT_WAIT)
-    ensure_checkpoints()
+    projection = projection_named(projection_name)
     if wanted is None:
-        return ProjectionState.objects.get(name=projection_name).position
+        return checkpoint(projection).position
     # Woken when the checkpoint moves (intent_project/waits.py); a stalled projection
     # will not move, so it is answered at once.
     with Wait(request, current_schema(), notifications.projection_key(projection_name), wait) as waiting:
-        state = ProjectionState.objects.get(name=projection_name)
         state = waiting.until(
-            state,
-            lambda: ProjectionState.objects.get(name=projection_name),
+            checkpoint(projection),
+            lambda: checkpoint(projection),
             lambda s: s.position >= wanted or s.status == ProjectionStatus.STALLED,
         )
     if state.position >= wanted:
