@@ -510,6 +510,25 @@ def test_it_refuses_an_unknown_status_filter(world):
     )
 
 
+@pytest.mark.parametrize("limit", ["ten", "0", "501", "1.5"])
+def test_it_refuses_a_page_size_it_cannot_serve_and_names_the_parameter(world, limit):
+    error = assert_field_error(
+        client_for(world["dave"]).get(commands_url() + f"?limit={limit}"), 400, "validation_error", "limit"
+    )
+
+    assert "limit" in error["message"]
+
+
+def test_an_empty_filter_means_no_filter(world):
+    dave = client_for(world["dave"])
+    sent = send(dave, "logMessage", {"message": "hi"}).json()["id"]
+
+    listed = dave.get(commands_url() + "?status=&type=&limit=")
+
+    assert listed.status_code == 200
+    assert sent in {c["id"] for c in listed.json()["results"]}
+
+
 def test_it_answers_an_unreadable_cursor_with_404(world):
     assert_error(client_for(world["dave"]).get(commands_url() + "?cursor=abc"), 404, "not_found")
 
