@@ -82,6 +82,9 @@ SHARED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: the first app with a `runserver` command wins, and this one closes
+    # each request thread's database connection (intent_project/devserver).
+    "intent_project.devserver",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
