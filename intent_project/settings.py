@@ -123,6 +123,8 @@ MIDDLEWARE = [
     "intent_project.middleware.RequestIdMiddleware",
     "intent_project.logs.LogContextMiddleware",
     "intent_project.tenants.middleware.TenantPathMiddleware",
+    # After the tenant's urlconf is chosen, before CommonMiddleware's APPEND_SLASH redirect.
+    "intent_project.middleware.ApiWritesWithoutSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS/JS under any WSGI server
     "django.contrib.sessions.middleware.SessionMiddleware",
