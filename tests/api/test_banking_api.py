@@ -247,6 +247,18 @@ def test_a_transfer_sent_by_a_teller_completes_and_shows_in_every_read_model(wor
     assert totals["in_flight"] == 0
 
 
+def test_a_tellers_typo_is_answered_with_its_own_commands_and_a_suggestion(world):
+    with stores_no_command(world.acme):
+        response = send(client_for(world["tom"]), "depositMoni", money())
+
+    error = assert_error(response, 400, "unknown_command_type")
+    assert error["details"] == {
+        "known": ["depositMoney", "transferMoney", "withdrawMoney"],
+        "did_you_mean": "depositMoney",
+    }
+    assert "Did you mean 'depositMoney'?" in error["message"]
+
+
 def test_a_withdrawal_past_the_balance_fails_with_insufficient_funds(world):
     bea = client_for(world["bea"])
     account = open_account()
