@@ -77,7 +77,6 @@ def submit(
     """
     client_metadata = client_metadata or {}
     registry = get_registry()
-    registry.command_class(type_name)
     # Authorize before anything else, the idempotent replay included: re-posting someone
     # else's id and body must not hand a role a command type it may not send.
     registry.authorize(role, type_name)

@@ -1,5 +1,5 @@
 """Request ids: every request gets one (or keeps the client's), echoed in responses and errors.
-API responses are never stored by caches."""
+API responses are never stored by caches. API writes are accepted without the trailing slash."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.urls import is_valid_path
 from django.utils.decorators import sync_and_async_middleware
 
 from intent_project.api.errors import error_response
@@ -76,3 +77,32 @@ def api_responses_are_not_stored(get_response: Any) -> Any:
         return mark(request, get_response(request))
 
     return middleware
+
+
+# Methods that carry a body or change something: a redirect would lose them (see below).
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ApiWritesWithoutSlashMiddleware:
+    """`POST /t/acme/api/commands` is served as `POST /t/acme/api/commands/`.
+
+    Django's APPEND_SLASH answers such a request with a redirect (and raises a RuntimeError
+    under DEBUG): clients follow a 301 or 302 with a GET and no body, so the command never
+    arrives, and the 301 itself has an empty body that says nothing. On API routes a write
+    whose path is unknown as written and known with the slash goes to that route instead;
+    reads (GET, HEAD) still get CommonMiddleware's redirect to the canonical URL, which
+    repeats them faithfully. After the tenant middleware (it chooses the urlconf), before
+    CommonMiddleware.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if request.method in _WRITES and not path.endswith("/") and _API_PATH.match(request.path):
+            urlconf = getattr(request, "urlconf", None)
+            if not is_valid_path(path, urlconf) and is_valid_path(f"{path}/", urlconf):
+                request.path_info = f"{path}/"
+                request.path = f"{request.path}/"
+        return self.get_response(request)

@@ -82,6 +82,9 @@ SHARED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: the first app with a `runserver` command wins, and this one closes
+    # each request thread's database connection (intent_project/devserver).
+    "intent_project.devserver",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
@@ -120,6 +123,8 @@ MIDDLEWARE = [
     "intent_project.middleware.RequestIdMiddleware",
     "intent_project.logs.LogContextMiddleware",
     "intent_project.tenants.middleware.TenantPathMiddleware",
+    # After the tenant's urlconf is chosen, before CommonMiddleware's APPEND_SLASH redirect.
+    "intent_project.middleware.ApiWritesWithoutSlashMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS/JS under any WSGI server
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -6,6 +6,8 @@ from intent_project.urls_public import urlpatterns as public_patterns
 from intent_project.urls_tenant import api_patterns
 
 urlpatterns = [
-    *[p for p in public_patterns if not str(getattr(p, "pattern", "")).startswith(("admin/", "health/", "ready/", "metrics"))],
+    # The API's own routes; `/` (a redirect for browsers), the admin, health, ready and
+    # metrics are not part of it.
+    *[p for p in public_patterns if str(getattr(p, "pattern", "")).startswith("api/")],
     path("t/<slug:tenant>/", include(api_patterns)),
 ]

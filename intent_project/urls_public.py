@@ -1,4 +1,4 @@
-"""Routes outside any tenant: auth, users, tenants, registry, health, docs, platform admin."""
+"""Routes outside any tenant: entry points, auth, users, tenants, registry, health, docs, platform admin."""
 
 from django.contrib import admin
 from django.urls import path
@@ -8,6 +8,9 @@ from intent_project.api import views
 from intent_project.metrics import metrics_view
 
 urlpatterns = [
+    # JSON links for API clients; a browser asking for `/` is sent to the API docs.
+    path("", views.SiteRootView.as_view(), name="root"),
+    path("api/", views.EntryPointsView.as_view(), name="api-root"),
     path("health/", views.health, name="health"),
     path("ready/", views.ready, name="ready"),
     path("metrics", metrics_view, name="metrics"),

@@ -5,9 +5,11 @@ from django.urls import path
 from commands_app import api as commands_api
 from events_app import api as events_api
 from intent_project.admin_sites import tenant_admin_site
+from intent_project.api import views
 from projections_app import api as projections_api
 
 api_patterns = [
+    path("api/", views.TenantEntryPointsView.as_view(), name="tenant-api"),
     path("api/commands/", commands_api.CommandListView.as_view(), name="commands"),
     path(
         "api/commands/<uuid:command_id>/",
@@ -54,6 +56,8 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    # JSON links for API clients; a browser asking for /t/<tenant>/ is sent to the tenant admin.
+    path("", views.TenantRootView.as_view(), name="tenant-root"),
     *api_patterns,
     path("admin/", tenant_admin_site.urls),
 ]

@@ -7,7 +7,8 @@ handler, or a gap in an upcaster chain, stops the process before it serves anyth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,20 @@ def _pydantic_details(exc: ValidationError) -> dict[str, Any]:
         loc = ".".join(str(part) for part in err["loc"]) or "payload"
         fields.setdefault(loc, []).append(err["msg"])
     return {"fields": fields}
+
+
+def _unknown_command(type_name: str, sendable: Iterable[str]) -> UnknownCommandType:
+    """The error for a type nobody registered. `known` lists only what the caller could send
+    (internal saga steps and other roles' commands are noise to it, and /api/registry/
+    lists everything); `did_you_mean` is the closest of those, matched without case."""
+    known = sorted(sendable)
+    by_folded = {name.casefold(): name for name in known}
+    close = difflib.get_close_matches(type_name.casefold(), list(by_folded), n=1)
+    guess = by_folded[close[0]] if close else None
+    hint = f" Did you mean '{guess}'?" if guess else ""
+    return UnknownCommandType(
+        f"Unknown command type '{type_name}'.{hint}", details={"known": known, "did_you_mean": guess}
+    )
 
 
 class Registry:
@@ -195,12 +210,11 @@ class Registry:
 
     # -- commands ----------------------------------------------------------------------------
     def command_class(self, type_name: str) -> type[DomainCommand]:
+        """The class of a command type; unknown types list the public ones (any role's)."""
         try:
             return self.commands[type_name]
         except KeyError:
-            raise UnknownCommandType(
-                f"Unknown command type '{type_name}'.", details={"known": sorted(self.commands)}
-            ) from None
+            raise _unknown_command(type_name, self.roles[ADMIN_ROLE]) from None
 
     def parse_command(self, type_name: str, payload: Any) -> DomainCommand:
         cls = self.command_class(type_name)
@@ -217,7 +231,11 @@ class Registry:
             ) from None
 
     def authorize(self, role: str | None, type_name: str) -> None:
-        if self.command_class(type_name).INTERNAL:
+        """Refuse what `role` may not send; an unknown type lists what it may send."""
+        cls = self.commands.get(type_name)
+        if cls is None:
+            raise _unknown_command(type_name, self.roles.get(role, ()) if role else ())
+        if cls.INTERNAL:
             raise Forbidden(
                 f"'{type_name}' is an internal command: only the platform's sagas issue it.",
                 code="internal_command",

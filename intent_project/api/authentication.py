@@ -1,8 +1,10 @@
 """API token authentication: django-rest-knox tokens, read from the database on every request.
 
-`Authorization: Token <token>`. Only the token's SHA-512 digest is stored; a token expires
-after TOKEN_TTL_HOURS and is revoked by POST /api/auth/logout/ (or logout-all/). Nothing is
-cached per process: a revoked token is refused by every web process on its next request.
+`Authorization: Token <token>` or `Authorization: Bearer <token>` (the OAuth 2 spelling most
+HTTP clients and Swagger UI send); the scheme is case-insensitive. Only the token's SHA-512
+digest is stored; a token expires after TOKEN_TTL_HOURS and is revoked by POST
+/api/auth/logout/ (or logout-all/). Nothing is cached per process: a revoked token is
+refused by every web process on its next request.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.signals import token_expired
+from rest_framework.authentication import get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+ACCEPTED_SCHEMES = ("Token", "Bearer")
+_SCHEMES = frozenset(scheme.lower().encode() for scheme in ACCEPTED_SCHEMES)
+_HOW = "Send 'Authorization: Token <token>' or 'Authorization: Bearer <token>'."
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -23,7 +32,28 @@ class TokenAuthentication(KnoxTokenAuthentication):
     ones; here only the presented token's expiry is checked (an expired token is deleted
     and refused), and the user's other expired tokens are deleted when they log in again
     (views.TokenView).
+
+    knox ignores a header in any other scheme, which then answered "Authentication
+    credentials were not provided." although the client did send some: the only other
+    authentication here is the session, which never reads the header, so another scheme
+    is refused saying which ones work.
     """
+
+    def authenticate(self, request: Request) -> Any:
+        header = get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].lower() not in _SCHEMES:
+            raise AuthenticationFailed(f"Unsupported authorization scheme. {_HOW}")
+        if len(header) != 2:
+            raise AuthenticationFailed(f"Invalid authorization header: one token, no spaces. {_HOW}")
+        if not header[1].isascii():  # knox would fail decoding it as UTF-8: a 500
+            raise AuthenticationFailed("Invalid token.")
+        # knox's own check: the token's key finds the row, its SHA-512 digest must match.
+        return self.authenticate_credentials(header[1])
+
+    def authenticate_header(self, request: Request) -> str:
+        return ", ".join(ACCEPTED_SCHEMES)  # the WWW-Authenticate challenges of a 401
 
     def _cleanup_token(self, auth_token: Any) -> bool:
         if auth_token.expiry is not None and auth_token.expiry < timezone.now():
@@ -35,10 +65,12 @@ class TokenAuthentication(KnoxTokenAuthentication):
 
 
 class TokenScheme(OpenApiAuthenticationExtension):
-    """The OpenAPI security scheme: the same `tokenAuth` name DRF's token scheme had."""
+    """The OpenAPI security scheme: HTTP bearer, so Swagger UI's "Authorize" takes the bare
+    token and sends `Bearer <token>`; the name `tokenAuth` stays the one DRF's scheme had."""
 
     target_class = "intent_project.api.authentication.TokenAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema: Any) -> Any:
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token")
+        scheme = build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
+        return {**scheme, "description": _HOW}

@@ -54,6 +54,19 @@ def error_response(
     return JsonResponse(_body(code, message, details, request), status=status)
 
 
+# The database could not be reached or dropped the connection: nothing was stored, so the
+# same request (same id, same body) may simply be sent again.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+_DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly (same id, same body)."
+
+
+def database_unavailable(request: HttpRequest | None = None) -> JsonResponse:
+    """The 503 for a database error raised outside a DRF view (middleware, admin pages)."""
+    response = error_response(503, "service_unavailable", _DATABASE_UNAVAILABLE, request=request)
+    response["Retry-After"] = "1"
+    return response
+
+
 _DRF_CODES: dict[type[drf.APIException], str] = {
     drf.ParseError: "malformed_request",
     drf.AuthenticationFailed: "authentication_failed",
@@ -116,13 +129,8 @@ def _classify(exc: Exception) -> tuple[int | None, str, str, Any]:
         return exc.status, exc.code, exc.message, exc.details
     if isinstance(exc, IntentError):
         return _STATUS_FOR_INTENT.get(exc.code, 400), exc.code, exc.message, exc.details
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return (
-            503,
-            "service_unavailable",
-            "The database is unavailable; retry shortly (same id, same body).",
-            None,
-        )
+    if isinstance(exc, DATABASE_ERRORS):
+        return 503, "service_unavailable", _DATABASE_UNAVAILABLE, None
     if isinstance(exc, DjangoValidationError):
         # e.g. a forged pagination cursor whose values do not fit the ordering field
         return 400, "validation_error", "; ".join(exc.messages) or "Invalid value.", None
@@ -167,15 +175,8 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 def handler500(request: HttpRequest) -> JsonResponse:
     # Django calls this while handling the exception, so it is still the current one.
-    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        response = error_response(
-            503,
-            "service_unavailable",
-            "The database is unavailable; retry shortly (same id, same body).",
-            request=request,
-        )
-        response["Retry-After"] = "1"
-        return response
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return database_unavailable(request)
     return error_response(500, "server_error", "The server failed; the error was logged.", request=request)
 
 

@@ -1,4 +1,4 @@
-"""Public (non-tenant) API: tokens, users, tenants, memberships, registry, health."""
+"""Public (non-tenant) API: entry points, tokens, users, tenants, memberships, registry, health."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.contrib.auth import authenticate, get_user_model, user_logged_in, us
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -23,7 +24,7 @@ from rest_framework.views import APIView
 
 from commands_app.registry import get_registry
 from intent_project import readiness
-from intent_project.api.authentication import TokenAuthentication
+from intent_project.api.authentication import ACCEPTED_SCHEMES, TokenAuthentication
 from intent_project.api.errors import ApiError
 from intent_project.api.throttling import LOGIN_THROTTLES
 from intent_project.tenancy import use_public_schema
@@ -35,6 +36,95 @@ from intent_project.tenants.services import TenantExists, create_tenant, role_in
 from projections_app.registry import get_projections, get_read_models
 
 User = get_user_model()
+
+
+# --- entry points: GET /, /api/, /t/<tenant>/, /t/<tenant>/api/ -------------------------------
+def _public_url(request: Request, name: str) -> str:
+    # Inside a tenant the request's urlconf is the tenant's; public routes live in this one.
+    return request.build_absolute_uri(reverse(name, urlconf=settings.PUBLIC_SCHEMA_URLCONF))
+
+
+def _wants_a_page(request: Request) -> bool:
+    """A browser (text/html before anything else in Accept), not an API client (`*/*`, JSON)."""
+    return request._request.get_preferred_type(["application/json", "text/html"]) == "text/html"
+
+
+class EntryPointsView(APIView):
+    """Where to go from here (GET /api/): links, never data, so open to anyone like the registry.
+
+    Every client gets them, browsers included (DRF's browsable page of the same links); the
+    root views below send a browser to a page instead."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+    page: str | None = None
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="api_root")
+    def get(self, request: Request, **kwargs: Any) -> Any:
+        if self.page is not None and _wants_a_page(request):
+            return HttpResponseRedirect(reverse(self.page))
+        return Response(self.entry_points(request))
+
+    def entry_points(self, request: Request) -> dict[str, Any]:
+        return {
+            "name": settings.SPECTACULAR_SETTINGS["TITLE"],
+            "version": settings.SPECTACULAR_SETTINGS["VERSION"],
+            "authentication": {
+                "header": " or ".join(f"Authorization: {scheme} <token>" for scheme in ACCEPTED_SCHEMES),
+                "token": _public_url(request, "auth-token"),
+            },
+            "links": {
+                "docs": _public_url(request, "swagger-ui"),
+                "schema": _public_url(request, "schema"),
+                "registry": _public_url(request, "registry"),
+                "tenants": _public_url(request, "tenants"),
+                # A URI template: the tenants a user belongs to list their own api_url.
+                "tenant_api": request.build_absolute_uri("/t/") + "{tenant}/api/",
+                "health": _public_url(request, "health"),
+                "ready": _public_url(request, "ready"),
+                "admin": _public_url(request, "admin:index"),
+            },
+        }
+
+
+class TenantEntryPointsView(EntryPointsView):
+    """A tenant's entry points (in the tenant's urlconf, so `reverse` gives /t/<tenant>/ URLs)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="tenant_api_root")
+    def get(self, request: Request, **kwargs: Any) -> Any:
+        return super().get(request, **kwargs)
+
+    def entry_points(self, request: Request) -> dict[str, Any]:
+        def url(route: str, **kwargs: Any) -> str:
+            return request.build_absolute_uri(reverse(route, kwargs=kwargs or None))
+
+        body = {"tenant": request.tenant.slug, **super().entry_points(request)}  # type: ignore[attr-defined]
+        body["links"] = {
+            "commands": url("commands"),
+            "events": url("events"),
+            "traces": url("tenant-api") + "traces/{correlation_id}/",  # a URI template
+            "read_models": {name: url("read-model-list", name=name) for name in sorted(get_read_models())},
+            "projections": url("projections"),
+            "admin": url("admin:index"),
+            "registry": _public_url(request, "registry"),
+            "docs": _public_url(request, "swagger-ui"),
+        }
+        return body
+
+
+class SiteRootView(EntryPointsView):
+    """GET /: the entry points for an API client, the API docs for a browser. Not in the
+    OpenAPI document (a redirect is no API; /api/ is the same links)."""
+
+    schema = None
+    page = "swagger-ui"
+
+
+class TenantRootView(TenantEntryPointsView):
+    """GET /t/<tenant>/: the tenant's entry points, or its admin for a browser."""
+
+    schema = None
+    page = "admin:index"
 
 
 class TokenIn(serializers.Serializer):

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django_tenants.middleware.subfolder import TenantSubfolderMiddleware
 
-from intent_project.api.errors import error_response
+from intent_project.api.errors import DATABASE_ERRORS, database_unavailable, error_response
 from intent_project.tenants import lookups
 from intent_project.tenants.models import SLUG_RE
 
@@ -19,6 +19,11 @@ class TenantPathMiddleware(TenantSubfolderMiddleware):
 
     A NUL byte in the slug reaches PostgreSQL and raises a 500 there, so anything that is
     not a well-formed slug is a 404 before the database sees it.
+
+    The tenant lookup is the first query of nearly every request, public ones included (the
+    public tenant's row). A database that is down or full answers here, before any view:
+    Django would turn that error into its 500 page (with the traceback under DEBUG), so it
+    is answered as the API answers it inside views, 503 `service_unavailable`.
     """
 
     def process_request(self, request: HttpRequest) -> Any:
@@ -26,7 +31,10 @@ class TenantPathMiddleware(TenantSubfolderMiddleware):
             slug = request.path[len(TENANT_PREFIX) :].split("/", 1)[0]
             if not SLUG_RE.fullmatch(slug):
                 return self.no_tenant_found(request, slug)
-        return super().process_request(request)
+        try:
+            return super().process_request(request)
+        except DATABASE_ERRORS:
+            return database_unavailable(request)
 
     def get_tenant(self, domain_model: Any, hostname: str) -> Any:
         # One Domain->Tenant query per request otherwise; see lookups.py for the staleness bound.

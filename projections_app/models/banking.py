@@ -78,8 +78,10 @@ class TransferStatus(models.Model):
     from_account_id = models.UUIDField()
     to_account_id = models.UUIDField()
     amount = models.BigIntegerField()
-    # The source account's currency once debited (or the one the request named).
-    currency = models.CharField(max_length=3, blank=True)
+    # The one the request named, else the source account's once debited or declined; null
+    # while no one has named one (e.g. a transfer from an account that was never opened).
+    # Null, not "": the API shows it, and "" reads as a currency code that is empty.
+    currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=Status.choices)
     # Why a leg was declined (e.g. insufficient_funds, account_closed); blank otherwise.
     reason = models.CharField(max_length=32, blank=True)

@@ -171,7 +171,7 @@ def transfer_requested(rec: Recorded[TransferRequested], batch: Batch) -> None:
         from_account_id=event.from_account_id,
         to_account_id=event.to_account_id,
         amount=event.amount,
-        currency=event.currency or "",
+        currency=event.currency,  # None until the request or a leg names one
         status=TransferStatus.Status.REQUESTED,
         requested_at=rec.recorded_at,
     )
@@ -188,11 +188,13 @@ def transfer_debited(rec: Recorded[AccountDebitedForTransfer], batch: Batch) -> 
 
 
 def transfer_leg_declined(rec: Recorded[AccountDebitDeclined | AccountCreditDeclined], batch: Batch) -> None:
-    # The status changes with the transfer's own outcome event; the reason is known now.
+    # The status changes with the transfer's own outcome event; the reason is known now,
+    # and so is the currency when the request named none (the source account's).
     row = _transfer_row(rec, batch)
     if row is None:
         return
     row.reason = rec.event.reason
+    row.currency = row.currency or rec.event.currency
     _touch_transfer(row, rec, batch)
 
 

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth import get_user_model
+from knox.models import AuthToken
 
-from tests.api.helpers import TENANTS_URL, TOKEN_URL, assert_error, assert_field_error, client_for, post_json
+from tests.api.helpers import (
+    TENANTS_URL,
+    TOKEN_URL,
+    assert_error,
+    assert_field_error,
+    client_for,
+    commands_url,
+    post_json,
+)
+
+
+def _with_header(value: str):
+    client = client_for()
+    client.credentials(HTTP_AUTHORIZATION=value)
+    return client
 
 
 def test_it_issues_a_token_that_then_authenticates_the_user(world):
@@ -97,3 +113,40 @@ def test_it_replaces_an_unusable_client_request_id(world):
 
     assert response["X-Request-ID"] != "bad id; <script>"
     assert_error(response, 400, "validation_error")
+
+
+# --- schemes: Token and Bearer ---------------------------------------------------------------
+@pytest.mark.parametrize("scheme", ["Token", "Bearer", "bearer", "TOKEN"])
+def test_a_token_is_accepted_in_either_scheme(world, scheme):
+    response = _with_header(f"{scheme} {world['dave'].token}").get(commands_url())
+
+    assert response.status_code == 200, response.json()
+
+
+def test_a_bearer_token_is_still_checked_against_its_digest(world):
+    tampered = world["dave"].token[:-1] + ("0" if world["dave"].token[-1] != "0" else "1")
+
+    assert_error(_with_header(f"Bearer {tampered}").get(commands_url()), 401, "authentication_failed")
+
+
+def test_logging_out_with_a_bearer_token_revokes_it(world):
+    _, token = AuthToken.objects.create(user=world["dave"].user)
+    client = _with_header(f"Bearer {token}")
+
+    assert client.post("/api/auth/logout/").status_code == 204
+    assert_error(client.get(commands_url()), 401, "authentication_failed")
+
+
+@pytest.mark.parametrize("header", ["Basic ZGF2ZTp4", "JWT abc.def.ghi", "Tokenabc"])
+def test_another_scheme_is_refused_naming_the_accepted_ones(world, header):
+    response = _with_header(header).get(commands_url())
+
+    error = assert_error(response, 401, "authentication_failed")
+    assert "Authorization: Token <token>" in error["message"]
+    assert "Authorization: Bearer <token>" in error["message"]
+    assert response["WWW-Authenticate"] == "Token, Bearer"
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer two parts", "Token caf\u00e9"])
+def test_a_malformed_token_header_is_a_401_not_a_500(world, header):
+    assert_error(_with_header(header).get(commands_url()), 401, "authentication_failed")

@@ -247,6 +247,46 @@ def test_a_transfer_sent_by_a_teller_completes_and_shows_in_every_read_model(wor
     assert totals["in_flight"] == 0
 
 
+@pytest.mark.parametrize(
+    ("source_currency", "named", "shown"),
+    [
+        (None, None, None),  # from an account that was never opened, no currency named
+        (None, "USD", "USD"),  # ... with the currency the request named
+        ("EUR", None, "EUR"),  # from an existing account that cannot pay: its currency
+    ],
+    ids=["missing-source", "missing-source-named", "insufficient-funds"],
+)
+def test_a_declined_transfer_shows_a_real_currency_or_null(world, source_currency, named, shown):
+    bea = client_for(world["bea"])
+    target = open_account()
+    submit_and_process(bea, "openAccount", target, world.acme)
+    source = None
+    if source_currency is not None:
+        account = open_account(currency=source_currency)
+        submit_and_process(bea, "openAccount", account, world.acme)
+        source = account["accountId"]
+    payload = {**transfer_payload(source, target["accountId"], 500), **({"currency": named} if named else {})}
+
+    command = submit_and_process(bea, "transferMoney", payload, world.acme)
+    settle(world.acme, command["id"])
+
+    row = bea.get(read_model_url("transfers", payload["transferId"])).json()
+    assert row["status"] == "declined"
+    assert row["currency"] == shown
+
+
+def test_a_tellers_typo_is_answered_with_its_own_commands_and_a_suggestion(world):
+    with stores_no_command(world.acme):
+        response = send(client_for(world["tom"]), "depositMoni", money())
+
+    error = assert_error(response, 400, "unknown_command_type")
+    assert error["details"] == {
+        "known": ["depositMoney", "transferMoney", "withdrawMoney"],
+        "did_you_mean": "depositMoney",
+    }
+    assert "Did you mean 'depositMoney'?" in error["message"]
+
+
 def test_a_withdrawal_past_the_balance_fails_with_insufficient_funds(world):
     bea = client_for(world["bea"])
     account = open_account()

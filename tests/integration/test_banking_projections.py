@@ -94,7 +94,10 @@ GOLDEN_STREAM = [
     _transfer(T_REFUNDED, TransferRefunded(reason="currency_mismatch")),
     # declined: Ann cannot pay
     _transfer(T_DECLINED, TransferRequested(from_account_id=ANN, to_account_id=BEN, amount=5_000)),
-    _account(ANN, AccountDebitDeclined(transfer_id=T_DECLINED, amount=5_000, reason="insufficient_funds")),
+    _account(
+        ANN,
+        AccountDebitDeclined(transfer_id=T_DECLINED, amount=5_000, currency="EUR", reason="insufficient_funds"),
+    ),
     _transfer(T_DECLINED, TransferDeclined(reason="insufficient_funds")),
     # in flight: Ben debited, Ann not credited yet
     _transfer(
@@ -136,7 +139,7 @@ GOLDEN_TRANSFERS = {
     T_DECLINED: {
         "status": "declined",
         "reason": "insufficient_funds",
-        "currency": "",
+        "currency": "EUR",  # the request named none: the source account's
         "amount": 5_000,
         "settled": True,
     },

@@ -267,15 +267,20 @@ def test_a_debit_takes_the_amount_from_the_source(run, store):
 
 
 @pytest.mark.parametrize(
-    ("setup", "command", "reason"),
+    ("setup", "command", "reason", "currency"),
     [
-        ("never opened", debit(), "account_not_found"),
-        ("closed", debit(), "account_closed"),
-        ("holds 99", debit(100), "insufficient_funds"),
-        ("holds 500 EUR", debit(100, currency="USD"), "currency_mismatch"),
+        # The transfer's currency: the one it named, else the source account's; else none
+        # (a never-opened account's state says "", which is no currency).
+        ("never opened", debit(), "account_not_found", None),
+        ("never opened", debit(currency="USD"), "account_not_found", "USD"),
+        ("closed", debit(), "account_closed", "EUR"),
+        ("holds 99", debit(100), "insufficient_funds", "EUR"),
+        ("holds 500 EUR", debit(100, currency="USD"), "currency_mismatch", "USD"),
     ],
 )
-def test_a_debit_that_cannot_happen_is_recorded_as_declined_not_raised(run, store, setup, command, reason):
+def test_a_debit_that_cannot_happen_is_recorded_as_declined_not_raised(
+    run, store, setup, command, reason, currency
+):
     if setup == "closed":
         given(
             run, OpenAccount(account_id=ALICE, owner="Alice", currency="EUR"), CloseAccount(account_id=ALICE)
@@ -290,7 +295,17 @@ def test_a_debit_that_cannot_happen_is_recorded_as_declined_not_raised(run, stor
 
     assert rec.type == "accountDebitDeclined"
     assert (rec.event.transfer_id, rec.event.amount, rec.event.reason) == (TRANSFER, command.amount, reason)
+    assert rec.event.currency == currency
     assert store.load(Account, ALICE).balance == balance
+
+
+def test_a_decline_stored_before_declines_named_a_currency_reads_as_naming_none(registry):
+    v1 = {"transferId": str(TRANSFER), "amount": 100, "reason": "insufficient_funds"}
+
+    event = registry.parse_event("accountDebitDeclined", 1, v1)
+
+    assert (event.currency, event.reason, event.amount) == (None, "insufficient_funds", 100)
+    assert registry.problems() == []  # the chain v1 -> v2 is complete
 
 
 def test_a_debit_in_the_accounts_own_currency_is_taken(run, store):

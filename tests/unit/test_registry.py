@@ -9,6 +9,7 @@ import pytest
 from commands_app.domain.errors import InvalidPayload, UnknownCommandType
 from commands_app.domain.messages import DomainEvent
 from commands_app.domain.registry import Registry, Slice
+from commands_app.slices import banking
 from commands_app.slices.system import SLICE
 from commands_app.slices.system.payloads import LogMessage
 
@@ -32,6 +33,49 @@ def test_it_rejects_unknown_command_types_and_lists_the_known_ones(registry):
     with pytest.raises(UnknownCommandType) as err:
         registry.parse_command("launchRockets", {})
     assert "logMessage" in err.value.details["known"]
+    assert err.value.details["did_you_mean"] is None
+
+
+BANK = Registry([SLICE, banking.SLICE])
+INTERNAL_TYPES = {name for name, cls in BANK.commands.items() if cls.INTERNAL}
+
+
+def test_an_unknown_type_lists_only_public_commands():
+    with pytest.raises(UnknownCommandType) as err:
+        BANK.command_class("debitAccount")
+
+    known = set(err.value.details["known"])
+    assert INTERNAL_TYPES and not INTERNAL_TYPES & known
+    assert known == set(BANK.commands) - INTERNAL_TYPES
+
+
+@pytest.mark.parametrize(
+    ("role", "sent", "known", "guess"),
+    [
+        ("teller", "depositMoni", {"depositMoney", "withdrawMoney", "transferMoney"}, "depositMoney"),
+        ("teller", "DEPOSITMONEY", {"depositMoney", "withdrawMoney", "transferMoney"}, "depositMoney"),
+        ("tester", "logMesage", {"logMessage", "emitMultipleEvents", "executeTest"}, "logMessage"),
+        # a near miss of a command the role may not send is no suggestion of something else
+        ("teller", "openAcount", {"depositMoney", "withdrawMoney", "transferMoney"}, None),
+        ("viewer", "logMessag", set(), None),
+        (None, "logMessag", set(), None),
+    ],
+)
+def test_an_unknown_type_lists_what_the_role_may_send_and_the_closest(role, sent, known, guess):
+    with pytest.raises(UnknownCommandType) as err:
+        BANK.authorize(role, sent)
+
+    assert set(err.value.details["known"]) == known
+    assert err.value.details["did_you_mean"] == guess
+    assert (f"Did you mean '{guess}'?" in err.value.message) is (guess is not None)
+
+
+def test_an_internal_command_is_never_suggested_even_to_the_admin():
+    with pytest.raises(UnknownCommandType) as err:
+        BANK.authorize("admin", "debitAccountForTransfe")
+
+    assert err.value.details["did_you_mean"] is None
+    assert not INTERNAL_TYPES & set(err.value.details["known"])
 
 
 def test_it_accepts_the_reference_wire_names(registry):

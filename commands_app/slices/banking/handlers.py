@@ -118,7 +118,13 @@ def debit_account_for_transfer(
         return []  # this leg is decided already
     reason = _debit_refusal(account, cmd)
     if reason is not None:
-        return [AccountDebitDeclined(transfer_id=cmd.transfer_id, amount=cmd.amount, reason=reason)]
+        # A never-opened account's currency is "": say None rather than a currency nobody has.
+        currency = cmd.currency or account.currency or None
+        return [
+            AccountDebitDeclined(
+                transfer_id=cmd.transfer_id, amount=cmd.amount, currency=currency, reason=reason
+            )
+        ]
     return [
         AccountDebitedForTransfer(
             transfer_id=cmd.transfer_id,

@@ -191,11 +191,16 @@ class AccountDebitedForTransfer(DomainEvent):
 
 class AccountDebitDeclined(DomainEvent):
     """The source account could not give the amount; nothing moved. Recorded (not raised) so
-    the transfer saga sees it and declines the transfer instead of waiting forever."""
+    the transfer saga sees it and declines the transfer instead of waiting forever.
+
+    v2 added `currency`: the one the transfer named, else the source account's; None when
+    neither names one (a source that was never opened, a transfer without a currency)."""
 
     TYPE: ClassVar[str] = "accountDebitDeclined"
+    SCHEMA_VERSION: ClassVar[int] = 2
     transfer_id: UUID
     amount: int
+    currency: str | None = None
     reason: DeclineReason
 
 
