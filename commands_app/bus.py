@@ -22,13 +22,10 @@ from commands_app.domain.errors import IdempotencyConflict, IntentError, Invalid
 from commands_app.domain.messages import CommandContext, DomainCommand
 from commands_app.models import Command
 from commands_app.registry import get_registry
-from intent_project import wakeups
+from intent_project import retries, wakeups
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
-
-# Commands scheduled at most this far ahead get a delayed message; later ones the sweep sends.
-SCHEDULE_BY_MESSAGE_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -184,12 +181,11 @@ def new_command_row(
 
 
 def enqueue_on_commit(schema_name: str, command_id: UUID, not_before: datetime | None) -> None:
-    """After commit, wake a worker for the command (delayed up to a minute; later: the sweep)."""
+    """After commit, wake a worker for the command (delayed within the message horizon;
+    later commands are left to the sweep, which sends them once due: retries.by_message)."""
     delay = (not_before - timezone.now()).total_seconds() if not_before else 0.0
-    if delay <= SCHEDULE_BY_MESSAGE_MAX_SECONDS:
+    if retries.by_message(delay):
         transaction.on_commit(functools.partial(enqueue, schema_name, command_id, max(delay, 0.0) or None))
-    # Later commands are left to the sweep, which sends them once they are due: a broker
-    # message held for hours would outlive the broker's visibility timeout and be re-sent.
 
 
 def _same_body_or_conflict(existing: Command, digest: str) -> Command:

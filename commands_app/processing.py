@@ -26,7 +26,7 @@ from commands_app.domain.store import event_metadata
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
-from intent_project import notifications
+from intent_project import notifications, retries
 from intent_project.jsoncodec import ExactJSONEncoder
 from intent_project.tenancy import current_schema
 
@@ -340,14 +340,14 @@ def _unexpected(exc: BaseException) -> IntentError:
 
 
 def _retry_or_fail_row(row: Command, exc: IntentError) -> str | RetryLater:
-    """Count the attempt on a locked row; schedule the next one with backoff, or fail it."""
+    """Count the failed attempt on a locked row; schedule the next one, or fail it."""
     row.attempts += 1
-    if row.attempts > settings.COMMAND_MAX_RETRIES:
+    delay = retries.commands().delay_after(row.attempts)
+    if delay is None:
         error = exc.as_dict()
         error["details"] = {**error["details"], "attempts": row.attempts, "retries_exhausted": True}
         _mark_failed_row(row, error)
         return "failed"
-    delay = backoff(row.attempts)
     row.not_before = timezone.now() + timedelta(seconds=delay)
     row.error = {**exc.as_dict(), "retrying": True}
     return RetryLater(delay)
@@ -378,10 +378,6 @@ def _wake_projections(schema: str) -> None:
     from projections_app.tasks import wake_projections
 
     wake_projections(schema)
-
-
-def backoff(attempt: int) -> float:
-    return float(settings.COMMAND_RETRY_BACKOFF_SECONDS * (2 ** max(attempt - 1, 0)))
 
 
 def record_infrastructure_failure(command_id: UUID, exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from celery import shared_task
 from django_tenants.utils import schema_context
 
 from commands_app import processing
-from intent_project import wakeups
+from intent_project import retries, wakeups
 from intent_project.tenancy import assert_tenant_schema
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,8 @@ def _come_back_for_postponed(schema_name: str, outcomes: dict[UUID, Any]) -> Non
 
 
 def _come_back(schema_name: str, command_id: UUID, delay: float) -> None:
-    """Schedule the next attempt. Far-off attempts are left to the sweep: a broker message
-    held longer than the visibility timeout would be delivered twice."""
-    from commands_app.bus import SCHEDULE_BY_MESSAGE_MAX_SECONDS, enqueue
+    """Schedule the next attempt; far-off ones are left to the sweep (retries.by_message)."""
+    from commands_app.bus import enqueue
 
-    if delay <= SCHEDULE_BY_MESSAGE_MAX_SECONDS:
+    if retries.by_message(delay):
         enqueue(schema_name, command_id, countdown=delay)

@@ -26,7 +26,7 @@ from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import recorded_from_values
-from intent_project import notifications
+from intent_project import notifications, retries
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
@@ -163,11 +163,11 @@ def _record_failure(projection: Projection, row: Event | None, exc: Exception) -
         state = ProjectionState.objects.select_for_update().get(name=projection.name)
         state.failures += 1
         state.last_error = error
-        if state.failures >= settings.PROJECTION_MAX_FAILURES:
+        delay = retries.projections().delay_after(state.failures)
+        if delay is None:
             state.status = ProjectionStatus.STALLED
             state.retry_at = None
         else:
-            delay = settings.COMMAND_RETRY_BACKOFF_SECONDS * (2 ** (state.failures - 1))
             state.retry_at = timezone.now() + timedelta(seconds=delay)
         state.save()
 
