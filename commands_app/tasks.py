@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
 
 from celery import shared_task
 from django_tenants.utils import schema_context
 
 from commands_app import processing
+from commands_app.processing import Postponed, Result
 from intent_project import retries, wakeups
 from intent_project.tenancy import assert_tenant_schema
 
@@ -30,9 +30,9 @@ def process_command(schema_name: str, command_id: str) -> str:
             # (database down), the sweep finds the command still pending.
             log.warning("command %s in %s hit %r; retrying", command_id, schema_name, exc, exc_info=True)
             try:
-                processing.record_infrastructure_failure(cid, exc)
-            except processing.RetryLater as later:
-                _come_back(schema_name, cid, later.delay)
+                outcome = processing.record_infrastructure_failure(cid, exc)
+                if isinstance(outcome, Postponed):
+                    _come_back(schema_name, cid, outcome.delay)
             except Exception:
                 log.warning(
                     "could not record the failure of %s; the sweep will retry it",
@@ -43,7 +43,7 @@ def process_command(schema_name: str, command_id: str) -> str:
     _come_back_for_postponed(schema_name, outcomes)
     outcome = outcomes[cid]
     log.info("command %s in %s: %s (%d in its batch)", command_id, schema_name, outcome, len(outcomes))
-    return "retry-scheduled" if isinstance(outcome, processing.RetryLater) else outcome
+    return "retry-scheduled" if isinstance(outcome, Postponed) else str(outcome)
 
 
 @shared_task(name="commands_app.tasks.drain_commands", acks_late=True, ignore_result=True)
@@ -68,12 +68,12 @@ def drain_commands(schema_name: str) -> str:
     return f"drained-{len(outcomes)}"
 
 
-def _come_back_for_postponed(schema_name: str, outcomes: dict[UUID, Any]) -> None:
+def _come_back_for_postponed(schema_name: str, outcomes: dict[UUID, Result]) -> None:
     """Send the next wake-up of every command a batch postponed: its own message may
     already be spent (it found the row locked by the batch)."""
-    for command_id, result in outcomes.items():
-        if isinstance(result, processing.RetryLater):
-            _come_back(schema_name, command_id, result.delay)
+    for command_id, outcome in outcomes.items():
+        if isinstance(outcome, Postponed):
+            _come_back(schema_name, command_id, outcome.delay)
 
 
 def _come_back(schema_name: str, command_id: UUID, delay: float) -> None:

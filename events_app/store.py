@@ -256,6 +256,8 @@ class PostgresEventStore:
         `lock_held`: the caller took `lock_for_append()` earlier in this transaction.
         """
         assert connection.in_atomic_block, "append must run inside the command's transaction"
+        if not events:
+            return []
         expected = aggregate.version
         staged = self.stage(aggregate, events, metadata)
         positions = self._insert(staged, lock=not lock_held, expect=(aggregate, expected))
@@ -277,21 +279,21 @@ class PostgresEventStore:
             for offset, event in enumerate(events, start=1)
         ]
 
-    def write_staged(
-        self, staged: Sequence[Staged], previous_versions: Mapping[int, int]
-    ) -> list[Recorded[DomainEvent]]:
+    def write_staged(self, staged: Sequence[Staged]) -> list[Recorded[DomainEvent]]:
         """Insert rows staged (and already applied to their aggregates) by several decisions.
 
         One statement for a whole batch of commands. The append lock must be held.
-        `previous_versions` maps id(aggregate) to its version before the batch, to take
-        the snapshots whose threshold the batch crossed.
         """
         if not staged:
             return []
         positions = self._insert(staged, lock=False, expect=None)
-        aggregates = {id(item.aggregate): item.aggregate for item in staged}
-        for key, aggregate in aggregates.items():
-            self._maybe_snapshot(aggregate, previous_versions[key])
+        # Each aggregate's version before the batch (its first staged row's, less one), to
+        # take the snapshots whose threshold the batch crossed.
+        before: dict[int, tuple[Aggregate, int]] = {}
+        for item in staged:
+            before.setdefault(id(item.aggregate), (item.aggregate, item.version - 1))
+        for aggregate, version in before.values():
+            self._maybe_snapshot(aggregate, version)
         return _recorded(staged, positions)
 
     def _insert(

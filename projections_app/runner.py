@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -38,12 +39,23 @@ log = logging.getLogger(__name__)
 _WINDOW_FACTOR = 8
 
 
+class RunOutcome(StrEnum):
+    """What one run of a consumer did."""
+
+    CAUGHT_UP = "caught-up"  # at the head
+    PROGRESS = "progress"  # applied a batch, more to do
+    BUSY = "busy"  # another runner holds the checkpoint (or it has no row yet)
+    STALLED = "stalled"  # stopped at a failing event until an operator acts
+    WAITING = "waiting"  # backing off after a failure
+    FAILED = "failed"  # a handler failed; retried later (see intent_project.retries)
+
+
 @dataclass(frozen=True)
 class RunResult:
     name: str
     applied: int
     caught_up: bool
-    outcome: str  # "caught-up", "progress", "busy", "stalled", "waiting", "failed"
+    outcome: RunOutcome
     advanced: bool = False  # the checkpoint moved
 
 
@@ -89,16 +101,16 @@ def run_projection(
                 # Either another runner holds it (it will do the work) or it has no row yet.
                 if not ProjectionState.objects.filter(name=projection.name).exists():
                     ensure_checkpoints()
-                return RunResult(projection.name, 0, False, "busy")
+                return RunResult(projection.name, 0, False, RunOutcome.BUSY)
             if state.status == ProjectionStatus.STALLED:
-                return RunResult(projection.name, 0, False, "stalled")
+                return RunResult(projection.name, 0, False, RunOutcome.STALLED)
             if state.retry_at and state.retry_at > timezone.now():
-                return RunResult(projection.name, 0, False, "waiting")
+                return RunResult(projection.name, 0, False, RunOutcome.WAITING)
             # Read the head first: every event at or below it committed before this
             # statement ran, because positions are handed out in commit order.
             head = head_position() if upto is None else min(head_position(), upto)
             if head <= state.position:
-                return RunResult(projection.name, 0, True, "caught-up")
+                return RunResult(projection.name, 0, True, RunOutcome.CAUGHT_UP)
             # Read a window of positions, not everything up to the head: the (type,
             # position) index returns a consumer's events type by type, so "the first N in
             # position order" would sort the whole remaining log on every batch (quadratic
@@ -131,7 +143,11 @@ def run_projection(
             state.retry_at = None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
         return RunResult(
-            projection.name, len(rows), not more, "progress" if more else "caught-up", advanced=True
+            projection.name,
+            len(rows),
+            not more,
+            RunOutcome.PROGRESS if more else RunOutcome.CAUGHT_UP,
+            advanced=True,
         )
     except (OperationalError, InterfaceError):
         # The database went away: not the event's fault, so it must not count towards
@@ -139,11 +155,11 @@ def run_projection(
         raise
     except HandlerFailed as failed:
         _record_failure(projection, _row_of(failed.recorded), failed.cause)
-        return RunResult(projection.name, 0, False, "failed")
+        return RunResult(projection.name, 0, False, RunOutcome.FAILED)
     except Exception as exc:  # a failing handler must never silently lose its event
         failing = Event(id=current[0], position=current[1], type=current[2]) if current else None
         _record_failure(projection, failing, exc)
-        return RunResult(projection.name, 0, False, "failed")
+        return RunResult(projection.name, 0, False, RunOutcome.FAILED)
 
 
 def _row_of(recorded: Any) -> Event:
@@ -232,12 +248,12 @@ def _run_group(
         if state is None or state.status != ProjectionStatus.RUNNING or state.retry_at is not None:
             continue  # the full path creates the row, or reports stalled / waiting
         if state.position >= head:
-            results[consumer.name] = RunResult(consumer.name, 0, True, "caught-up")
+            results[consumer.name] = RunResult(consumer.name, 0, True, RunOutcome.CAUGHT_UP)
         elif not _has_events(consumer, state.position, head):
             idle[consumer.name] = state.position
     moved = _fast_forward(idle, head)
     for name in moved:
-        results[name] = RunResult(name, 0, True, "caught-up", advanced=True)
+        results[name] = RunResult(name, 0, True, RunOutcome.CAUGHT_UP, advanced=True)
     for consumer in consumers:
         if consumer.name not in results:
             results[consumer.name] = _catch_up(consumer, max_batches)
@@ -284,7 +300,7 @@ def _catch_up(consumer: Projection, max_batches: int) -> RunResult:
     result = run_projection(consumer)
     applied, advanced = result.applied, result.advanced
     batches = 1
-    while result.outcome == "progress" and batches < max_batches:
+    while result.outcome == RunOutcome.PROGRESS and batches < max_batches:
         result = run_projection(consumer)
         applied += result.applied
         advanced = advanced or result.advanced

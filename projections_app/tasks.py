@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 from intent_project import wakeups
 from intent_project.tenancy import assert_tenant_schema
 from projections_app import runner
+from projections_app.runner import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ def run_projections(schema_name: str) -> dict[str, str]:
             "projections of %s interrupted by the database (%s); the sweep will resume them", schema_name, exc
         )
         return {"error": "database-unavailable"}
-    if any(r.outcome == "progress" for r in results.values()):
+    if any(r.outcome == RunOutcome.PROGRESS for r in results.values()):
         wake_projections(schema_name)  # more to do: yield the worker, continue in a new task
-    return {name: r.outcome for name, r in results.items()}
+    return {name: str(r.outcome) for name, r in results.items()}
 
 
 @shared_task(name="projections_app.tasks.rebuild_projection", acks_late=False, ignore_result=True)

@@ -17,10 +17,8 @@ from tests.integration.helpers import reload, submit, test_payload
 
 def _process(tenant, command_id):
     with schema_context(tenant.schema_name):
-        try:
-            return processing.process(command_id)
-        except processing.RetryLater as later:
-            return f"retry-in-{later.delay}"
+        outcome = processing.process(command_id)
+    return f"retry-in-{outcome.delay}" if isinstance(outcome, processing.Postponed) else outcome
 
 
 def _events_of(tenant, command_id):
