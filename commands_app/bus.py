@@ -22,7 +22,7 @@ from commands_app.domain.errors import IdempotencyConflict, IntentError, Invalid
 from commands_app.domain.messages import CommandMetadata, DomainCommand
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
-from intent_project import retries, wakeups
+from commands_app.tasks import enqueue
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,9 @@ def new_command_row(
 
 
 def enqueue_on_commit(schema_name: str, command_id: UUID, not_before: datetime | None) -> None:
-    """After commit, wake a worker for the command (delayed within the message horizon;
-    later commands are left to the sweep, which sends them once due: retries.by_message)."""
-    delay = (not_before - timezone.now()).total_seconds() if not_before else 0.0
-    if retries.by_message(delay):
-        transaction.on_commit(functools.partial(enqueue, schema_name, command_id, max(delay, 0.0) or None))
+    """After commit, wake a worker for the command (commands_app.tasks.enqueue decides how)."""
+    delay = (not_before - timezone.now()).total_seconds() if not_before else None
+    transaction.on_commit(functools.partial(enqueue, schema_name, command_id, delay))
 
 
 def _same_body_or_conflict(existing: Command, digest: str) -> Command:
@@ -184,35 +182,6 @@ def _same_body_or_conflict(existing: Command, digest: str) -> Command:
             details={"id": str(existing.id), "existing_type": existing.type},
         )
     return existing
-
-
-def enqueue(schema_name: str, command_id: UUID, countdown: float | None = None) -> None:
-    """Wake a worker. Losing this message only delays the command: the sweep re-sends it.
-
-    A command due now joins the tenant's next drain (one queued drain per tenant, however
-    many commands arrive meanwhile); one due later gets its own delayed message.
-    """
-    from commands_app.tasks import process_command
-
-    if not countdown:
-        wake_commands(schema_name)
-        return
-    try:
-        process_command.apply_async(args=(schema_name, str(command_id)), countdown=countdown)
-    except Exception:  # broker down or unreachable: the committed row is the truth
-        log.warning(
-            "could not enqueue command %s in %s; the sweep will pick it up",
-            command_id,
-            schema_name,
-            exc_info=True,
-        )
-
-
-def wake_commands(schema_name: str) -> None:
-    """Ask for a drain of the tenant's due commands; bursts coalesce into one queued drain."""
-    from commands_app.tasks import drain_commands
-
-    wakeups.request("commands", schema_name, lambda: drain_commands.apply_async(args=(schema_name,)))
 
 
 def retry(command_id: UUID, *, role: str | None, operator: str = "") -> Command:

@@ -32,7 +32,7 @@ from commands_app.domain.store import decide
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
-from intent_project import notifications, retries
+from intent_project import notifications, retries, wakeups
 from intent_project.jsoncodec import ExactJSONEncoder
 from intent_project.tenancy import current_schema
 
@@ -124,7 +124,8 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
         _save_outcomes(rows)
         if batch.appended:
             # Bind the schema now: inside on_commit the connection may be public.
-            transaction.on_commit(functools.partial(_wake_projections, current_schema()))
+            announce = functools.partial(wakeups.events_appended, current_schema(), frozenset(batch.appended))
+            transaction.on_commit(announce)
     return outcomes
 
 
@@ -229,11 +230,9 @@ class _Batch:
     """
 
     def __init__(self, registry: Registry, store: PostgresEventStore) -> None:
-        from projections_app.registry import projections_for_event_types
-
         self.registry = registry
         self.store = store
-        self.awaiting_for = projections_for_event_types
+        self.read_side = wakeups.read_side()
         self.aggregates: dict[tuple[str, UUID], Aggregate] = {}
         self.appended: set[str] = set()  # the types of the events appended
 
@@ -348,7 +347,7 @@ class _Batch:
 
     def _done(self, row: Command, recorded: list[Recorded[DomainEvent]]) -> Outcome:
         types = {rec.type for rec in recorded}
-        awaiting = self.awaiting_for(types) if recorded else set()
+        awaiting = self.read_side.awaiting(types) if recorded else frozenset()
         self.appended |= types
         row.attempts += 1
         row.result = _result(recorded)
@@ -401,12 +400,6 @@ def drain(max_seconds: float = 2.0) -> tuple[dict[UUID, Result], bool]:
             return outcomes, False
         if time.monotonic() >= deadline:
             return outcomes, True
-
-
-def _wake_projections(schema: str) -> None:
-    from projections_app.tasks import wake_projections
-
-    wake_projections(schema)
 
 
 def record_infrastructure_failure(command_id: UUID, exc: BaseException) -> Result:

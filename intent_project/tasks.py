@@ -14,8 +14,8 @@ from django.db.models import Min
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from commands_app.bus import enqueue
 from commands_app.models import Command, CommandStatus
+from commands_app.tasks import enqueue
 from intent_project import retries
 from projections_app.models import ProjectionState, ProjectionStatus
 from projections_app.runner import ensure_checkpoints, head_position

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
+from django.core.management import call_command
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -77,3 +79,12 @@ def test_re_sends_of_a_long_pending_command_back_off(fresh_tenant, settings):
     assert at(created_ago=160, swept_ago=60) == 0
     # ... 110 s later it is.
     assert at(created_ago=210, swept_ago=110) == 1
+
+
+def test_the_sweep_command_resends_what_is_due(fresh_tenant, settings):
+    settings.COMMAND_STALE_AFTER_SECONDS = 10
+    cmd = submit(fresh_tenant, "logMessage", {"message": "by hand"})
+    _age(fresh_tenant, cmd.id, 60)
+    out = io.StringIO()
+    call_command("sweep", tenant=[fresh_tenant.slug], stdout=out)
+    assert out.getvalue().startswith(f"{fresh_tenant.slug}: re-sent 1 command(s)")
