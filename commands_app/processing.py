@@ -10,7 +10,6 @@ runs too; when to try again is `intent_project.retries`.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
 from intent_project import notifications, retries, wakeups
-from intent_project.jsoncodec import ExactJSONEncoder
+from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -158,6 +157,24 @@ def _lock_due(count: int, now: datetime, *, exclude: UUID | None) -> list[Comman
     return list(due.order_by("created_at")[:count])
 
 
+# What a batch writes back to each command row, in one UPDATE.
+_OUTCOME = Columns.of(
+    Command,
+    [
+        "id",
+        "attempts",
+        "result",
+        "error",
+        "status",
+        "last_position",
+        "awaiting_projections",
+        "processed_at",
+        "not_before",
+        "updated_at",
+    ],
+)
+
+
 def _save_outcomes(rows: list[Command]) -> None:
     """Write every row's outcome in one UPDATE, the rows sent as one JSON document, and
     announce the ones now final to waiting requests (intent_project.notifications) in the
@@ -166,37 +183,18 @@ def _save_outcomes(rows: list[Command]) -> None:
     Django's bulk_update builds a CASE per field and row, and a VALUES list of hundreds of
     placeholders is parsed client-side by the driver: both cost more than the commands.
     """
-    document = json.dumps(
-        [
-            {
-                "id": row.id,
-                "attempts": row.attempts,
-                "result": row.result,
-                "error": row.error,
-                "status": str(row.status),
-                "last_position": row.last_position,
-                "awaiting": row.awaiting_projections or [],
-                "processed_at": row.processed_at,
-                "not_before": row.not_before,
-                "updated_at": timezone.now(),
-            }
-            for row in rows
-        ],
-        cls=ExactJSONEncoder,
+    q = connection.ops.quote_name
+    source, params = _OUTCOME.recordset([_OUTCOME.row_of(row) for row in rows])
+    assignments = ", ".join(
+        f"{q(column)} = u.{q(column)}" for column, _ in _OUTCOME.columns if column != "id"
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH saved AS (UPDATE {Command._meta.db_table} AS c SET attempts = u.attempts,"
-            " result = u.result, error = u.error, status = u.status, last_position = u.last_position,"
-            " awaiting_projections = ARRAY(SELECT jsonb_array_elements_text(u.awaiting)),"
-            " processed_at = u.processed_at, not_before = u.not_before, updated_at = u.updated_at"
-            " FROM jsonb_to_recordset(%s::jsonb) AS u(id uuid, attempts int, result jsonb, error jsonb,"
-            " status varchar, last_position bigint, awaiting jsonb, processed_at timestamptz,"
-            " not_before timestamptz, updated_at timestamptz)"
-            " WHERE c.id = u.id RETURNING c.id, c.status)"
+            f"WITH saved AS (UPDATE {q(Command._meta.db_table)} AS c SET {assignments}"
+            f" FROM {source} WHERE c.id = u.id RETURNING c.id, c.status)"
             " SELECT count(pg_notify(%s, %s || ':' || id::text)) FROM saved WHERE status IN (%s, %s)",
             [
-                document,
+                *params,
                 notifications.CHANNEL,
                 current_schema(),
                 CommandStatus.PROCESSED,
