@@ -79,8 +79,8 @@ def _result(recorded: list[Recorded[DomainEvent]]) -> dict[str, Any]:
                 "id": str(rec.id),
                 "type": rec.type,
                 "position": rec.position,
-                "stream_type": rec.stream_type,
-                "stream_id": str(rec.stream_id),
+                "aggregate_type": rec.stream_type,
+                "aggregate_id": str(rec.stream_id),
                 "version": rec.version,
             }
             for rec in recorded
