@@ -22,6 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.models import Event
@@ -88,24 +89,11 @@ def run_projection(
 ) -> RunResult:
     """Apply one batch of events to one projection (never past `upto` when given)."""
     batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
-    registry = get_registry()
-    current: Any = None  # the event row being parsed, for the failure report
     try:
         with transaction.atomic():
-            state = (
-                ProjectionState.objects.select_for_update(skip_locked=True)
-                .filter(name=projection.name)
-                .first()
-            )
-            if state is None:
-                # Either another runner holds it (it will do the work) or it has no row yet.
-                if not ProjectionState.objects.filter(name=projection.name).exists():
-                    ensure_checkpoints()
-                return RunResult(projection.name, 0, False, RunOutcome.BUSY)
-            if state.status == ProjectionStatus.STALLED:
-                return RunResult(projection.name, 0, False, RunOutcome.STALLED)
-            if state.retry_at and state.retry_at > timezone.now():
-                return RunResult(projection.name, 0, False, RunOutcome.WAITING)
+            state = _lock_checkpoint(projection)
+            if isinstance(state, RunOutcome):
+                return RunResult(projection.name, 0, False, state)
             # Read the head first: every event at or below it committed before this
             # statement ran, because positions are handed out in commit order.
             head = head_position() if upto is None else min(head_position(), upto)
@@ -116,50 +104,78 @@ def run_projection(
             # position order" would sort the whole remaining log on every batch (quadratic
             # catch-up). A window bounds that sort; a sparse consumer simply moves on.
             upper = min(head, state.position + batch_size * _WINDOW_FACTOR)
-            rows = list(
-                Event.objects.filter(projection.event_filter())
-                .filter(position__gt=state.position, position__lte=upper)
-                # Events an operator skipped into a dead letter stay skipped.
-                .exclude(
-                    id__in=DeadLetter.objects.filter(
-                        projection=projection.name, replayed_at__isnull=True
-                    ).values("event_id")
-                )
-                .order_by("position")
-                # Tuples, not model instances: building instances cost more than the query.
-                .values_list(*_RECORD_FIELDS)[:batch_size]
-            )
-            records = []
-            for row in rows:
-                current = row
-                records.append(recorded_from_values(row, registry))
-            current = None
-            projection.apply_batch(records)
-            full = len(rows) == batch_size
-            state.position = rows[-1][1] if full else upper
-            more = state.position < head
-            state.failures = 0
-            state.last_error = None
-            state.retry_at = None
+            rows = _events_between(projection, state.position, upper, batch_size)
+            projection.apply_batch(_parsed(rows))
+            state.position = rows[-1][1] if len(rows) == batch_size else upper
+            state.failures, state.last_error, state.retry_at = 0, None, None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
-        return RunResult(
-            projection.name,
-            len(rows),
-            not more,
-            RunOutcome.PROGRESS if more else RunOutcome.CAUGHT_UP,
-            advanced=True,
-        )
+        more = state.position < head
+        outcome = RunOutcome.PROGRESS if more else RunOutcome.CAUGHT_UP
+        return RunResult(projection.name, len(rows), not more, outcome, advanced=True)
     except (OperationalError, InterfaceError):
         # The database went away: not the event's fault, so it must not count towards
         # stalling the projection. Nothing was committed; the next run starts over.
         raise
     except HandlerFailed as failed:
         _record_failure(projection, _row_of(failed.recorded), failed.cause)
-        return RunResult(projection.name, 0, False, RunOutcome.FAILED)
+    except _Unreadable as unreadable:
+        _record_failure(projection, unreadable.row, unreadable.cause)
     except Exception as exc:  # a failing handler must never silently lose its event
-        failing = Event(id=current[0], position=current[1], type=current[2]) if current else None
-        _record_failure(projection, failing, exc)
-        return RunResult(projection.name, 0, False, RunOutcome.FAILED)
+        _record_failure(projection, None, exc)
+    return RunResult(projection.name, 0, False, RunOutcome.FAILED)
+
+
+def _lock_checkpoint(projection: Projection) -> ProjectionState | RunOutcome:
+    """The projection's checkpoint, locked, or why this run does nothing."""
+    # SKIP LOCKED: one runner per projection at a time, so events apply in order.
+    state = ProjectionState.objects.select_for_update(skip_locked=True).filter(name=projection.name).first()
+    if state is None:
+        # Either another runner holds it (it will do the work) or it has no row yet.
+        if not ProjectionState.objects.filter(name=projection.name).exists():
+            ensure_checkpoints()
+        return RunOutcome.BUSY
+    if state.status == ProjectionStatus.STALLED:
+        return RunOutcome.STALLED
+    if state.retry_at and state.retry_at > timezone.now():
+        return RunOutcome.WAITING
+    return state
+
+
+def _events_between(projection: Projection, after: int, upto: int, limit: int) -> list[tuple[Any, ...]]:
+    """The projection's events in (after, upto], at most `limit`, as RECORD_FIELDS tuples."""
+    return list(
+        Event.objects.filter(projection.event_filter())
+        .filter(position__gt=after, position__lte=upto)
+        # Events an operator skipped into a dead letter stay skipped.
+        .exclude(
+            id__in=DeadLetter.objects.filter(projection=projection.name, replayed_at__isnull=True).values(
+                "event_id"
+            )
+        )
+        .order_by("position")
+        # Tuples, not model instances: building instances cost more than the query.
+        .values_list(*_RECORD_FIELDS)[:limit]
+    )
+
+
+class _Unreadable(Exception):
+    """A stored event that no longer parses (or upcasts): it fails like a handler would."""
+
+    def __init__(self, row: Event, cause: Exception) -> None:
+        super().__init__(cause)
+        self.row = row
+        self.cause = cause
+
+
+def _parsed(rows: list[tuple[Any, ...]]) -> list[Recorded[DomainEvent]]:
+    registry = get_registry()
+    records = []
+    for row in rows:
+        try:
+            records.append(recorded_from_values(row, registry))
+        except Exception as exc:
+            raise _Unreadable(Event(id=row[0], position=row[1], type=row[2]), exc) from exc
+    return records
 
 
 def _row_of(recorded: Any) -> Event:
