@@ -123,8 +123,8 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
         _save_outcomes(rows)
         if batch.appended:
             # Bind the schema now: inside on_commit the connection may be public.
-            announce = functools.partial(wakeups.events_appended, current_schema(), frozenset(batch.appended))
-            transaction.on_commit(announce)
+            announce = batch.read_side.events_appended
+            transaction.on_commit(functools.partial(announce, current_schema(), frozenset(batch.appended)))
     return outcomes
 
 

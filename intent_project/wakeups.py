@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 class ReadSide(Protocol):
+    """What the write side asks of the read side, and tells it."""
+
     def awaiting(self, event_types: Set[str]) -> frozenset[str]:
         """The projections that must apply events of these types before the command that
         appended them is `processed`."""
@@ -66,11 +68,6 @@ def connect_read_side(read_side: ReadSide) -> None:
 
 def read_side() -> ReadSide:
     return _read_side
-
-
-def events_appended(schema_name: str, event_types: Set[str]) -> None:
-    """Announce committed events to the read side (the write side calls this on commit)."""
-    _read_side.events_appended(schema_name, event_types)
 
 
 # A lost message blocks wake-ups of its kind at most this long (the sweep covers it).
