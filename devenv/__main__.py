@@ -186,7 +186,7 @@ def cmd_run() -> int:
         if manager.returncode in (130, 143):  # stopped by SIGINT / SIGTERM, as asked
             return 0
         log("a process exited by itself; stopped the others")
-        return int(manager.returncode or 1)
+        return exit_code(manager.returncode) or 1
     except KeyboardInterrupt:
         log("interrupted")
         return 0
@@ -199,13 +199,14 @@ def _announce(manager: Manager, base: str, env: dict[str, str], t0: float) -> No
     """Print the ready block once: when /ready/ answers 2xx (web, database, migrations,
     broker, and a worker serving every queue) and beat's pid file names a live process."""
     warned = False
-    while not http_ok(f"{base}/health/"):  # quietly first: /ready/ logs every 503
-        time.sleep(0.25)
-    while not (http_ok(f"{base}/ready/") and pid_alive(read_int(BEAT_PIDFILE) or 0)):
+    # /health/ first: it is quiet, while /ready/ logs every 503 it answers.
+    while not (
+        http_ok(f"{base}/health/") and pid_alive(read_int(BEAT_PIDFILE) or 0) and http_ok(f"{base}/ready/")
+    ):
         if not warned and time.monotonic() - t0 > 90:
             warned = True
             log(f"WARNING: not ready after 90 s ({base}/ready/ says why); still running")
-        time.sleep(1)
+        time.sleep(0.5)
     try:
         summary = SUMMARY_FILE.read_text()
     except OSError:
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     except (PostgresError, RedisError) as exc:
         log(f"error: {exc}")
         return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
 
 
 if __name__ == "__main__":

@@ -167,11 +167,9 @@ class Session:
         """Start `service` unless it runs; record the policy if this call started it (before
         anything else can fail, so a started service is never orphaned) or asks to keep it."""
         running = pid()
-        if running is None:
+        if running is None or self.keep:
             set_policy(service, KEEP if self.keep else AUTO)
-            start()
-        elif self.keep:
-            set_policy(service, KEEP)
+        start()  # or, if it runs, wait until it is ready
         log(f"{service} {'reusing' if running else 'started'} (pid {pid()}): {url()}")
         return url()
 
