@@ -28,7 +28,9 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from devenv.postgres import APP_ROLE, Postgres
+import psycopg
+
+from devenv.postgres import APP_ROLE, Postgres, PostgresError
 from devenv.procs import ROOT, log, pid_alive
 from devenv.redis_server import Redis
 
@@ -152,8 +154,12 @@ class Session:
                     log("DATABASE_URL is set: not starting embedded PostgreSQL")
                 else:
                     urls["DATABASE_URL"] = self._ensure("pg", PG.pid, PG.start, lambda: PG.url(DB_NAME))
-                    # Also the health check of a server that was already running.
-                    PG.provision(DB_NAME, APP_ROLE)
+                    try:  # also the health check of a server that was already running
+                        PG.provision(DB_NAME, APP_ROLE)
+                    except psycopg.OperationalError as exc:
+                        raise PostgresError(
+                            f"cannot connect ({exc}); the end of its log:\n{PG.log_tail()}"
+                        ) from exc
                 if urls["REDIS_URL"]:
                     log("REDIS_URL is set: not starting embedded Redis")
                 else:

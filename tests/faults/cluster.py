@@ -118,9 +118,9 @@ class Worker(Proc):
         lines = [
             line
             for line in self.output().splitlines()
-            if "CRITICAL/" in line or "Unrecoverable error" in line
+            if "critical" in line.lower() or "Unrecoverable" in line
         ]
-        return f"exit code {code}: " + (lines[-1].strip()[:300] if lines else "(no CRITICAL line in its log)")
+        return f"exit code {code}: " + (lines[-1].strip()[:300] if lines else "(no critical line in its log)")
 
 
 # --------------------------------------------------------------------------- HTTP
