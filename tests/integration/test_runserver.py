@@ -10,7 +10,6 @@ API's 503 shape, never that page.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections import Counter
@@ -26,9 +25,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from knox.models import AuthToken
 
+from devenv import Proc, free_port, procs
 from intent_project.tenants.services import set_membership
-from tests.conftest import _worker_env
-from tests.faults.cluster import ApiClient, Proc, free_port
+from tests.conftest import app_env
+from tests.faults.cluster import ApiClient
 
 CLIENTS, POSTS_PER_CLIENT = 8, 200
 # Marks the server's own database sessions in pg_stat_activity.
@@ -39,7 +39,7 @@ APPLICATION_NAME = f"runserver-test-{uuid.uuid4().hex[:8]}"
 def runserver(world: Any, isolated_redis: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The README's command, under DEBUG (how it is used in development; it is also where a
     database error before the view used to show Django's traceback page)."""
-    env = _worker_env()
+    env = app_env()
     parts = urlsplit(env["DATABASE_URL"])
     query = "&".join(q for q in (parts.query, f"application_name={APPLICATION_NAME}") if q)
     port = free_port()
@@ -50,7 +50,7 @@ def runserver(world: Any, isolated_redis: None, tmp_path_factory: pytest.TempPat
     )
     proc = Proc(
         "runserver",
-        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        procs.manage("runserver", "--noreload", f"127.0.0.1:{port}"),
         env,
         Path(tmp_path_factory.mktemp("runserver")) / "runserver.log",
     )
@@ -70,9 +70,9 @@ def _wait_healthy(port: int, proc: Proc, timeout: float = 90.0) -> None:
             client.close()
             return
         if not proc.running():
-            raise RuntimeError(f"runserver exited:\n{proc.output_since_start()[-3000:]}")
+            raise RuntimeError(f"runserver exited:\n{proc.output()[-3000:]}")
         time.sleep(0.3)
-    raise RuntimeError(f"runserver not healthy:\n{proc.output_since_start()[-3000:]}")
+    raise RuntimeError(f"runserver not healthy:\n{proc.output()[-3000:]}")
 
 
 def _server_connections() -> int:
