@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_XDIST ?= -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-api lint format services-status \
+.PHONY: help install run test test-unit test-integration test-api lint import-graph format services-status \
         services-stop clean bench
 
 help: ## List the targets
@@ -55,9 +55,13 @@ bench: $(VENV)/.installed-bench ## Run the benchmarks (BENCH_SCALE=0.1 quick; ta
 	$(DEVENV) exec -- $(PY) manage.py bench
 
 # django-stubs imports the settings, which refuse to load without a SECRET_KEY.
-lint: $(VENV)/.installed ## ruff check + mypy (what CI gates on)
+lint: $(VENV)/.installed ## ruff check + mypy + import contracts (what CI gates on)
 	$(PY) -m ruff check .
 	SECRET_KEY="$${SECRET_KEY:-mypy-only-reads-the-settings}" $(PY) -m mypy $(APPS)
+	$(VENV)/bin/lint-imports
+
+import-graph: $(VENV)/.installed ## Print the imports between the four apps (-v: every one)
+	$(PY) scripts/import_graph.py
 
 format: $(VENV)/.installed ## Apply ruff's formatting
 	$(PY) -m ruff format .

@@ -19,16 +19,13 @@ from django.utils import timezone
 
 from commands_app import read_policy
 from commands_app.domain.errors import IdempotencyConflict, IntentError, InvalidPayload
-from commands_app.domain.messages import CommandContext, DomainCommand
-from commands_app.models import Command
+from commands_app.domain.messages import CommandMetadata, DomainCommand
+from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
-from intent_project import wakeups
+from commands_app.tasks import enqueue
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
-
-# Commands scheduled at most this far ahead get a delayed message; later ones the sweep sends.
-SCHEDULE_BY_MESSAGE_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -76,12 +73,50 @@ def submit(
     written when it raises.
     """
     client_metadata = client_metadata or {}
+    reader = read_policy.Reader(role=role, user_id=user_id)
+    command = _admit(reader, type_name, payload, client_metadata)
+    command_id = command_id or uuid.uuid4()
+    metadata = CommandMetadata(
+        tenant=tenant,
+        source=source,
+        user_id=user_id,
+        username=username,
+        role=role,
+        request_id=request_id,
+        correlation_id=client_metadata.get("correlation_id") or command_id,
+        causation_id=client_metadata.get("causation_id"),
+        labels=client_metadata.get("labels") or {},
+    )
+    # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
+    digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
+    row = new_command_row(
+        command, command_id=command_id, metadata=metadata, body_hash=digest, not_before=not_before
+    )
+    try:
+        # The primary key is what makes "same id twice" impossible: a re-sent id fails the
+        # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
+        # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
+        # lets it fail alone.
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            row.save(force_insert=True)
+    except IntegrityError:
+        existing = Command.objects.filter(pk=command_id).first()
+        if existing is None:
+            raise  # not the id after all
+        return Submission(_replay(reader, existing, digest), created=False)
+    enqueue_on_commit(schema_name, row.id, not_before)
+    return Submission(row, created=True)
+
+
+def _admit(
+    reader: read_policy.Reader, type_name: str, payload: Any, client_metadata: dict[str, Any]
+) -> DomainCommand:
+    """The command, parsed, if this sender may send it as it is; raises otherwise."""
     registry = get_registry()
     registry.command_class(type_name)
     # Authorize before anything else, the idempotent replay included: re-posting someone
     # else's id and body must not hand a role a command type it may not send.
-    registry.authorize(role, type_name)
-    reader = read_policy.Reader(role=role, user_id=user_id)
+    registry.authorize(reader.role, type_name)
     # A client may join only a flow it may see: otherwise any member could graft commands
     # into another user's flow (and learn from the answer whether that flow exists).
     read_policy.check_flow_references(
@@ -94,102 +129,50 @@ def submit(
             code="payload_too_large",
             details={"size": size, "limit": settings.COMMAND_PAYLOAD_MAX_BYTES},
         )
-    command = registry.parse_command(type_name, payload)
-    # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
-    digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
+    return registry.parse_command(type_name, payload)
 
-    command_id = command_id or uuid.uuid4()
-    correlation_id = UUID(str(client_metadata.get("correlation_id") or command_id))
-    causation = client_metadata.get("causation_id")
-    row = new_command_row(
-        command,
-        command_id=command_id,
-        tenant=tenant,
-        metadata={
-            **client_metadata,
-            "user_id": user_id,
-            "username": username,
-            "role": role,
-            "source": source,
-            "request_id": request_id,
-        },
-        body_hash=digest,
-        correlation_id=correlation_id,
-        causation_id=UUID(str(causation)) if causation else None,
-        not_before=not_before,
-    )
-    try:
-        # The primary key is what makes "same id twice" impossible: a re-sent id fails the
-        # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
-        # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
-        # lets it fail alone.
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            row.save(force_insert=True)
-    except IntegrityError:
-        existing = Command.objects.filter(pk=command_id).first()
-        if existing is None:
-            raise
-        if not Command.objects.filter(read_policy.visible_commands(reader), pk=command_id).exists():
-            # Someone else's command under this id: neither its body nor its state is ours to
-            # hand back, whatever the body we were sent.
-            raise IdempotencyConflict(
-                f"Command {command_id} already exists.", details={"id": str(command_id)}
-            ) from None
-        return Submission(_same_body_or_conflict(existing, digest), created=False)
 
-    enqueue_on_commit(schema_name, row.id, not_before)
-    return Submission(row, created=True)
+def _replay(reader: read_policy.Reader, existing: Command, digest: str) -> Command:
+    """The command already stored under the id, when it is the caller's and the body is
+    the same; raises IdempotencyConflict otherwise."""
+    if not Command.objects.filter(read_policy.visible_commands(reader), pk=existing.pk).exists():
+        # Someone else's command under this id: neither its body nor its state is ours to
+        # hand back, whatever the body we were sent.
+        raise IdempotencyConflict(f"Command {existing.pk} already exists.", details={"id": str(existing.pk)})
+    return _same_body_or_conflict(existing, digest)
 
 
 def new_command_row(
     command: DomainCommand,
     *,
     command_id: UUID,
-    tenant: str,
-    metadata: dict[str, Any],
+    metadata: CommandMetadata,
     body_hash: str,
-    correlation_id: UUID,
-    causation_id: UUID | None,
     not_before: datetime | None,
 ) -> Command:
-    """An unsaved pending command row; the one place its columns and metadata are laid out."""
+    """An unsaved pending command row; the one place its columns are laid out."""
     now = timezone.now()
-    ctx = CommandContext(
-        command_id=command_id,
-        tenant=tenant,
-        user_id=metadata.get("user_id"),
-        role=metadata.get("role"),
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        now=now,
+    metadata = metadata.model_copy(
+        update={"correlation_id": metadata.correlation_id or command_id, "received_at": now}
     )
     return Command(
         id=command_id,
         type=command.TYPE,
         payload=command.to_wire(),
-        metadata={
-            **metadata,
-            "tenant": tenant,
-            "correlation_id": str(correlation_id),
-            "causation_id": str(causation_id) if causation_id else None,
-            "received_at": now.isoformat(),
-        },
+        metadata=metadata.to_json(),
         body_hash=body_hash,
         aggregate_type=command.AGGREGATE_TYPE,
-        aggregate_id=command.aggregate_id(ctx),
-        correlation_id=correlation_id,
-        causation_id=causation_id,
+        aggregate_id=command.aggregate_id(metadata.context(command_id, None, now)),
+        correlation_id=metadata.correlation_id,
+        causation_id=metadata.causation_id,
         not_before=not_before,
     )
 
 
 def enqueue_on_commit(schema_name: str, command_id: UUID, not_before: datetime | None) -> None:
-    """After commit, wake a worker for the command (delayed up to a minute; later: the sweep)."""
-    delay = (not_before - timezone.now()).total_seconds() if not_before else 0.0
-    if delay <= SCHEDULE_BY_MESSAGE_MAX_SECONDS:
-        transaction.on_commit(functools.partial(enqueue, schema_name, command_id, max(delay, 0.0) or None))
-    # Later commands are left to the sweep, which sends them once they are due: a broker
-    # message held for hours would outlive the broker's visibility timeout and be re-sent.
+    """After commit, wake a worker for the command (commands_app.tasks.enqueue decides how)."""
+    delay = (not_before - timezone.now()).total_seconds() if not_before else None
+    transaction.on_commit(functools.partial(enqueue, schema_name, command_id, delay))
 
 
 def _same_body_or_conflict(existing: Command, digest: str) -> Command:
@@ -201,43 +184,12 @@ def _same_body_or_conflict(existing: Command, digest: str) -> Command:
     return existing
 
 
-def enqueue(schema_name: str, command_id: UUID, countdown: float | None = None) -> None:
-    """Wake a worker. Losing this message only delays the command: the sweep re-sends it.
-
-    A command due now joins the tenant's next drain (one queued drain per tenant, however
-    many commands arrive meanwhile); one due later gets its own delayed message.
-    """
-    from commands_app.tasks import process_command
-
-    if not countdown:
-        wake_commands(schema_name)
-        return
-    try:
-        process_command.apply_async(args=(schema_name, str(command_id)), countdown=countdown)
-    except Exception:  # broker down or unreachable: the committed row is the truth
-        log.warning(
-            "could not enqueue command %s in %s; the sweep will pick it up",
-            command_id,
-            schema_name,
-            exc_info=True,
-        )
-
-
-def wake_commands(schema_name: str) -> None:
-    """Ask for a drain of the tenant's due commands; bursts coalesce into one queued drain."""
-    from commands_app.tasks import drain_commands
-
-    wakeups.request("commands", schema_name, lambda: drain_commands.apply_async(args=(schema_name,)))
-
-
 def retry(command_id: UUID, *, role: str | None, operator: str = "") -> Command:
     """Send a failed command again. Safe: a failed command appended nothing.
 
     The caller must be allowed to send the command's type; the previous error is kept in
     the metadata so the history stays visible.
     """
-    from commands_app.models import CommandStatus
-
     with transaction.atomic():
         row = Command.objects.select_for_update().filter(pk=command_id).first()
         if row is None:
@@ -249,16 +201,15 @@ def retry(command_id: UUID, *, role: str | None, operator: str = "") -> Command:
                 code="not_retryable",
                 details={"status": row.status},
             )
-        history = list(row.metadata.get("previous_errors", []))
-        history.append(
-            {
-                "error": row.error,
-                "attempts": row.attempts,
-                "retried_by": operator,
-                "retried_at": timezone.now().isoformat(),
-            }
-        )
-        row.metadata = {**row.metadata, "previous_errors": history[-10:]}
+        metadata = CommandMetadata.from_json(row.metadata)
+        retried = {
+            "error": row.error,
+            "attempts": row.attempts,
+            "retried_by": operator,
+            "retried_at": timezone.now().isoformat(),
+        }
+        history = (*metadata.previous_errors, retried)[-10:]
+        row.metadata = metadata.model_copy(update={"previous_errors": history}).to_json()
         row.status = CommandStatus.PENDING
         row.error = None
         row.attempts = 0

@@ -2,16 +2,19 @@
 
 Runs inside `schema_context(schema)` (see tasks.py). Every outcome is written to the
 command row, so a re-delivered message finds the command no longer pending and does
-nothing: a command is executed at most once.
+nothing: a command is executed at most once. The decision itself is
+`commands_app.domain.store.decide`, the function the in-memory flow of the unit tests
+runs too; when to try again is `intent_project.retries`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -20,39 +23,53 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import ConcurrencyError, IntentError, RetryableDomainError
-from commands_app.domain.messages import CommandContext, DomainEvent, Recorded
-from commands_app.domain.store import event_metadata
+from commands_app.domain.messages import CommandContext, CommandMetadata, DomainCommand, DomainEvent, Recorded
+from commands_app.domain.registry import Registry
+from commands_app.domain.store import decide
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
-from intent_project import notifications
-from intent_project.jsoncodec import ExactJSONEncoder
+from intent_project import notifications, retries, wakeups
+from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
 
 
-class RetryLater(Exception):
-    """The command stays pending and should be tried again after `delay` seconds."""
+class Outcome(StrEnum):
+    """What one delivery did to a command (logged by the tasks, asserted by tests)."""
 
-    def __init__(self, delay: float) -> None:
-        super().__init__(delay)
-        self.delay = delay
+    CONSUMED = "consumed"  # its events are appended; projections have yet to apply them
+    PROCESSED = "processed"  # final, with nothing for a projection to wait for
+    FAILED = "failed"  # final: a domain error, or retries exhausted
+    # A redundant delivery, which did nothing:
+    ALREADY_CONSUMED = "already-consumed"
+    ALREADY_PROCESSED = "already-processed"
+    ALREADY_FAILED = "already-failed"
+    LOCKED_OR_MISSING = "locked-or-missing"  # another delivery holds it, or no such command
+
+
+_ALREADY = {
+    CommandStatus.CONSUMED: Outcome.ALREADY_CONSUMED,
+    CommandStatus.PROCESSED: Outcome.ALREADY_PROCESSED,
+    CommandStatus.FAILED: Outcome.ALREADY_FAILED,
+}
+
+
+@dataclass(frozen=True)
+class Postponed:
+    """The command stays pending, to be tried again in `delay` seconds."""
+
+    delay: float
+
+
+Result = Outcome | Postponed
 
 
 def context_for(row: Command) -> CommandContext:
-    meta = row.metadata or {}
-    causation = meta.get("causation_id")
-    return CommandContext(
-        command_id=row.id,
-        tenant=meta.get("tenant", ""),
-        user_id=meta.get("user_id"),
-        role=meta.get("role"),
-        correlation_id=row.correlation_id or row.id,
-        causation_id=UUID(causation) if causation else None,
-        now=timezone.now(),
-    )
+    return CommandMetadata.from_json(row.metadata).context(row.id, row.correlation_id, timezone.now())
 
 
 def _result(recorded: list[Recorded[DomainEvent]]) -> dict[str, Any]:
@@ -62,8 +79,8 @@ def _result(recorded: list[Recorded[DomainEvent]]) -> dict[str, Any]:
                 "id": str(rec.id),
                 "type": rec.type,
                 "position": rec.position,
-                "stream_type": rec.stream_type,
-                "stream_id": str(rec.stream_id),
+                "aggregate_type": rec.stream_type,
+                "aggregate_id": str(rec.stream_id),
                 "version": rec.version,
             }
             for rec in recorded
@@ -72,18 +89,12 @@ def _result(recorded: list[Recorded[DomainEvent]]) -> dict[str, Any]:
     }
 
 
-def process(command_id: UUID) -> str:
-    """Handle this one command. Returns what happened, for logs and tests.
-
-    Raises RetryLater when a retryable error or an exhausted conflict loop means "not now".
-    """
-    outcome = process_batch(command_id, limit=1)[command_id]
-    if isinstance(outcome, RetryLater):
-        raise outcome
-    return outcome
+def process(command_id: UUID) -> Result:
+    """Handle this one command. Returns what happened, for logs and tests."""
+    return process_batch(command_id, limit=1)[command_id]
 
 
-def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID, str | RetryLater]:
+def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID, Result]:
     """Handle `first_id` (when given) and other due pending commands of this tenant, up to
     `limit` in all, in one transaction: one append lock, one commit and one projection
     wake-up for the lot.
@@ -96,52 +107,72 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
     """
     limit = settings.COMMAND_BATCH_SIZE if limit is None else limit
     registry = get_registry()
-    store = PostgresEventStore(registry)
-    outcomes: dict[UUID, str | RetryLater] = {}
     with transaction.atomic():
         now = timezone.now()
         rows: list[Command] = []
         if first_id is not None:
-            # SKIP LOCKED: a second delivery of the same message while the first is still
-            # running must not wait and then re-execute; it just leaves.
-            first = Command.objects.select_for_update(skip_locked=True).filter(pk=first_id).first()
-            if first is None:
-                return {first_id: "locked-or-missing"}
-            if first.status != CommandStatus.PENDING:
-                return {first_id: f"already-{first.status}"}
-            if first.not_before and first.not_before > now:
-                return {first_id: RetryLater((first.not_before - now).total_seconds())}
+            first = _lock_first(first_id, now)
+            if not isinstance(first, Command):
+                return {first_id: first}
             rows.append(first)
-        if limit > len(rows):
-            due = (
-                Command.objects.select_for_update(skip_locked=True)
-                .filter(status=CommandStatus.PENDING)
-                .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            )
-            if first_id is not None:
-                due = due.exclude(pk=first_id)
-            rows += list(due.order_by("created_at")[: limit - len(rows)])
+        rows += _lock_due(limit - len(rows), now, exclude=first_id)
         if not rows:
             return {}
-        # Lock before loading anything: every aggregate loaded below is then its stream's
-        # head until this transaction commits, so decisions never race another writer in
-        # this tenant and an aggregate can be reused across the batch.
-        store.lock_for_append()
-        batch = _Batch(registry, store)
-        try:
-            with transaction.atomic():  # one savepoint: the fast path rolls back as a whole
-                outcomes = batch.handle_all(rows)
-        except _SlowPath as slow:
-            # A bug in a handler, or a version race with a writer that skips the append
-            # lock: redo the batch one savepoint per command, so only that command suffers.
-            log.info("command batch falls back to one-by-one: %s", slow)
-            batch = _Batch(registry, store)
-            outcomes = {row.id: batch.handle(row) for row in rows}
+        batch = _Batch(registry, PostgresEventStore(registry))
+        outcomes = batch.run(rows)
         _save_outcomes(rows)
         if batch.appended:
             # Bind the schema now: inside on_commit the connection may be public.
-            transaction.on_commit(functools.partial(_wake_projections, current_schema()))
+            announce = functools.partial(wakeups.events_appended, current_schema(), frozenset(batch.appended))
+            transaction.on_commit(announce)
     return outcomes
+
+
+def _lock_first(command_id: UUID, now: datetime) -> Command | Result:
+    """The command a message is about, locked, or what to answer when it is not due."""
+    # SKIP LOCKED: a second delivery of the same message while the first is still running
+    # must not wait and then re-execute; it just leaves.
+    row = Command.objects.select_for_update(skip_locked=True).filter(pk=command_id).first()
+    if row is None:
+        return Outcome.LOCKED_OR_MISSING
+    if row.status != CommandStatus.PENDING:
+        return _ALREADY[CommandStatus(row.status)]
+    if row.not_before and row.not_before > now:
+        return Postponed((row.not_before - now).total_seconds())
+    return row
+
+
+def _lock_due(count: int, now: datetime, *, exclude: UUID | None) -> list[Command]:
+    """Up to `count` other due pending commands, oldest first, locked (SKIP LOCKED:
+    a concurrent batch has taken those it holds)."""
+    if count <= 0:
+        return []
+    due = (
+        Command.objects.select_for_update(skip_locked=True)
+        .filter(status=CommandStatus.PENDING)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    )
+    if exclude is not None:
+        due = due.exclude(pk=exclude)
+    return list(due.order_by("created_at")[:count])
+
+
+# What a batch writes back to each command row, in one UPDATE.
+_OUTCOME = Columns.of(
+    Command,
+    [
+        "id",
+        "attempts",
+        "result",
+        "error",
+        "status",
+        "last_position",
+        "awaiting_projections",
+        "processed_at",
+        "not_before",
+        "updated_at",
+    ],
+)
 
 
 def _save_outcomes(rows: list[Command]) -> None:
@@ -152,43 +183,35 @@ def _save_outcomes(rows: list[Command]) -> None:
     Django's bulk_update builds a CASE per field and row, and a VALUES list of hundreds of
     placeholders is parsed client-side by the driver: both cost more than the commands.
     """
-    document = json.dumps(
-        [
-            {
-                "id": row.id,
-                "attempts": row.attempts,
-                "result": row.result,
-                "error": row.error,
-                "status": str(row.status),
-                "last_position": row.last_position,
-                "awaiting": row.awaiting_projections or [],
-                "processed_at": row.processed_at,
-                "not_before": row.not_before,
-                "updated_at": row.updated_at or timezone.now(),
-            }
-            for row in rows
-        ],
-        cls=ExactJSONEncoder,
+    q = connection.ops.quote_name
+    source, params = _OUTCOME.recordset([_OUTCOME.row_of(row) for row in rows])
+    assignments = ", ".join(
+        f"{q(column)} = u.{q(column)}" for column, _ in _OUTCOME.columns if column != "id"
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH saved AS (UPDATE {Command._meta.db_table} AS c SET attempts = u.attempts,"
-            " result = u.result, error = u.error, status = u.status, last_position = u.last_position,"
-            " awaiting_projections = ARRAY(SELECT jsonb_array_elements_text(u.awaiting)),"
-            " processed_at = u.processed_at, not_before = u.not_before, updated_at = u.updated_at"
-            " FROM jsonb_to_recordset(%s::jsonb) AS u(id uuid, attempts int, result jsonb, error jsonb,"
-            " status varchar, last_position bigint, awaiting jsonb, processed_at timestamptz,"
-            " not_before timestamptz, updated_at timestamptz)"
-            " WHERE c.id = u.id RETURNING c.id, c.status)"
+            f"WITH saved AS (UPDATE {q(Command._meta.db_table)} AS c SET {assignments}"
+            f" FROM {source} WHERE c.id = u.id RETURNING c.id, c.status)"
             " SELECT count(pg_notify(%s, %s || ':' || id::text)) FROM saved WHERE status IN (%s, %s)",
             [
-                document,
+                *params,
                 notifications.CHANNEL,
                 current_schema(),
                 CommandStatus.PROCESSED,
                 CommandStatus.FAILED,
             ],
         )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A locked command row, parsed: what to decide, on which aggregate."""
+
+    row: Command
+    command: DomainCommand
+    ctx: CommandContext
+    key: tuple[str, UUID]
+    aggregate_cls: type[Aggregate]
 
 
 class _SlowPath(Exception):
@@ -198,116 +221,84 @@ class _SlowPath(Exception):
 class _Batch:
     """The commands of one transaction, with the aggregates they loaded.
 
-    `handle_all` is the fast path: every aggregate of the batch loaded in two queries,
+    `_all_at_once` is the fast path: every aggregate of the batch loaded in two queries,
     every decision made in memory (later commands on an aggregate see the events of
     earlier ones, as the append lock guarantees nobody else appends meanwhile), and all
-    their events written in one INSERT. `handle` is the one-by-one path.
+    their events written in one INSERT. `_one` is the one-by-one path.
     """
 
-    def __init__(self, registry: Any, store: PostgresEventStore) -> None:
-        from projections_app.registry import projections_for_event_types
-
+    def __init__(self, registry: Registry, store: PostgresEventStore) -> None:
         self.registry = registry
         self.store = store
-        self.awaiting_for = projections_for_event_types
-        self.aggregates: dict[tuple[str, UUID], Any] = {}
-        self.appended = False
+        self.read_side = wakeups.read_side()
+        self.aggregates: dict[tuple[str, UUID], Aggregate] = {}
+        self.appended: set[str] = set()  # the types of the events appended
 
-    def handle_all(self, rows: list[Command]) -> dict[UUID, str | RetryLater]:
-        plans: list[tuple[Command, Any, CommandContext | None, Any, IntentError | None]] = []
-        wanted: dict[tuple[str, UUID], Any] = {}
-        for row in rows:
-            try:
-                command = self.registry.parse_command(row.type, row.payload)
-            except IntentError as exc:  # stored before its type or schema changed
-                plans.append((row, None, None, None, exc))
-                continue
-            row_ctx = context_for(row)
-            key = (command.AGGREGATE_TYPE, command.aggregate_id(row_ctx))
-            wanted[key] = self.registry.aggregate_for(command)
-            plans.append((row, command, row_ctx, key, None))
-        aggregates = self.store.load_many(wanted)
-        before = {id(aggregate): aggregate.version for aggregate in aggregates.values()}
+    def run(self, rows: list[Command]) -> dict[UUID, Result]:
+        """Decide and append for locked rows; each outcome is also written onto its row."""
+        # Lock before loading anything: every aggregate loaded below is then its stream's
+        # head until this transaction commits, so decisions never race another writer in
+        # this tenant and an aggregate can be reused across the batch.
+        self.store.lock_for_append()
+        jobs = {row.id: self._job(row) for row in rows}
+        try:
+            with transaction.atomic():  # one savepoint: the fast path rolls back as a whole
+                return self._all_at_once(rows, jobs)
+        except _SlowPath as slow:
+            # A bug in a handler, or a version race with a writer that skips the append
+            # lock: redo the batch one savepoint per command, so only that command suffers.
+            log.info("command batch falls back to one-by-one: %s", slow)
+            self.aggregates.clear()
+            return {row.id: self._one(row, jobs[row.id]) for row in rows}
+
+    def _job(self, row: Command) -> _Job | IntentError:
+        try:
+            command = self.registry.parse_command(row.type, row.payload)
+        except IntentError as exc:  # stored before its type or schema changed
+            return exc
+        ctx = context_for(row)
+        key = (command.AGGREGATE_TYPE, command.aggregate_id(ctx))
+        return _Job(row, command, ctx, key, self.registry.aggregate_for(command))
+
+    def _all_at_once(self, rows: list[Command], jobs: dict[UUID, _Job | IntentError]) -> dict[UUID, Result]:
+        parsed = [job for job in jobs.values() if isinstance(job, _Job)]
+        aggregates = self.store.load_many({job.key: job.aggregate_cls for job in parsed})
+        refused = {row_id: job for row_id, job in jobs.items() if isinstance(job, IntentError)}
         staged_of: dict[UUID, list[Staged]] = {}
-        errors: dict[UUID, IntentError] = {}
-        every: list[Staged] = []
-        for row, command, ctx, key, error in plans:
-            if error is not None or ctx is None:
-                errors[row.id] = error or IntentError("unreachable")
-                continue
-            aggregate = aggregates[key]
+        for job in parsed:
+            aggregate = aggregates[job.key]
             try:
-                events = self.registry.decide(aggregate, command, ctx)
-                staged = self.store.stage(aggregate, events, event_metadata(command, ctx))
+                decision = decide(self.registry, aggregate, job.command, job.ctx)
+                if isinstance(decision, IntentError):
+                    refused[job.row.id] = decision
+                    continue
+                staged_of[job.row.id] = staged = self.store.stage(
+                    aggregate, decision.events, decision.metadata
+                )
                 for item in staged:
                     aggregate.evolve(item.event, item.version)
-            except IntentError as exc:  # decisions raise before touching the aggregate
-                errors[row.id] = exc
-                continue
             except DatabaseError:
                 raise
             except Exception as exc:
-                raise _SlowPath(f"command {row.id} raised {exc!r}") from exc
-            staged_of[row.id] = staged
-            every += staged
+                raise _SlowPath(f"command {job.row.id} raised {exc!r}") from exc
         try:
-            recorded = {rec.id: rec for rec in self.store.write_staged(every, before)}
+            written = self.store.write_staged([item for staged in staged_of.values() for item in staged])
         except ConcurrencyError as exc:
             raise _SlowPath(str(exc)) from exc
-        outcomes: dict[UUID, str | RetryLater] = {}
-        for row in rows:
-            if row.id in errors:
-                outcomes[row.id] = self._refused(row, errors[row.id])
-            else:
-                outcomes[row.id] = self._done(row, [recorded[item.event_id] for item in staged_of[row.id]])
-        return outcomes
+        recorded = {rec.id: rec for rec in written}
+        return {
+            row.id: self._refused(row, refused[row.id])
+            if row.id in refused
+            else self._done(row, [recorded[item.event_id] for item in staged_of[row.id]])
+            for row in rows
+        }
 
-    def _refused(self, row: Command, exc: IntentError) -> str | RetryLater:
-        """A domain error fails the command; "not now" (retryable, or a race lost every
-        time) schedules another attempt."""
-        row.updated_at = timezone.now()
-        if isinstance(exc, RetryableDomainError | ConcurrencyError):
-            return _retry_or_fail_row(row, exc)
-        row.attempts += 1
-        _mark_failed_row(row, exc.as_dict())
-        return "failed"
-
-    def handle(self, row: Command) -> str | RetryLater:
-        """Decide and append for one locked row; the outcome is written onto `row`."""
-        row.updated_at = timezone.now()
+    def _one(self, row: Command, job: _Job | IntentError) -> Result:
+        """Decide and append for one row in its own savepoint."""
+        if isinstance(job, IntentError):
+            return self._refused(row, job)
         try:
-            command = self.registry.parse_command(row.type, row.payload)
-            ctx = context_for(row)
-            key = (command.AGGREGATE_TYPE, command.aggregate_id(ctx))
-            for _conflict in range(settings.COMMAND_CONFLICT_RETRIES):
-                try:
-                    with transaction.atomic():  # this command alone rolls back on failure
-                        aggregate = self.aggregates.get(key)
-                        if aggregate is None:
-                            aggregate = self.store.load(self.registry.aggregate_for(command), key[1])
-                        events = self.registry.decide(aggregate, command, ctx)
-                        recorded = (
-                            self.store.append(
-                                aggregate,
-                                events,
-                                event_metadata(command, ctx),
-                                lock_held=True,
-                            )
-                            if events
-                            else []
-                        )
-                    self.aggregates[key] = aggregate
-                    return self._done(row, recorded)
-                except ConcurrencyError:
-                    # Only a writer that skips the append lock can cause this; reload.
-                    self.aggregates.pop(key, None)
-                    continue
-            raise ConcurrencyError(
-                f"Still conflicting after {settings.COMMAND_CONFLICT_RETRIES} re-decisions.",
-                details={"conflict_retries": settings.COMMAND_CONFLICT_RETRIES},
-            )
-        except IntentError as exc:
-            return self._refused(row, exc)
+            return self._decide_and_append(job)
         except DatabaseError:
             raise  # the database went away: the whole batch rolls back, nothing happened
         except Exception as exc:
@@ -315,23 +306,58 @@ class _Batch:
             # retry with backoff so it ends `failed` with the cause, not pending forever.
             self.aggregates.clear()
             log.warning("command %s raised %r", row.id, exc, exc_info=True)
-            return _retry_or_fail_row(row, _unexpected(exc))
+            return _retry_or_fail(row, _unexpected(exc))
 
-    def _done(self, row: Command, recorded: list[Recorded[DomainEvent]]) -> str:
-        row.updated_at = timezone.now()
-        awaiting = self.awaiting_for({rec.type for rec in recorded})
+    def _decide_and_append(self, job: _Job) -> Result:
+        for _conflict in range(settings.COMMAND_CONFLICT_RETRIES):
+            try:
+                with transaction.atomic():  # this command alone rolls back on failure
+                    aggregate = self.aggregates.get(job.key)
+                    if aggregate is None:
+                        aggregate = self.store.load(job.aggregate_cls, job.key[1])
+                    decision = decide(self.registry, aggregate, job.command, job.ctx)
+                    if isinstance(decision, IntentError):
+                        return self._refused(job.row, decision)
+                    recorded = (
+                        self.store.append(aggregate, decision.events, decision.metadata, lock_held=True)
+                        if decision.events
+                        else []
+                    )
+                self.aggregates[job.key] = aggregate
+                return self._done(job.row, recorded)
+            except ConcurrencyError:
+                # Only a writer that skips the append lock can cause this; reload.
+                self.aggregates.pop(job.key, None)
+        conflict = ConcurrencyError(
+            f"Still conflicting after {settings.COMMAND_CONFLICT_RETRIES} re-decisions.",
+            details={"conflict_retries": settings.COMMAND_CONFLICT_RETRIES},
+        )
+        return self._refused(job.row, conflict)
+
+    def _refused(self, row: Command, exc: IntentError) -> Result:
+        """A domain error fails the command; "not now" (retryable, or a race lost every
+        time) schedules another attempt."""
+        if isinstance(exc, RetryableDomainError | ConcurrencyError):
+            return _retry_or_fail(row, exc)
+        row.attempts += 1
+        _mark_failed(row, exc.as_dict())
+        return Outcome.FAILED
+
+    def _done(self, row: Command, recorded: list[Recorded[DomainEvent]]) -> Outcome:
+        types = {rec.type for rec in recorded}
+        awaiting = self.read_side.awaiting(types) if recorded else frozenset()
+        self.appended |= types
         row.attempts += 1
         row.result = _result(recorded)
         row.error = None
-        if recorded and awaiting:
+        if awaiting:
             row.status = CommandStatus.CONSUMED
             row.last_position = recorded[-1].position
             row.awaiting_projections = sorted(awaiting)
-        else:
-            row.status = CommandStatus.PROCESSED
-            row.processed_at = timezone.now()
-        self.appended = self.appended or bool(recorded)
-        return str(row.status)
+            return Outcome.CONSUMED
+        row.status = CommandStatus.PROCESSED
+        row.processed_at = timezone.now()
+        return Outcome.PROCESSED
 
 
 def _unexpected(exc: BaseException) -> IntentError:
@@ -339,32 +365,32 @@ def _unexpected(exc: BaseException) -> IntentError:
     return IntentError(f"{type(exc).__name__}: {exc}"[:500], code=code)
 
 
-def _retry_or_fail_row(row: Command, exc: IntentError) -> str | RetryLater:
-    """Count the attempt on a locked row; schedule the next one with backoff, or fail it."""
+def _retry_or_fail(row: Command, exc: IntentError) -> Result:
+    """Count the failed attempt on a locked row; schedule the next one, or fail it."""
     row.attempts += 1
-    if row.attempts > settings.COMMAND_MAX_RETRIES:
+    delay = retries.commands().delay_after(row.attempts)
+    if delay is None:
         error = exc.as_dict()
         error["details"] = {**error["details"], "attempts": row.attempts, "retries_exhausted": True}
-        _mark_failed_row(row, error)
-        return "failed"
-    delay = backoff(row.attempts)
+        _mark_failed(row, error)
+        return Outcome.FAILED
     row.not_before = timezone.now() + timedelta(seconds=delay)
     row.error = {**exc.as_dict(), "retrying": True}
-    return RetryLater(delay)
+    return Postponed(delay)
 
 
-def _mark_failed_row(row: Command, error: dict[str, Any]) -> None:
+def _mark_failed(row: Command, error: dict[str, Any]) -> None:
     row.status = CommandStatus.FAILED
     row.error = error
     row.processed_at = timezone.now()
 
 
-def drain(max_seconds: float = 2.0) -> tuple[dict[UUID, str | RetryLater], bool]:
+def drain(max_seconds: float = 2.0) -> tuple[dict[UUID, Result], bool]:
     """Handle due pending commands of this tenant batch after batch, for up to
     `max_seconds`. Returns the outcomes, and whether it stopped with work possibly left
     (the caller then yields the worker and asks for another run)."""
     deadline = time.monotonic() + max_seconds
-    outcomes: dict[UUID, str | RetryLater] = {}
+    outcomes: dict[UUID, Result] = {}
     while True:
         batch = process_batch(None)
         outcomes.update(batch)
@@ -374,25 +400,15 @@ def drain(max_seconds: float = 2.0) -> tuple[dict[UUID, str | RetryLater], bool]
             return outcomes, True
 
 
-def _wake_projections(schema: str) -> None:
-    from projections_app.tasks import wake_projections
-
-    wake_projections(schema)
-
-
-def backoff(attempt: int) -> float:
-    return float(settings.COMMAND_RETRY_BACKOFF_SECONDS * (2 ** max(attempt - 1, 0)))
-
-
-def record_infrastructure_failure(command_id: UUID, exc: BaseException) -> str:
+def record_infrastructure_failure(command_id: UUID, exc: BaseException) -> Result:
     """An exception escaped a whole batch (the database went away): nothing of it was
     committed. Count the attempt on the command whose message this was; retry with backoff."""
     with transaction.atomic():
-        row = Command.objects.select_for_update().filter(pk=command_id, status=CommandStatus.PENDING).first()
+        row = Command.objects.select_for_update().filter(pk=command_id).first()
         if row is None:
-            return "already-final"
-        outcome = _retry_or_fail_row(row, _unexpected(exc))
+            return Outcome.LOCKED_OR_MISSING
+        if row.status != CommandStatus.PENDING:
+            return _ALREADY[CommandStatus(row.status)]
+        outcome = _retry_or_fail(row, _unexpected(exc))
         row.save(update_fields=["attempts", "not_before", "error", "status", "processed_at", "updated_at"])
-    if isinstance(outcome, RetryLater):
-        raise outcome
     return outcome

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
@@ -24,7 +23,7 @@ from commands_app.domain.errors import ConcurrencyError
 from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 from events_app.models import Event, Snapshot
-from intent_project.jsoncodec import ExactJSONEncoder
+from intent_project.rowsets import Columns
 
 A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
@@ -33,17 +32,15 @@ _VERSION_CONSTRAINT = "event_stream_version_unique"
 _EVENTS = Event._meta.db_table
 _SNAPSHOTS = Snapshot._meta.db_table
 _LOCK = f"LOCK TABLE {_EVENTS} IN EXCLUSIVE MODE"  # why: PostgresEventStore.lock_for_append
-# Appends of up to this many events use plain placeholders; longer ones go as one JSON document.
+# What an append writes: every column but the position (the sequence hands it out), and
+# the staging order. Appends of up to _VALUES_UP_TO events use plain placeholders; longer
+# ones go as one JSON document (intent_project.rowsets).
+_APPENDED = Columns.of(
+    Event, [f.name for f in Event._meta.concrete_fields if not f.primary_key], helpers=[("n", "int")]
+)
 _VALUES_UP_TO = 8
-_VALUES_ROW = (
-    "(%s::uuid, %s, %s::uuid, %s::int, %s, %s::smallint, %s::jsonb, %s::jsonb, %s::uuid, %s::uuid,"
-    " %s::uuid, %s::timestamptz, %s::int)"
-)
-_COLUMNS = "(i, st, si, v, t, sv, p, m, co, ca, cm, r, n)"
-_RECORDSET_COLUMNS = (
-    "(i uuid, st varchar, si uuid, v int, t varchar, sv smallint, p jsonb, m jsonb, co uuid, ca uuid,"
-    " cm uuid, r timestamptz, n int)"
-)
+# What a snapshot writes (created_at is the database's default, now()).
+_SNAPSHOTTED = Columns.of(Snapshot, ["stream_type", "stream_id", "version", "schema_version", "state"])
 
 
 def _json(value: Any) -> Any:
@@ -130,6 +127,33 @@ def _recorded(staged: Sequence[Staged], positions: Sequence[int]) -> list[Record
         )
         for item, position in zip(staged, positions, strict=True)
     ]
+
+
+def _row(item: Staged, n: int) -> dict[str, Any]:
+    """The columns of one staged event, by name, and its place `n` in the append."""
+    meta = item.metadata
+    return {
+        "id": item.event_id,
+        "stream_type": item.aggregate.TYPE,
+        "stream_id": item.aggregate.id,
+        "version": item.version,
+        "type": item.event.TYPE,
+        "schema_version": item.event.SCHEMA_VERSION,
+        "payload": item.event.to_wire(),
+        "metadata": meta,
+        "correlation_id": _uuid_or_none(meta.get("correlation_id")),
+        "causation_id": _uuid_or_none(meta.get("causation_id")),
+        "command_id": _uuid_or_none(meta.get("command_id")),
+        "recorded_at": item.recorded_at,
+        "n": n,
+    }
+
+
+def _moved(aggregate_type: str, aggregate_id: UUID, version: int) -> ConcurrencyError:
+    return ConcurrencyError(
+        f"Stream {aggregate_type}/{aggregate_id} moved past version {version}.",
+        details={"stream_type": aggregate_type, "stream_id": str(aggregate_id), "expected_version": version},
+    )
 
 
 class PostgresEventStore:
@@ -256,6 +280,8 @@ class PostgresEventStore:
         `lock_held`: the caller took `lock_for_append()` earlier in this transaction.
         """
         assert connection.in_atomic_block, "append must run inside the command's transaction"
+        if not events:
+            return []
         expected = aggregate.version
         staged = self.stage(aggregate, events, metadata)
         positions = self._insert(staged, lock=not lock_held, expect=(aggregate, expected))
@@ -277,21 +303,21 @@ class PostgresEventStore:
             for offset, event in enumerate(events, start=1)
         ]
 
-    def write_staged(
-        self, staged: Sequence[Staged], previous_versions: Mapping[int, int]
-    ) -> list[Recorded[DomainEvent]]:
+    def write_staged(self, staged: Sequence[Staged]) -> list[Recorded[DomainEvent]]:
         """Insert rows staged (and already applied to their aggregates) by several decisions.
 
         One statement for a whole batch of commands. The append lock must be held.
-        `previous_versions` maps id(aggregate) to its version before the batch, to take
-        the snapshots whose threshold the batch crossed.
         """
         if not staged:
             return []
         positions = self._insert(staged, lock=False, expect=None)
-        aggregates = {id(item.aggregate): item.aggregate for item in staged}
-        for key, aggregate in aggregates.items():
-            self._maybe_snapshot(aggregate, previous_versions[key])
+        # Each aggregate's version before the batch (its first staged row's, less one), to
+        # take the snapshots whose threshold the batch crossed.
+        before: dict[int, tuple[Aggregate, int]] = {}
+        for item in staged:
+            before.setdefault(id(item.aggregate), (item.aggregate, item.version - 1))
+        for aggregate, version in before.values():
+            self._maybe_snapshot(aggregate, version)
         return _recorded(staged, positions)
 
     def _insert(
@@ -300,72 +326,25 @@ class PostgresEventStore:
         """Insert staged rows in one statement; with `lock`, take the append lock in the
         same round trip; with `expect` (aggregate, version), insert only if that stream is
         still at that version (raise ConcurrencyError, without aborting, if not)."""
-        params: list[Any]
-        if len(staged) <= _VALUES_UP_TO:
-            # A few rows: plain placeholders are cheapest to send.
-            source = "(VALUES " + ", ".join([_VALUES_ROW] * len(staged)) + f") AS u{_COLUMNS}"
-            params = [
-                value
-                for n, item in enumerate(staged, start=1)
-                for value in (
-                    item.event_id,
-                    item.aggregate.TYPE,
-                    item.aggregate.id,
-                    item.version,
-                    item.event.TYPE,
-                    item.event.SCHEMA_VERSION,
-                    json.dumps(item.event.to_wire(), cls=DjangoJSONEncoder),
-                    json.dumps(item.metadata, cls=DjangoJSONEncoder),
-                    _uuid_or_none(item.metadata.get("correlation_id")),
-                    _uuid_or_none(item.metadata.get("causation_id")),
-                    _uuid_or_none(item.metadata.get("command_id")),
-                    item.recorded_at,
-                    n,
-                )
-            ]
-        else:
-            # Many rows: the whole batch as one JSON document, one parameter. The driver
-            # parses statements and escapes array elements in Python; one JSON string is
-            # encoded in C and escaped once.
-            source = f"jsonb_to_recordset(%s::jsonb) AS u{_RECORDSET_COLUMNS}"
-            params = [
-                json.dumps(
-                    [
-                        {
-                            "i": item.event_id,
-                            "st": item.aggregate.TYPE,
-                            "si": item.aggregate.id,
-                            "v": item.version,
-                            "t": item.event.TYPE,
-                            "sv": item.event.SCHEMA_VERSION,
-                            "p": item.event.to_wire(),
-                            "m": item.metadata,
-                            "co": _uuid_or_none(item.metadata.get("correlation_id")),
-                            "ca": _uuid_or_none(item.metadata.get("causation_id")),
-                            "cm": _uuid_or_none(item.metadata.get("command_id")),
-                            "r": item.recorded_at,
-                            "n": n,
-                        }
-                        for n, item in enumerate(staged, start=1)
-                    ],
-                    cls=ExactJSONEncoder,
-                )
-            ]
+        rows = [_row(item, n) for n, item in enumerate(staged, start=1)]
+        source, params = _APPENDED.values(rows) if len(rows) <= _VALUES_UP_TO else _APPENDED.recordset(rows)
         guard = ""
         if expect is not None:
             guarded, version = expect
             guard = (
-                f" WHERE (SELECT coalesce(max(version), 0) FROM {_EVENTS}"
-                " WHERE stream_id = %s AND stream_type = %s) = %s"
+                f" WHERE (SELECT coalesce(max(e.version), 0) FROM {_EVENTS} AS e"
+                " WHERE e.stream_id = %s AND e.stream_type = %s) = %s"
             )
             params += [guarded.id, guarded.TYPE, version]
+        columns = _APPENDED.names()
         # ORDER BY n keeps positions in staging order; RETURNING reports them in that order.
-        insert = (
-            f"INSERT INTO {_EVENTS} (id, stream_type, stream_id, version, type, schema_version,"
-            " payload, metadata, correlation_id, causation_id, command_id, recorded_at)"
-            f" SELECT i, st, si, v, t, sv, p, m, co, ca, cm, r FROM {source}{guard} ORDER BY n"
-            " RETURNING position"
-        )
+        insert = f"INSERT INTO {_EVENTS} ({columns}) SELECT {columns} FROM {source}{guard} ORDER BY n RETURNING position"
+        positions = self._run_insert(insert, params, lock=lock, first=staged[0])
+        if expect is not None and not positions:
+            raise _moved(expect[0].TYPE, expect[0].id, expect[1])
+        return positions
+
+    def _run_insert(self, insert: str, params: list[Any], *, lock: bool, first: Staged) -> list[int]:
         try:
             with connection.cursor() as cursor:
                 if lock:
@@ -375,32 +354,13 @@ class PostgresEventStore:
                     cursor.nextset()
                 else:
                     cursor.execute(insert, params)
-                positions = [position for (position,) in cursor.fetchall()]
+                return [position for (position,) in cursor.fetchall()]
         except IntegrityError as exc:
             # A unique violation here is the (stream, version) guard: the only other unique
             # column is the random event id. The name check keeps the message precise.
             if _VERSION_CONSTRAINT in str(exc) or getattr(exc.__cause__, "sqlstate", None) == "23505":
-                first = staged[0]
-                raise ConcurrencyError(
-                    f"Stream {first.aggregate.TYPE}/{first.aggregate.id} moved past version {first.version - 1}.",
-                    details={
-                        "stream_type": first.aggregate.TYPE,
-                        "stream_id": str(first.aggregate.id),
-                        "expected_version": first.version - 1,
-                    },
-                ) from exc
+                raise _moved(first.aggregate.TYPE, first.aggregate.id, first.version - 1) from exc
             raise
-        if expect is not None and staged and not positions:
-            guarded, version = expect
-            raise ConcurrencyError(
-                f"Stream {guarded.TYPE}/{guarded.id} moved past version {version}.",
-                details={
-                    "stream_type": guarded.TYPE,
-                    "stream_id": str(guarded.id),
-                    "expected_version": version,
-                },
-            )
-        return positions
 
     def _maybe_snapshot(self, aggregate: Aggregate, previous_version: int) -> None:
         every = snapshot_interval(type(aggregate)) if self.snapshot_every is None else self.snapshot_every
@@ -408,17 +368,22 @@ class PostgresEventStore:
             return
         # Same transaction as the events that crossed the threshold: never a snapshot of
         # state whose events were rolled back.
+        source, params = _SNAPSHOTTED.values(
+            [
+                {
+                    "stream_type": aggregate.TYPE,
+                    "stream_id": aggregate.id,
+                    "version": aggregate.version,
+                    "schema_version": aggregate.SNAPSHOT_SCHEMA_VERSION,
+                    "state": aggregate.snapshot_state(),
+                }
+            ]
+        )
+        columns = _SNAPSHOTTED.names()
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {_SNAPSHOTS} (stream_type, stream_id, version, schema_version, state, created_at)"
-                " VALUES (%s, %s, %s, %s, %s::jsonb, now()) ON CONFLICT DO NOTHING",
-                [
-                    aggregate.TYPE,
-                    aggregate.id,
-                    aggregate.version,
-                    aggregate.SNAPSHOT_SCHEMA_VERSION,
-                    json.dumps(aggregate.snapshot_state(), cls=DjangoJSONEncoder),
-                ],
+                f"INSERT INTO {_SNAPSHOTS} ({columns}) SELECT {columns} FROM {source} ON CONFLICT DO NOTHING",
+                params,
             )
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]:

@@ -222,20 +222,34 @@ CELERY_BEAT_SCHEDULE = {
 # --- Command processing policy --------------------------------------------------------------
 # Optimistic-concurrency conflicts reload and re-decide at most this many times per delivery.
 COMMAND_CONFLICT_RETRIES = env_int("COMMAND_CONFLICT_RETRIES", 10, minimum=1)
-# Retryable domain errors and infrastructure errors: exponential backoff, then fail visibly.
 # A worker handles up to this many due commands of one tenant per transaction (one
 # append lock, one commit, one projection wake-up for the lot).
 COMMAND_BATCH_SIZE = env_int("COMMAND_BATCH_SIZE", 50, minimum=1)
-COMMAND_MAX_RETRIES = env_int("COMMAND_MAX_RETRIES", 5, minimum=0)
-COMMAND_RETRY_BACKOFF_SECONDS = env_float("COMMAND_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
-# A command still pending this long after it was stored is re-enqueued by the sweep.
-COMMAND_STALE_AFTER_SECONDS = env_float("COMMAND_STALE_AFTER_SECONDS", 10.0, minimum=0.0)
-# A projection event handler that keeps failing stalls its projection after this many tries.
-PROJECTION_MAX_FAILURES = env_int("PROJECTION_MAX_FAILURES", 5, minimum=1)
 # Most events one projection transaction applies. Big batches matter for read models with
 # few, often-updated rows (each row a batch touches is loaded and written once per batch):
 # 10,000 doubles catch-up against 2,000 (docs/benchmarks.md). Live runs see small batches.
 PROJECTION_BATCH_SIZE = env_int("PROJECTION_BATCH_SIZE", 10_000, minimum=1)
+
+# --- Retries and scheduling (the policy: intent_project/retries.py) -------------------------
+# Retryable domain errors, lost version races and infrastructure errors of a command:
+# exponential backoff from the base, then the command fails visibly.
+COMMAND_MAX_RETRIES = env_int("COMMAND_MAX_RETRIES", 5, minimum=0)
+COMMAND_RETRY_BACKOFF_SECONDS = env_float("COMMAND_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
+# A projection handler failing on one event: backoff from the base, and after this many
+# failures in a row the projection stalls at that event until an operator acts.
+PROJECTION_MAX_FAILURES = env_int("PROJECTION_MAX_FAILURES", 5, minimum=1)
+PROJECTION_RETRY_BACKOFF_SECONDS = env_float("PROJECTION_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
+# Commands due within this many seconds get a delayed broker message; later ones are sent by
+# the sweep once due. Below the visibility timeout: Redis re-delivers a message held longer.
+DELAYED_MESSAGE_MAX_SECONDS = env_float("DELAYED_MESSAGE_MAX_SECONDS", 60.0, minimum=0.0)
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= DELAYED_MESSAGE_MAX_SECONDS:
+    raise ImproperlyConfigured(
+        f"DELAYED_MESSAGE_MAX_SECONDS={DELAYED_MESSAGE_MAX_SECONDS:g} must be below"
+        f" CELERY_VISIBILITY_TIMEOUT={CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']}:"
+        " a delayed message held that long would be delivered twice"
+    )
+# A command still pending this long after it was stored is re-enqueued by the sweep.
+COMMAND_STALE_AFTER_SECONDS = env_float("COMMAND_STALE_AFTER_SECONDS", 10.0, minimum=0.0)
 COMMAND_WAIT_MAX_SECONDS = 30
 # Waiting requests (?wait=, ?min_position=&wait=) one user may have in progress at once,
 # across all web processes (intent_project/waits.py); beyond it: 429 too_many_waits.

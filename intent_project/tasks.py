@@ -8,16 +8,15 @@ the wake-ups: work is delayed by at most one sweep interval plus the staleness m
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Min, Q, Value
+from django.db.models import Min
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from commands_app.bus import enqueue
 from commands_app.models import Command, CommandStatus
+from commands_app.tasks import enqueue
+from intent_project import retries
 from projections_app.models import ProjectionState, ProjectionStatus
 from projections_app.runner import ensure_checkpoints, head_position
 from projections_app.tasks import run_projections
@@ -30,26 +29,10 @@ SWEEP_BATCH = 1000
 def sweep_schema(schema_name: str) -> dict[str, int]:
     """Re-send wake-ups for one tenant schema. Returns what it found, for logs and tests."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.COMMAND_STALE_AFTER_SECONDS)
     with schema_context(schema_name):
-        # Due: pending, quiet for a while (its own message may still be queued) or scheduled
-        # time reached, and not re-sent recently. Re-sends back off per command: at least as
-        # long since the last one as the command had existed by then, so a long backlog
-        # gets a few re-sends per command (after 1, 2, 4 ... periods), not one per sweep.
-        due = (Q(not_before__isnull=True, updated_at__lte=stale) | Q(not_before__lte=now)) & (
-            Q(swept_at__isnull=True) | Q(swept_at__lte=stale, since_created__lte=F("since_swept"))
-        )
+        pending = Command.objects.filter(status=CommandStatus.PENDING)
         ids = list(
-            Command.objects.filter(status=CommandStatus.PENDING)
-            .annotate(
-                since_created=ExpressionWrapper(
-                    F("swept_at") - F("created_at"), output_field=DurationField()
-                ),
-                since_swept=ExpressionWrapper(
-                    Value(now, output_field=DateTimeField()) - F("swept_at"), output_field=DurationField()
-                ),
-            )
-            .filter(due)
+            retries.due_for_resend(pending, now)
             .order_by("created_at")
             .values_list("id", flat=True)[:SWEEP_BATCH]
         )

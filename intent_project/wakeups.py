@@ -1,9 +1,18 @@
-"""Coalesced wake-up messages: at most one queued task per (kind, tenant schema).
+"""Wake-ups: the port between the write side and the read side, and coalesced messages.
 
-While the key exists, a task of that kind for the schema is queued and has not started
-reading yet, so another message would be redundant. The task deletes the key *before* it
-reads (`started`), so anything committed after that sets the key again and gets its own
-run. Losing a message (or Redis) only delays work: the sweep sends wake-ups from the rows.
+The port. The write side (commands_app, events_app) and the tenant services never import
+the read side (projections_app); they announce "events of these types were appended in
+this schema" or "this tenant schema was created", and ask "which projections must apply
+events of these types before their command is processed?", through `read_side()`.
+projections_app registers the answers in its AppConfig.ready(); without a read side
+nothing awaits events and announcements go nowhere. import-linter contracts
+(pyproject.toml, `lint-imports`) keep the dependency one-way.
+
+Coalescing: at most one queued task per (kind, tenant schema). While the key exists, a
+task of that kind for the schema is queued and has not started reading yet, so another
+message would be redundant. The task deletes the key *before* it reads (`started`), so
+anything committed after that sets the key again and gets its own run. Losing a message
+(or Redis) only delays work: the sweep sends wake-ups from the rows.
 """
 
 from __future__ import annotations
@@ -11,12 +20,58 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Set
+from typing import Protocol
 
 import redis
 from django.conf import settings
 
 log = logging.getLogger(__name__)
+
+
+class ReadSide(Protocol):
+    def awaiting(self, event_types: Set[str]) -> frozenset[str]:
+        """The projections that must apply events of these types before the command that
+        appended them is `processed`."""
+        ...
+
+    def events_appended(self, schema_name: str, event_types: Set[str]) -> None:
+        """Events of these types were committed in this schema (called after commit)."""
+        ...
+
+    def schema_created(self, schema_name: str) -> None:
+        """A tenant's schema was just created (its tables migrated and committed)."""
+        ...
+
+
+class _NoReadSide:
+    def awaiting(self, event_types: Set[str]) -> frozenset[str]:
+        return frozenset()
+
+    def events_appended(self, schema_name: str, event_types: Set[str]) -> None:
+        pass
+
+    def schema_created(self, schema_name: str) -> None:
+        pass
+
+
+_read_side: ReadSide = _NoReadSide()
+
+
+def connect_read_side(read_side: ReadSide) -> None:
+    """Called once by the read side's AppConfig.ready()."""
+    global _read_side
+    _read_side = read_side
+
+
+def read_side() -> ReadSide:
+    return _read_side
+
+
+def events_appended(schema_name: str, event_types: Set[str]) -> None:
+    """Announce committed events to the read side (the write side calls this on commit)."""
+    _read_side.events_appended(schema_name, event_types)
+
 
 # A lost message blocks wake-ups of its kind at most this long (the sweep covers it).
 TTL_SECONDS = 30

@@ -8,7 +8,9 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from commands_app.registry import get_registry
 from projections_app.projectors.base import Projection, ReadModel
+from projections_app.sagas import SagaConsumer
 
 
 @functools.cache
@@ -33,9 +35,6 @@ def get_projection(name: str) -> Projection | None:
 @functools.cache
 def get_sagas() -> tuple[Projection, ...]:
     """Every slice's sagas, each run as a checkpointed consumer of the log."""
-    from commands_app.registry import get_registry
-    from projections_app.sagas import SagaConsumer
-
     return tuple(SagaConsumer.of(saga) for saga in get_registry().sagas.values())
 
 
@@ -52,6 +51,7 @@ def get_read_models() -> dict[str, ReadModel]:
     return {rm.name: rm for rm in _load()[1]}
 
 
-def projections_for_event_types(event_types: Iterable[str]) -> set[str]:
+def projections_for_event_types(event_types: Iterable[str]) -> frozenset[str]:
+    """The read-model projections (not sagas) that handle any of these event types."""
     wanted = set(event_types)
-    return {p.name for p in get_projections() if p.event_types & wanted}
+    return frozenset(p.name for p in get_projections() if p.event_types & wanted)

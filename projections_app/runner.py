@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -21,12 +22,13 @@ from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import recorded_from_values
-from intent_project import notifications
+from intent_project import notifications, retries
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
@@ -38,12 +40,23 @@ log = logging.getLogger(__name__)
 _WINDOW_FACTOR = 8
 
 
+class RunOutcome(StrEnum):
+    """What one run of a consumer did."""
+
+    CAUGHT_UP = "caught-up"  # at the head
+    PROGRESS = "progress"  # applied a batch, more to do
+    BUSY = "busy"  # another runner holds the checkpoint (or it has no row yet)
+    STALLED = "stalled"  # stopped at a failing event until an operator acts
+    WAITING = "waiting"  # backing off after a failure
+    FAILED = "failed"  # a handler failed; retried later (see intent_project.retries)
+
+
 @dataclass(frozen=True)
 class RunResult:
     name: str
     applied: int
     caught_up: bool
-    outcome: str  # "caught-up", "progress", "busy", "stalled", "waiting", "failed"
+    outcome: RunOutcome
     advanced: bool = False  # the checkpoint moved
 
 
@@ -76,74 +89,93 @@ def run_projection(
 ) -> RunResult:
     """Apply one batch of events to one projection (never past `upto` when given)."""
     batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
-    registry = get_registry()
-    current: Any = None  # the event row being parsed, for the failure report
     try:
         with transaction.atomic():
-            state = (
-                ProjectionState.objects.select_for_update(skip_locked=True)
-                .filter(name=projection.name)
-                .first()
-            )
-            if state is None:
-                # Either another runner holds it (it will do the work) or it has no row yet.
-                if not ProjectionState.objects.filter(name=projection.name).exists():
-                    ensure_checkpoints()
-                return RunResult(projection.name, 0, False, "busy")
-            if state.status == ProjectionStatus.STALLED:
-                return RunResult(projection.name, 0, False, "stalled")
-            if state.retry_at and state.retry_at > timezone.now():
-                return RunResult(projection.name, 0, False, "waiting")
+            state = _lock_checkpoint(projection)
+            if isinstance(state, RunOutcome):
+                return RunResult(projection.name, 0, False, state)
             # Read the head first: every event at or below it committed before this
             # statement ran, because positions are handed out in commit order.
             head = head_position() if upto is None else min(head_position(), upto)
             if head <= state.position:
-                return RunResult(projection.name, 0, True, "caught-up")
+                return RunResult(projection.name, 0, True, RunOutcome.CAUGHT_UP)
             # Read a window of positions, not everything up to the head: the (type,
             # position) index returns a consumer's events type by type, so "the first N in
             # position order" would sort the whole remaining log on every batch (quadratic
             # catch-up). A window bounds that sort; a sparse consumer simply moves on.
             upper = min(head, state.position + batch_size * _WINDOW_FACTOR)
-            rows = list(
-                Event.objects.filter(projection.event_filter())
-                .filter(position__gt=state.position, position__lte=upper)
-                # Events an operator skipped into a dead letter stay skipped.
-                .exclude(
-                    id__in=DeadLetter.objects.filter(
-                        projection=projection.name, replayed_at__isnull=True
-                    ).values("event_id")
-                )
-                .order_by("position")
-                # Tuples, not model instances: building instances cost more than the query.
-                .values_list(*_RECORD_FIELDS)[:batch_size]
-            )
-            records = []
-            for row in rows:
-                current = row
-                records.append(recorded_from_values(row, registry))
-            current = None
-            projection.apply_batch(records)
-            full = len(rows) == batch_size
-            state.position = rows[-1][1] if full else upper
-            more = state.position < head
-            state.failures = 0
-            state.last_error = None
-            state.retry_at = None
+            rows = _events_between(projection, state.position, upper, batch_size)
+            projection.apply_batch(_parsed(rows))
+            state.position = rows[-1][1] if len(rows) == batch_size else upper
+            state.failures, state.last_error, state.retry_at = 0, None, None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
-        return RunResult(
-            projection.name, len(rows), not more, "progress" if more else "caught-up", advanced=True
-        )
+        more = state.position < head
+        outcome = RunOutcome.PROGRESS if more else RunOutcome.CAUGHT_UP
+        return RunResult(projection.name, len(rows), not more, outcome, advanced=True)
     except (OperationalError, InterfaceError):
         # The database went away: not the event's fault, so it must not count towards
         # stalling the projection. Nothing was committed; the next run starts over.
         raise
     except HandlerFailed as failed:
         _record_failure(projection, _row_of(failed.recorded), failed.cause)
-        return RunResult(projection.name, 0, False, "failed")
+    except _Unreadable as unreadable:
+        _record_failure(projection, unreadable.row, unreadable.cause)
     except Exception as exc:  # a failing handler must never silently lose its event
-        failing = Event(id=current[0], position=current[1], type=current[2]) if current else None
-        _record_failure(projection, failing, exc)
-        return RunResult(projection.name, 0, False, "failed")
+        _record_failure(projection, None, exc)
+    return RunResult(projection.name, 0, False, RunOutcome.FAILED)
+
+
+def _lock_checkpoint(projection: Projection) -> ProjectionState | RunOutcome:
+    """The projection's checkpoint, locked, or why this run does nothing."""
+    # SKIP LOCKED: one runner per projection at a time, so events apply in order.
+    state = ProjectionState.objects.select_for_update(skip_locked=True).filter(name=projection.name).first()
+    if state is None:
+        # Either another runner holds it (it will do the work) or it has no row yet.
+        if not ProjectionState.objects.filter(name=projection.name).exists():
+            ensure_checkpoints()
+        return RunOutcome.BUSY
+    if state.status == ProjectionStatus.STALLED:
+        return RunOutcome.STALLED
+    if state.retry_at and state.retry_at > timezone.now():
+        return RunOutcome.WAITING
+    return state
+
+
+def _events_between(projection: Projection, after: int, upto: int, limit: int) -> list[tuple[Any, ...]]:
+    """The projection's events in (after, upto], at most `limit`, as RECORD_FIELDS tuples."""
+    return list(
+        Event.objects.filter(projection.event_filter())
+        .filter(position__gt=after, position__lte=upto)
+        # Events an operator skipped into a dead letter stay skipped.
+        .exclude(
+            id__in=DeadLetter.objects.filter(projection=projection.name, replayed_at__isnull=True).values(
+                "event_id"
+            )
+        )
+        .order_by("position")
+        # Tuples, not model instances: building instances cost more than the query.
+        .values_list(*_RECORD_FIELDS)[:limit]
+    )
+
+
+class _Unreadable(Exception):
+    """A stored event that no longer parses (or upcasts): it fails like a handler would."""
+
+    def __init__(self, row: Event, cause: Exception) -> None:
+        super().__init__(cause)
+        self.row = row
+        self.cause = cause
+
+
+def _parsed(rows: list[tuple[Any, ...]]) -> list[Recorded[DomainEvent]]:
+    registry = get_registry()
+    records = []
+    for row in rows:
+        try:
+            records.append(recorded_from_values(row, registry))
+        except Exception as exc:
+            raise _Unreadable(Event(id=row[0], position=row[1], type=row[2]), exc) from exc
+    return records
 
 
 def _row_of(recorded: Any) -> Event:
@@ -163,11 +195,11 @@ def _record_failure(projection: Projection, row: Event | None, exc: Exception) -
         state = ProjectionState.objects.select_for_update().get(name=projection.name)
         state.failures += 1
         state.last_error = error
-        if state.failures >= settings.PROJECTION_MAX_FAILURES:
+        delay = retries.projections().delay_after(state.failures)
+        if delay is None:
             state.status = ProjectionStatus.STALLED
             state.retry_at = None
         else:
-            delay = settings.COMMAND_RETRY_BACKOFF_SECONDS * (2 ** (state.failures - 1))
             state.retry_at = timezone.now() + timedelta(seconds=delay)
         state.save()
 
@@ -232,12 +264,12 @@ def _run_group(
         if state is None or state.status != ProjectionStatus.RUNNING or state.retry_at is not None:
             continue  # the full path creates the row, or reports stalled / waiting
         if state.position >= head:
-            results[consumer.name] = RunResult(consumer.name, 0, True, "caught-up")
+            results[consumer.name] = RunResult(consumer.name, 0, True, RunOutcome.CAUGHT_UP)
         elif not _has_events(consumer, state.position, head):
             idle[consumer.name] = state.position
     moved = _fast_forward(idle, head)
     for name in moved:
-        results[name] = RunResult(name, 0, True, "caught-up", advanced=True)
+        results[name] = RunResult(name, 0, True, RunOutcome.CAUGHT_UP, advanced=True)
     for consumer in consumers:
         if consumer.name not in results:
             results[consumer.name] = _catch_up(consumer, max_batches)
@@ -284,7 +316,7 @@ def _catch_up(consumer: Projection, max_batches: int) -> RunResult:
     result = run_projection(consumer)
     applied, advanced = result.applied, result.advanced
     batches = 1
-    while result.outcome == "progress" and batches < max_batches:
+    while result.outcome == RunOutcome.PROGRESS and batches < max_batches:
         result = run_projection(consumer)
         applied += result.applied
         advanced = advanced or result.advanced

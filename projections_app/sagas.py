@@ -27,20 +27,20 @@ from uuid import UUID
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
-from commands_app.bus import body_hash, enqueue_on_commit, new_command_row, wake_commands
-from commands_app.domain.messages import DomainEvent, Recorded
+from commands_app.bus import body_hash, enqueue_on_commit, new_command_row
+from commands_app.domain.messages import CommandMetadata, DomainEvent, Recorded, SagaTrigger
 from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, instance_key, react
 from commands_app.models import Command
 from commands_app.registry import get_registry
+from commands_app.tasks import wake_commands
 from intent_project.tenancy import current_schema
+from intent_project.tenants.models import Tenant
 from projections_app.models import SagaInstance
 from projections_app.projectors.base import HandlerFailed, Projection
 
 
 @functools.cache
 def _tenant_slug(schema_name: str) -> str:
-    from intent_project.tenants.models import Tenant
-
     return str(Tenant.objects.filter(schema_name=schema_name).values_list("slug", flat=True).first() or "")
 
 
@@ -142,21 +142,20 @@ class SagaConsumer(Projection):
     ) -> Command:
         not_before: datetime | None = event.recorded_at + issue.delay if issue.delay > timedelta(0) else None
         wire = issue.command.to_wire()
+        metadata = CommandMetadata(
+            tenant=_tenant_slug(current_schema()),
+            source="saga",
+            role=self.saga.role,
+            correlation_id=_correlation(event),
+            causation_id=trigger_id,
+            saga=self.saga.name,
+            trigger=SagaTrigger(id=trigger_id, position=event.position, type=event.type),
+        )
         return new_command_row(
             issue.command,
             command_id=command_id,
-            tenant=_tenant_slug(current_schema()),
-            metadata={
-                "user_id": None,
-                "username": None,
-                "role": self.saga.role,
-                "source": "saga",
-                "saga": self.saga.name,
-                "trigger": {"id": str(trigger_id), "position": event.position, "type": event.type},
-            },
+            metadata=metadata,
             body_hash=body_hash(issue.command.TYPE, wire, {}, not_before),
-            correlation_id=_correlation(event),
-            causation_id=trigger_id,
             not_before=not_before,
         )
 

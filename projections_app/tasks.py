@@ -1,8 +1,9 @@
-"""Celery entry points of the read side."""
+"""Celery entry points of the read side, and its half of the wake-up port."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Set
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -11,6 +12,11 @@ from django_tenants.utils import schema_context
 from intent_project import wakeups
 from intent_project.tenancy import assert_tenant_schema
 from projections_app import runner
+from projections_app.drift import reference_catalog
+from projections_app.rebuild import rebuild
+from projections_app.registry import projections_for_event_types
+from projections_app.repair import repair_schema as repair
+from projections_app.runner import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +27,22 @@ _redis = wakeups.redis_client
 def wake_projections(schema_name: str) -> None:
     """Ask for a projection run in `schema_name`; coalesces bursts into one queued run."""
     wakeups.request("projections", schema_name, lambda: run_projections.apply_async(args=(schema_name,)))
+
+
+class ReadSide:
+    """What the write side asks of the read side (intent_project.wakeups; registered in
+    projections_app.apps)."""
+
+    def awaiting(self, event_types: Set[str]) -> frozenset[str]:
+        return projections_for_event_types(event_types)
+
+    def events_appended(self, schema_name: str, event_types: Set[str]) -> None:
+        # Every append wakes the run, whatever its types: sagas react to handled commands
+        # too, and the run settles the commands projections have caught up with.
+        wake_projections(schema_name)
+
+    def schema_created(self, schema_name: str) -> None:
+        runner.ensure_checkpoints(schema_name)
 
 
 @shared_task(name="projections_app.tasks.run_projections", acks_late=True, ignore_result=True)
@@ -36,17 +58,15 @@ def run_projections(schema_name: str) -> dict[str, str]:
             "projections of %s interrupted by the database (%s); the sweep will resume them", schema_name, exc
         )
         return {"error": "database-unavailable"}
-    if any(r.outcome == "progress" for r in results.values()):
+    if any(r.outcome == RunOutcome.PROGRESS for r in results.values()):
         wake_projections(schema_name)  # more to do: yield the worker, continue in a new task
-    return {name: r.outcome for name, r in results.items()}
+    return {name: str(r.outcome) for name, r in results.items()}
 
 
 @shared_task(name="projections_app.tasks.rebuild_projection", acks_late=False, ignore_result=True)
 def rebuild_projection(schema_name: str, name: str) -> str:
     """Rebuild beside the live version (admin action). Not acked late: a rebuild that dies
     with its worker leaves the live version untouched and is simply started again."""
-    from projections_app.rebuild import rebuild
-
     assert_tenant_schema(schema_name)
     with schema_context(schema_name):
         return str(rebuild(name).status)
@@ -55,9 +75,6 @@ def rebuild_projection(schema_name: str, name: str) -> str:
 @shared_task(name="projections_app.tasks.repair_schema", acks_late=False, ignore_result=True)
 def repair_schema(schema_name: str) -> list[str]:
     """Apply missing migrations, then rebuild drifted projections, in one tenant schema."""
-    from projections_app.drift import reference_catalog
-    from projections_app.repair import repair_schema as repair
-
     assert_tenant_schema(schema_name)
     with reference_catalog() as reference:
         return [f.message for f in repair(schema_name, reference, label=schema_name, say=log.info)]

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -64,6 +64,70 @@ class CommandContext:
     correlation_id: UUID
     causation_id: UUID | None
     now: datetime
+
+
+class SagaTrigger(BaseModel):
+    """The event (or handled command) a saga reacted to when it issued a command."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    position: int
+    type: str
+
+
+class CommandMetadata(BaseModel):
+    """Who sent a command, from where, as part of which flow: the command row's `metadata`.
+
+    Built by the bus (and by sagas through it), read back by the worker. The stored JSON
+    keeps the key names rows have always had, and keys this class does not know (from
+    older or newer code) are kept as they are.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    tenant: str = ""
+    source: str = ""  # "api", "saga", "test", ...
+    user_id: str | None = None
+    username: str | None = None
+    role: str | None = None
+    request_id: str | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    received_at: datetime | None = None
+    labels: Mapping[str, str] = Field(default_factory=dict)  # the client's own tags
+    saga: str | None = None
+    trigger: SagaTrigger | None = None
+    # One entry per operator retry of a failed command (the error it had then).
+    previous_errors: tuple[Mapping[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form; keys only some commands have are left out when empty."""
+        stored = self.model_dump(mode="json")
+        for key in _ONLY_WHEN_SET:
+            if not stored[key]:
+                del stored[key]
+        return stored
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any] | None) -> CommandMetadata:
+        return cls.model_validate(stored or {})
+
+    def context(self, command_id: UUID, correlation_id: UUID | None, now: datetime) -> CommandContext:
+        """The context a handler sees. The row's own correlation column wins (it is the
+        indexed truth); a command without any is the first of its flow."""
+        return CommandContext(
+            command_id=command_id,
+            tenant=self.tenant,
+            user_id=self.user_id,
+            role=self.role,
+            correlation_id=correlation_id or self.correlation_id or command_id,
+            causation_id=self.causation_id,
+            now=now,
+        )
+
+
+_ONLY_WHEN_SET = ("labels", "saga", "trigger", "previous_errors")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""The event-store contract, an in-memory implementation, and the write-side service.
+"""The decision step, the event-store contract and an in-memory implementation.
 
-`execute` is the whole decision path (load, decide, append) in plain Python, so the same
-code runs against `InMemoryEventStore` in unit tests and `PostgresEventStore` in
-production; one contract test suite keeps the two stores honest.
+`decide` is the one place a command meets the state it is decided on. The worker's batch
+and one-by-one paths (commands_app.processing) and `execute`, the whole load-decide-append
+path the in-memory flow of the unit tests runs, all call it; one contract test suite
+keeps `InMemoryEventStore` and `PostgresEventStore` honest.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from commands_app.domain.aggregate import Aggregate
-from commands_app.domain.errors import ConcurrencyError
+from commands_app.domain.errors import ConcurrencyError, IntentError
 from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 
@@ -38,15 +40,41 @@ class EventStore(Protocol):
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]: ...
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a command decided: the events to append after the version it was decided on,
+    and the metadata every one of them carries."""
+
+    events: tuple[DomainEvent, ...]
+    metadata: Mapping[str, Any]
+
+
+def decide(
+    registry: Registry, aggregate: Aggregate, command: DomainCommand, ctx: CommandContext
+) -> Decision | IntentError:
+    """Let the slice decide `command` against `aggregate` as loaded (left unchanged).
+
+    A domain error (a rule said no, or "not now") is returned, not raised, so every
+    caller handles it where it handles success; anything else a handler raises is a bug
+    and propagates."""
+    try:
+        events = registry.decide(aggregate, command, ctx)
+    except IntentError as refusal:
+        return refusal
+    return Decision(tuple(events), event_metadata(command, ctx))
+
+
 def execute(
     store: EventStore, registry: Registry, command: DomainCommand, ctx: CommandContext
 ) -> list[Recorded[DomainEvent]]:
-    """Load the target aggregate, let the slice decide, append the result."""
+    """Load the target aggregate, decide, append the result; raises the domain error."""
     aggregate = store.load(registry.aggregate_for(command), command.aggregate_id(ctx))
-    events = registry.decide(aggregate, command, ctx)
-    if not events:
+    decision = decide(registry, aggregate, command, ctx)
+    if isinstance(decision, IntentError):
+        raise decision
+    if not decision.events:
         return []
-    return store.append(aggregate, events, event_metadata(command, ctx))
+    return store.append(aggregate, decision.events, decision.metadata)
 
 
 def event_metadata(command: DomainCommand, ctx: CommandContext) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
+from intent_project import wakeups
 from intent_project.tenants.models import Domain, Membership, Tenant, schema_name_for, validate_slug
 from intent_project.tenants.roles import Role
 
@@ -104,9 +105,7 @@ def create_tenant(slug: str, name: str) -> Tenant:
             tenant.auto_create_schema = False
         tenant.save(verbosity=0)
         Domain.objects.create(domain=slug, tenant=tenant, is_primary=True)
-    from projections_app.runner import ensure_checkpoints
-
-    ensure_checkpoints(tenant.schema_name)
+    wakeups.read_side().schema_created(tenant.schema_name)  # the projections' checkpoints
     return tenant
 
 

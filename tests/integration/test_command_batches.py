@@ -62,7 +62,7 @@ def test_a_bug_in_one_handler_rolls_back_only_that_command(fresh_tenant, monkeyp
     outcomes = _batch(fresh_tenant, good[0])
 
     assert all(outcomes[i] in {"consumed", "processed"} for i in good)
-    assert isinstance(outcomes[bad], processing.RetryLater)
+    assert isinstance(outcomes[bad], processing.Postponed)
     retrying = reload(fresh_tenant, bad)
     assert (retrying.status, retrying.error["code"], retrying.attempts) == (
         CommandStatus.PENDING,

@@ -17,10 +17,8 @@ from tests.integration.helpers import reload, submit, test_payload
 
 def _process(tenant, command_id):
     with schema_context(tenant.schema_name):
-        try:
-            return processing.process(command_id)
-        except processing.RetryLater as later:
-            return f"retry-in-{later.delay}"
+        outcome = processing.process(command_id)
+    return f"retry-in-{outcome.delay}" if isinstance(outcome, processing.Postponed) else outcome
 
 
 def _events_of(tenant, command_id):
@@ -38,6 +36,27 @@ def test_a_command_is_consumed_then_processed_once_projections_pass_it(fresh_ten
     with schema_context(fresh_tenant.schema_name):
         run_all()
     assert reload(fresh_tenant, cmd.id).status == CommandStatus.PROCESSED
+
+
+def test_a_result_names_its_events_aggregate_as_the_command_and_the_events_api_do(fresh_tenant):
+    cmd = submit(fresh_tenant, "logMessage", {"message": "named"})
+    _process(fresh_tenant, cmd.id)
+    done = reload(fresh_tenant, cmd.id)
+    (event,) = _events_of(fresh_tenant, cmd.id)
+    assert done.result == {
+        "events": [
+            {
+                "id": str(event.id),
+                "type": "messageLogged",
+                "position": event.position,
+                "aggregate_type": done.aggregate_type,
+                "aggregate_id": str(done.aggregate_id),
+                "version": 1,
+            }
+        ],
+        "aggregate_version": 1,
+    }
+    assert (event.stream_type, event.stream_id) == (done.aggregate_type, done.aggregate_id)
 
 
 def test_a_second_delivery_does_nothing(fresh_tenant):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, connection, transaction
 from django_tenants.utils import schema_context
 
 from commands_app.registry import get_registry
 from commands_app.slices.system.aggregate import System
 from commands_app.slices.system.payloads import MessageLogged
 from events_app.models import Event, Snapshot
-from events_app.store import PostgresEventStore
+from events_app.store import _APPENDED, PostgresEventStore
 from tests.contract_event_store import META, EventStoreContract
 
 
@@ -67,3 +67,23 @@ def test_an_unusable_snapshot_is_ignored_and_the_stream_replayed(world, db):
         store.append(system, [MessageLogged(text="1"), MessageLogged(text="2")], META)
         Snapshot.objects.filter(stream_id=system_id).update(state={"no_such_field": 1})
         assert store.load(System, system_id) == system
+
+
+@pytest.mark.parametrize("count", [1, 9], ids=["placeholders", "json-document"])
+def test_a_value_too_long_for_its_column_is_refused_not_cut(world, db, count):
+    """Both encodings of an append cast to the column's type without its length limit, so
+    the column itself refuses a long value (a cast to varchar(64) would silently cut it)."""
+
+    class LongNamed(System):
+        TYPE = "s" * 65  # stream_type is varchar(64)
+
+    with schema_context(world.acme.schema_name):
+        store = PostgresEventStore(get_registry(), snapshot_every=0)
+        with pytest.raises(DataError, match="too long"), transaction.atomic():
+            store.append(LongNamed(id=uuid.uuid4()), [MessageLogged(text=str(i)) for i in range(count)], META)
+
+
+def test_an_append_writes_every_column_of_the_event_model_but_its_position():
+    """The append's column list comes from Event._meta: a new column is one edit away."""
+    written = {name for name, _ in _APPENDED.columns}
+    assert written == {f.column for f in Event._meta.concrete_fields} - {"position"} | {"n"}

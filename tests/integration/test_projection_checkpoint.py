@@ -39,7 +39,7 @@ def _flaky_projection(fail_on_message: str) -> Projection:
 
 
 def test_a_failing_event_rolls_back_its_batch_and_keeps_the_checkpoint(fresh_tenant, settings):
-    settings.COMMAND_RETRY_BACKOFF_SECONDS = 0
+    settings.PROJECTION_RETRY_BACKOFF_SECONDS = 0
     settings.PROJECTION_MAX_FAILURES = 2
     ids = [submit(fresh_tenant, "logMessage", {"message": m}).id for m in ("ok-1", "ok-2", "poison", "ok-3")]
     _process_all(fresh_tenant, *ids)
