@@ -23,6 +23,7 @@ from commands_app.domain.messages import CommandMetadata, DomainCommand
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from commands_app.tasks import enqueue
+from intent_project import lifecycle, tracing
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,38 @@ def submit(
     Raises UnknownCommandType, Forbidden, InvalidPayload or IdempotencyConflict; nothing is
     written when it raises.
     """
-    client_metadata = client_metadata or {}
-    reader = read_policy.Reader(role=role, user_id=user_id)
+    with tracing.span(f"store {type_name}", attributes={"intent.source": source}):
+        return _submit(
+            schema_name=schema_name,
+            tenant=tenant,
+            type_name=type_name,
+            payload=payload,
+            reader=read_policy.Reader(role=role, user_id=user_id),
+            username=username,
+            command_id=command_id or uuid.uuid4(),
+            client_metadata=client_metadata or {},
+            source=source,
+            request_id=request_id,
+            not_before=not_before,
+        )
+
+
+def _submit(
+    *,
+    schema_name: str,
+    tenant: str,
+    type_name: str,
+    payload: Any,
+    reader: read_policy.Reader,
+    username: str | None,
+    command_id: UUID,
+    client_metadata: dict[str, Any],
+    source: str,
+    request_id: str | None,
+    not_before: datetime | None,
+) -> Submission:
     command = _admit(reader, type_name, payload, client_metadata)
-    command_id = command_id or uuid.uuid4()
+    role, user_id = reader.role, reader.user_id
     metadata = CommandMetadata(
         tenant=tenant,
         source=source,
@@ -86,6 +115,7 @@ def submit(
         correlation_id=client_metadata.get("correlation_id") or command_id,
         causation_id=client_metadata.get("causation_id"),
         labels=client_metadata.get("labels") or {},
+        trace=tracing.carrier(),
     )
     # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
     digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
@@ -103,7 +133,12 @@ def submit(
         existing = Command.objects.filter(pk=command_id).first()
         if existing is None:
             raise  # not the id after all
-        return Submission(_replay(reader, existing, digest), created=False)
+        replayed = _replay(reader, existing, digest)
+        lifecycle.command_replayed(replayed)
+        return Submission(replayed, created=False)
+    tracing.annotate(command_id=row.id, correlation_id=row.correlation_id)
+    # Logged once it is true: a saga's or a caller's transaction may still roll back.
+    transaction.on_commit(functools.partial(lifecycle.command_stored, row, source=source))
     enqueue_on_commit(schema_name, row.id, not_before)
     return Submission(row, created=True)
 

@@ -153,7 +153,14 @@ def projection_batch(name: str, *, events: int, position: int, seconds: float) -
     _say("info", "projection.batch", projection=name, events=events, position=position, seconds=seconds)
 
 
-def projection_failed(name: str, *, position: int | None, error: Mapping[str, Any], stalled: bool) -> None:
+def projection_failed(
+    name: str,
+    *,
+    position: int | None,
+    error: Mapping[str, Any],
+    stalled: bool,
+    exc_info: BaseException | None = None,
+) -> None:
     metrics.PROJECTION_FAILURES.labels(name).inc()
     _say(
         "error" if stalled else "warning",
@@ -162,6 +169,7 @@ def projection_failed(name: str, *, position: int | None, error: Mapping[str, An
         position=position,
         error_code=error.get("code"),
         error=error.get("message"),
+        exc_info=exc_info,
     )
 
 

@@ -116,6 +116,16 @@ def _instrument() -> None:
     PsycopgInstrumentor().instrument(skip_dep_check=True)
 
 
+def annotate(**attributes: Any) -> None:
+    """Set `intent.<name>` attributes on the current span (None values are left out)."""
+    if not _enabled:
+        return
+    current = trace.get_current_span()
+    for key, value in attributes.items():
+        if value is not None:
+            current.set_attribute(f"intent.{key}", _attribute(value))
+
+
 def carrier() -> dict[str, str]:
     """The current trace context as W3C headers (`traceparent`, `tracestate`), to store
     with a command or an event; empty when tracing is off or no span is current."""

@@ -33,6 +33,7 @@ from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, ins
 from commands_app.models import Command
 from commands_app.registry import get_registry
 from commands_app.tasks import wake_commands
+from intent_project import tracing
 from intent_project.tenancy import current_schema
 from intent_project.tenants.models import Tenant
 from projections_app.models import SagaInstance
@@ -84,18 +85,25 @@ class SagaConsumer(Projection):
             key = instance_key(self.saga, trigger) if self.saga.instance else ""
             instance = instances.get(key)
             state: SagaState = instance.state if instance is not None else {}
-            try:
-                result = react(self.saga, trigger, state)
-            except (OperationalError, InterfaceError):
-                raise  # the database went away: not this trigger's fault
-            except Exception as exc:
-                raise HandlerFailed(event, exc) from exc
-            if result is None:
-                continue
-            reaction, commands = result
-            issued.extend(
-                self._command_row(event, trigger.id, command_id, issue) for command_id, issue in commands
-            )
+            # The reaction continues the trace of the event (or command) that triggered it,
+            # and the commands it issues store this span's context: one trace per flow.
+            with tracing.span(
+                f"saga {self.saga.name} on {_trigger_type(trigger)}",
+                parent=event.metadata.get("trace"),
+                attributes={"intent.correlation_id": _correlation(event), "intent.position": event.position},
+            ):
+                try:
+                    result = react(self.saga, trigger, state)
+                except (OperationalError, InterfaceError):
+                    raise  # the database went away: not this trigger's fault
+                except Exception as exc:
+                    raise HandlerFailed(event, exc) from exc
+                if result is None:
+                    continue
+                reaction, commands = result
+                issued.extend(
+                    self._command_row(event, trigger.id, command_id, issue) for command_id, issue in commands
+                )
             if self.saga.instance is not None:
                 if instance is None:
                     instance = instances[key] = SagaInstance(saga=self.saga.name, key=key, state={})
@@ -150,6 +158,7 @@ class SagaConsumer(Projection):
             causation_id=trigger_id,
             saga=self.saga.name,
             trigger=SagaTrigger(id=trigger_id, position=event.position, type=event.type),
+            trace=tracing.carrier(),
         )
         return new_command_row(
             issue.command,
@@ -186,6 +195,10 @@ class SagaConsumer(Projection):
                 enqueue_on_commit(schema, row.id, row.not_before)
         if any(row.not_before is None for row in issued):
             transaction.on_commit(functools.partial(wake_commands, schema))  # one drain for all
+
+
+def _trigger_type(trigger: Recorded[DomainEvent] | HandledCommand) -> str:
+    return trigger.command.TYPE if isinstance(trigger, HandledCommand) else trigger.type
 
 
 def _correlation(event: Recorded[Any]) -> UUID:
