@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from commands_app.bus import retry
+from commands_app import operations
 from commands_app.models import Command
 from commands_app.read_policy import Reader, visible_commands
 from events_app.traces import tree_html
@@ -68,7 +68,7 @@ class CommandAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda command, role, operator: retry(command.id, role=role, operator=operator),
+            lambda command, by: operations.retry(command.id, by=by),
             "Retried",
         )
 

@@ -9,20 +9,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from commands_app.bus import retry, submit
+from commands_app import operations
+from commands_app.bus import submit
 from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import api_reader, visible_commands
 from intent_project.api.errors import ApiError
 from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
-from intent_project.api.params import wait_seconds
+from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds, parse
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.api.throttling import COMMAND_THROTTLES
 from intent_project.tenancy import current_schema
@@ -127,6 +127,25 @@ class CommandCursor(StrictCursorPagination):
     ordering = "-created_at"
 
 
+class CommandListParams(CursorPageParams):
+    status = serializers.ChoiceField(
+        choices=CommandStatus.choices, required=False, help_text="Only commands in this status."
+    )
+    type = serializers.CharField(required=False, help_text="Only commands of this type.")
+
+
+class SubmitParams(QueryParams):
+    wait = WaitSeconds(
+        help_text="Hold the response up to this many seconds (max 30) until the command is "
+        "final, to submit and learn the outcome in one request. The status code still says "
+        "whether the command was stored now (202) or earlier (200); `status` says how far it got."
+    )
+
+
+class CommandReadParams(QueryParams):
+    wait = WaitSeconds(help_text="Hold up to this many seconds (max 30) until the status is final.")
+
+
 class CommandListView(GenericAPIView):
     permission_classes = [IsTenantMember]
     throttle_classes = COMMAND_THROTTLES  # submissions per user and per tenant (POST only)
@@ -134,51 +153,25 @@ class CommandListView(GenericAPIView):
     pagination_class = CommandCursor
 
     def get_queryset(self) -> Any:
+        params = parse(self.request, CommandListParams)
         qs = Command.objects.filter(visible_commands(api_reader(self.request)))
-        status_filter = self.request.query_params.get("status")
-        if status_filter:
-            if status_filter not in CommandStatus.values:
-                raise ApiError(
-                    400,
-                    "validation_error",
-                    f"Unknown status '{status_filter}'.",
-                    {"fields": {"status": [f"One of {', '.join(CommandStatus.values)}."]}},
-                )
-            qs = qs.filter(status=status_filter)
-        type_filter = self.request.query_params.get("type")
-        if type_filter:
-            qs = qs.filter(type=type_filter)
+        if "status" in params:
+            qs = qs.filter(status=params["status"])
+        if "type" in params:
+            qs = qs.filter(type=params["type"])
         return qs
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=CommandStatus.values),
-            OpenApiParameter("type", str),
-        ],
-        responses=CommandOut(many=True),
-    )
+    @extend_schema(parameters=[CommandListParams], responses=CommandOut(many=True))
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CommandOut(page, many=True).data)
 
-    @extend_schema(
-        request=CommandIn,
-        parameters=[
-            OpenApiParameter(
-                "wait",
-                OpenApiTypes.FLOAT,
-                description="Hold the response up to this many seconds (max 30) until the command is "
-                "final, to submit and learn the outcome in one request. The status code still says "
-                "whether the command was stored now (202) or earlier (200); `status` says how far it got.",
-            )
-        ],
-        responses={202: CommandOut, 200: CommandOut},
-    )
+    @extend_schema(request=CommandIn, parameters=[SubmitParams], responses={202: CommandOut, 200: CommandOut})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         envelope = CommandIn(data=request.data)
         envelope.is_valid(raise_exception=True)
         data = envelope.validated_data
-        wait = wait_seconds(request)
+        wait = parse(request, SubmitParams)["wait"]
         tenant = current_tenant(request)
         # The id is settled before the command is stored, so a wait can listen for it
         # before a worker could possibly finish it. Once stored, a wait re-reads it by id
@@ -225,23 +218,15 @@ class CommandDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "wait",
-                OpenApiTypes.FLOAT,
-                description="Hold up to this many seconds (max 30) until the status is final.",
-            )
-        ],
-        responses=CommandOut,
-    )
+    @extend_schema(parameters=[CommandReadParams], responses=CommandOut)
     def get(self, request: Request, command_id: Any) -> Response:
         # Asked before any waiting: nobody parks a request on a command it may not see (and
         # under the front door every later run of a parked wait asks again).
         command = visible_command(request, command_id)
         # Woken by a notification when the command becomes final (intent_project/waits.py);
         # read again after subscribing, so a change between the two reads is not missed.
-        with Wait(request, current_schema(), command_id, wait_seconds(request)) as waiting:
+        wait = parse(request, CommandReadParams)["wait"]
+        with Wait(request, current_schema(), command_id, wait) as waiting:
             reread = _reread(command)
             command = waiting.until(reread() if waiting.seconds > 0 else command, reread, _is_final)
         return Response(CommandOut(command).data)
@@ -256,13 +241,13 @@ def visible_command(request: Request, command_id: Any) -> Command:
 
 
 class CommandRetryView(GenericAPIView):
-    """Send a failed command again (it appended nothing when it failed)."""
+    """Send a failed command again (it appended nothing when it failed); who may is
+    commands_app.operations.retry's decision."""
 
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
     @extend_schema(request=None, responses={202: CommandOut})
     def post(self, request: Request, command_id: Any) -> Response:
-        visible_command(request, command_id)
-        command = retry(command_id, role=tenant_role(request), operator=request.user.get_username())
+        command = operations.retry(command_id, by=operations.api_operator(request))
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -20,10 +20,18 @@ from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.traces import current_payload, trace
 from intent_project.api.errors import ApiError
+from intent_project.api.params import POSITION_MAX, QueryParams, parse
 from intent_project.api.permissions import IsTenantMember
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# query parameter -> the Event column it filters on
+FILTERS = {
+    "type": "type",
+    "aggregate_type": "stream_type",
+    "aggregate_id": "stream_id",
+    "correlation_id": "correlation_id",
+}
 
 
 class EventOut(serializers.ModelSerializer):
@@ -62,37 +70,23 @@ class EventOut(serializers.ModelSerializer):
         return event_cls.SCHEMA_VERSION if event_cls else row.schema_version
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"{name} must be an integer from {low} to {high}.",
-            {"fields": {name: ["Out of range or not an integer."]}},
-        )
-    return value
-
-
-def _uuid_param(request: Request, name: str) -> uuid.UUID | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"{name} must be a uuid.",
-            {"fields": {name: ["Not a valid uuid."]}},
-        ) from None
+class EventListParams(QueryParams):
+    after = serializers.IntegerField(
+        default=0,
+        min_value=0,
+        max_value=POSITION_MAX,
+        help_text="Return events with a position greater than this.",
+    )
+    limit = serializers.IntegerField(
+        default=DEFAULT_LIMIT,
+        min_value=1,
+        max_value=MAX_LIMIT,
+        help_text=f"Page size (default {DEFAULT_LIMIT}).",
+    )
+    type = serializers.CharField(required=False, help_text="Only events of this type.")
+    aggregate_type = serializers.CharField(required=False, help_text="Only events of this aggregate type.")
+    aggregate_id = serializers.UUIDField(required=False, help_text="Only events of this aggregate.")
+    correlation_id = serializers.UUIDField(required=False, help_text="Only events of this flow.")
 
 
 class EventListView(GenericAPIView):
@@ -101,22 +95,7 @@ class EventListView(GenericAPIView):
 
     @extend_schema(
         operation_id="events_list",
-        parameters=[
-            OpenApiParameter(
-                "after",
-                OpenApiTypes.INT,
-                description="Return events with a position greater than this.",
-            ),
-            OpenApiParameter(
-                "limit",
-                OpenApiTypes.INT,
-                description=f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).",
-            ),
-            OpenApiParameter("type", str),
-            OpenApiParameter("aggregate_type", str),
-            OpenApiParameter("aggregate_id", OpenApiTypes.UUID),
-            OpenApiParameter("correlation_id", OpenApiTypes.UUID),
-        ],
+        parameters=[EventListParams],
         responses=inline_serializer(
             "EventPage",
             {
@@ -127,28 +106,21 @@ class EventListView(GenericAPIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        after = _int_param(request, "after", 0, 0, 2**63 - 1)
-        limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        qs = Event.objects.filter(visible_events(api_reader(request)), position__gt=after)
-        if request.query_params.get("type"):
-            qs = qs.filter(type=request.query_params["type"])
-        if request.query_params.get("aggregate_type"):
-            qs = qs.filter(stream_type=request.query_params["aggregate_type"])
-        aggregate_id = _uuid_param(request, "aggregate_id")
-        if aggregate_id:
-            qs = qs.filter(stream_id=aggregate_id)
-        correlation_id = _uuid_param(request, "correlation_id")
-        if correlation_id:
-            qs = qs.filter(correlation_id=correlation_id)
+        params = parse(request, EventListParams)
+        limit = params["limit"]
+        qs = Event.objects.filter(visible_events(api_reader(request)), position__gt=params["after"])
+        for name, column in FILTERS.items():
+            if name in params:
+                qs = qs.filter(**{column: params[name]})
         rows = list(qs.order_by("position")[: limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
         last = rows[-1].position if rows else None
         next_url = None
         if more and last is not None:
-            params = request.query_params.copy()
-            params["after"] = str(last)
-            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
+            query = request.query_params.copy()
+            query["after"] = str(last)
+            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
         return Response({"results": EventOut(rows, many=True).data, "next": next_url, "last_position": last})
 
 

@@ -8,6 +8,7 @@ reverse("admin:...") works inside a tenant (ENVIRONMENT-NOTES.md).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
 
@@ -19,8 +20,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from commands_app.domain.errors import IntentError
+from commands_app.operations import Operator, OperatorRequired, may_operate
 from commands_app.read_policy import EVERYTHING, Reader
-from intent_project.api.permissions import OPERATOR_ROLES
 from intent_project.tenants.services import role_in
 
 
@@ -89,7 +90,8 @@ class TenantReadOnlyAdmin(admin.ModelAdmin):
     Subclasses say which rows (`visible_rows`) and whether the model at all (`readable`),
     by asking commands_app.read_policy; lists, pages, searches and filters all come from
     `get_queryset`, so a row outside the scope is missing everywhere alike. Operator
-    actions are offered only to the roles in OPERATOR_ROLES.
+    actions are offered only to the roles the operator policy lets operate (and the
+    services the actions call ask it again).
     """
 
     paginator = EstimatedCountPaginator
@@ -116,7 +118,7 @@ class TenantReadOnlyAdmin(admin.ModelAdmin):
         return obj
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        if operator_role(request) not in OPERATOR_ROLES:
+        if not may_operate(operator_role(request)):
             return {}
         return super().get_actions(request)
 
@@ -149,26 +151,31 @@ def object_reader(obj: Model) -> Reader:
     return getattr(obj, "_reader", None) or Reader(role=None, user_id=None)
 
 
-def allowed_to_operate(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
-    """Operator actions are for the tenant's admins and developers (and superusers)."""
-    if operator_role(request) in OPERATOR_ROLES:
-        return True
-    modeladmin.message_user(request, "Only the tenant's admins and developers may do this.", messages.ERROR)
-    return False
+def admin_operator(request: HttpRequest) -> Operator:
+    """The operator behind an admin request, for the operator services to judge."""
+    return Operator.of(request.user, operator_role(request))
 
 
 def run_operator_action(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, items: Any, action: Any, label: str
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    items: Iterable[Any],
+    action: Callable[[Any, Operator], object],
+    label: str,
 ) -> None:
-    """Apply `action(item, role, operator)` to each selected item and report per item."""
-    if not allowed_to_operate(modeladmin, request):
-        return
-    role = operator_role(request)
+    """Apply `action(item, operator)` to each selected item and report per item.
+
+    Who may is the service's decision: its first refusal (OperatorRequired) ends the action.
+    """
+    operator = admin_operator(request)
     done = 0
     for item in items:
         try:
-            action(item, role, request.user.get_username())
+            action(item, operator)
             done += 1
+        except OperatorRequired as exc:
+            modeladmin.message_user(request, exc.message, level=messages.ERROR)
+            return
         except IntentError as exc:
             modeladmin.message_user(request, f"{item}: {exc.message}", level=messages.ERROR)
     if done:

@@ -7,12 +7,13 @@ from django.db.models import Q
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 
+from commands_app.operations import OperatorRequired
 from commands_app.read_policy import Reader, read_model_scope, visible_sagas
 from events_app.traces import tree_html
 from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
+    admin_operator,
     admin_reader,
-    allowed_to_operate,
     object_reader,
     pretty_json,
     run_operator_action,
@@ -20,13 +21,10 @@ from intent_project.admin_sites import (
 )
 from intent_project.tenancy import current_schema
 from projections_app import operations
-from projections_app.drift import check_schema, reference_catalog
 from projections_app.models import DeadLetter, ProjectionState, RebuildJob, SagaInstance
 from projections_app.projectors.base import ReadModel
-from projections_app.rebuild import request_cancel
 from projections_app.registry import get_consumer, get_read_models
 from projections_app.runner import head_position
-from projections_app.tasks import rebuild_projection, repair_schema, wake_projections
 
 
 @admin.register(ProjectionState, site=tenant_admin_site)
@@ -73,21 +71,21 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
 
     @admin.action(description="Rebuild beside the live version, then swap (runs on a worker)")
     def rebuild(self, request: HttpRequest, queryset: Any) -> None:
-        schema = current_schema()
         run_operator_action(
             self,
             request,
             queryset,
-            lambda state, role, op: rebuild_projection.delay(schema, state.name),
+            lambda state, by: operations.request_rebuild(state.name, by=by),
             "Rebuild queued (progress under Rebuild jobs)",
         )
 
     @admin.action(description="Check this tenant's schema for drift")
     def check_drift(self, request: HttpRequest, queryset: Any) -> None:
-        if not allowed_to_operate(self, request):
+        try:
+            findings = operations.check_drift(current_schema(), by=admin_operator(request))
+        except OperatorRequired as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             return
-        with reference_catalog() as reference:
-            findings = check_schema(current_schema(), reference)
         if not findings:
             self.message_user(
                 request, "No drift: tables, migrations and projection code all match.", messages.SUCCESS
@@ -99,32 +97,24 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
         description="Repair this tenant: apply migrations, rebuild drifted projections (on a worker)"
     )
     def repair(self, request: HttpRequest, queryset: Any) -> None:
-        if not allowed_to_operate(self, request):
+        try:
+            operations.request_repair(current_schema(), by=admin_operator(request))
+        except OperatorRequired as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             return
-        repair_schema.delay(current_schema())
         self.message_user(request, "Repair queued; see Rebuild jobs for progress.", messages.SUCCESS)
 
     @admin.action(description="Resume: retry the event the projection stopped at")
     def resume(self, request: HttpRequest, queryset: Any) -> None:
         run_operator_action(
-            self,
-            request,
-            queryset,
-            lambda state, role, op: operations.resume(state.name),
-            "Resumed",
+            self, request, queryset, lambda state, by: operations.resume(state.name, by=by), "Resumed"
         )
-        wake_projections(current_schema())
 
     @admin.action(description="Skip: move the failing event to a dead letter and go on")
     def skip(self, request: HttpRequest, queryset: Any) -> None:
         run_operator_action(
-            self,
-            request,
-            queryset,
-            lambda state, role, op: operations.skip(state.name, operator=op),
-            "Skipped",
+            self, request, queryset, lambda state, by: operations.skip(state.name, by=by), "Skipped"
         )
-        wake_projections(current_schema())
 
     @admin.display(description="lag (positions)")
     def lag(self, obj: ProjectionState) -> int:
@@ -170,7 +160,7 @@ class DeadLetterAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda letter, role, op: operations.replay_dead_letter(letter.pk),
+            lambda letter, by: operations.replay_dead_letter(letter.pk, by=by),
             "Replayed",
         )
 
@@ -215,7 +205,7 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda job, role, op: request_cancel(job.projection),
+            lambda job, by: operations.cancel_rebuild(job.projection, by=by),
             "Cancel requested",
         )
 

@@ -15,20 +15,29 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commands_app.operations import api_operator
 from commands_app.read_policy import ReadModelScope, api_reader, redact, require_read_model
 from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.pagination import StrictCursorPagination
-from intent_project.api.params import wait_seconds
-from intent_project.api.permissions import IsTenantMember, require_operator
+from intent_project.api.params import (
+    POSITION_MAX,
+    CursorPageParams,
+    QueryParams,
+    WaitSeconds,
+    describe_param,
+    model_field_params,
+    parse,
+)
+from intent_project.api.permissions import IsTenantMember
 from intent_project.tenancy import current_schema
 from intent_project.waits import Wait
 from projections_app import operations
+from projections_app.lookup import checkpoint, checkpoints, projection_named
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
-from projections_app.registry import get_consumer, get_consumers, get_read_models
-from projections_app.runner import ensure_checkpoints, head_position
-from projections_app.tasks import wake_projections
+from projections_app.registry import get_consumers, get_read_models
+from projections_app.runner import head_position
 
 ProjectionOut = inline_serializer(
     "Projection",
@@ -78,23 +87,14 @@ class ProjectionListView(APIView):
 
     @extend_schema(responses=ProjectionOut)
     def get(self, request: Request) -> Response:
-        ensure_checkpoints()
-        states = {s.name: s for s in ProjectionState.objects.all()}
+        states = checkpoints()
         head = head_position()
         return Response([describe(p, states[p.name], head) for p in get_consumers()])
 
 
 def _state_of(name: str) -> tuple[Projection, ProjectionState]:
-    projection = get_consumer(name)
-    if projection is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"No projection or saga '{name[:80]}'.",
-            {"known": [p.name for p in get_consumers()]},
-        )
-    ensure_checkpoints()
-    return projection, ProjectionState.objects.get(name=name)
+    projection = projection_named(name)
+    return projection, checkpoint(projection)
 
 
 class DeadLetterOut(serializers.ModelSerializer):
@@ -134,10 +134,7 @@ class ProjectionResumeView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, name: str) -> Response:
-        require_operator(request)
-        _state_of(name)
-        operations.resume(name)
-        wake_projections(current_schema())
+        operations.resume(name, by=api_operator(request))
         projection, state = _state_of(name)
         return Response(describe(projection, state, head_position()))
 
@@ -149,10 +146,7 @@ class ProjectionSkipView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, name: str) -> Response:
-        require_operator(request)
-        _state_of(name)
-        letter = operations.skip(name, operator=request.user.get_username())
-        wake_projections(current_schema())
+        letter = operations.skip(name, by=api_operator(request))
         projection, state = _state_of(name)
         body = describe(projection, state, head_position())
         body["dead_letter"] = DeadLetterOut(letter).data
@@ -167,10 +161,8 @@ class DeadLetterReplayView(GenericAPIView):
 
     @extend_schema(request=None, responses=DeadLetterOut)
     def post(self, request: Request, name: str, letter_id: int) -> Response:
-        require_operator(request)
-        if not DeadLetter.objects.filter(pk=letter_id, projection=name).exists():
-            raise ApiError(404, "not_found", f"No dead letter {letter_id} for '{name[:80]}'.")
-        return Response(DeadLetterOut(operations.replay_dead_letter(letter_id)).data)
+        letter = operations.replay_dead_letter(letter_id, by=api_operator(request), projection=name)
+        return Response(DeadLetterOut(letter).data)
 
 
 @functools.cache
@@ -183,42 +175,68 @@ class ReadModelCursor(StrictCursorPagination):
     """Ordered by the read model's declared ordering (set per request)."""
 
 
-_RESERVED_PARAMS = {"cursor", "limit", "format", "min_position", "wait"}
 READ_YOUR_WRITES_DEFAULT_WAIT = 5.0
 
 
-def _await_position(request: Request, projection_name: str) -> int:
+class ReadYourWritesParams(QueryParams):
+    min_position = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=POSITION_MAX,
+        help_text="Read-your-writes: wait until the projection has applied the log up to this "
+        "position (503 projection_behind if it does not within `wait`).",
+    )
+    wait = WaitSeconds(
+        default=READ_YOUR_WRITES_DEFAULT_WAIT,
+        help_text="Seconds to wait for min_position (default 5, max 30).",
+    )
+
+
+class ReadModelListParams(CursorPageParams, ReadYourWritesParams):
+    """What every read-model list takes; `list_params` adds one read model's filters."""
+
+
+@functools.cache
+def list_params(name: str, redacted: frozenset[str] = frozenset()) -> type[ReadModelListParams]:
+    """The list parameters of read model `name` for a reader to whom `redacted` is hidden: its
+    filter fields but the redacted ones (a filter would reveal the value), and nothing else."""
+    read_model = get_read_models()[name]
+    filterable = [f for f in read_model.filter_fields if f not in redacted]
+    declared = {
+        **model_field_params(read_model.model, filterable),
+        "unknown": f"Filterable: {', '.join(filterable) or 'nothing'}.",
+    }
+    return type(f"{read_model.model.__name__}ListParams", (ReadModelListParams,), declared)
+
+
+def _filters_doc() -> str:
+    base = set(ReadModelListParams().fields)
+    lines = []
+    for name in sorted(get_read_models()):
+        declared = list_params(name)().fields
+        filters = [f"`{key}` ({describe_param(field)})" for key, field in declared.items() if key not in base]
+        lines.append(f"- `{name}`: {', '.join(filters) or 'no filters'}")
+    return "\n".join(lines)
+
+
+def _await_position(request: Request, projection_name: str, params: dict[str, Any]) -> int:
     """Read-your-writes: hold until the projection has passed ?min_position=N (bounded).
 
     A client that got positions back from its command passes the highest one here and is
     guaranteed to read a model that includes its own write, or a clear 503 saying why not.
     Returns the checkpoint the response reflects.
     """
-    raw = request.query_params.get("min_position")
-    wanted = None
-    if raw not in (None, ""):
-        try:
-            wanted = int(str(raw))
-            if wanted < 0:
-                raise ValueError
-        except ValueError:
-            raise ApiError(
-                400,
-                "validation_error",
-                "min_position must be a non-negative integer.",
-                {"fields": {"min_position": ["Not a non-negative integer."]}},
-            ) from None
-    wait = wait_seconds(request, READ_YOUR_WRITES_DEFAULT_WAIT)
-    ensure_checkpoints()
+    projection = projection_named(projection_name)
+    wanted = params.get("min_position")
     if wanted is None:
-        return ProjectionState.objects.get(name=projection_name).position
+        return checkpoint(projection).position
     # Woken when the checkpoint moves (intent_project/waits.py); a stalled projection
     # will not move, so it is answered at once.
-    with Wait(request, current_schema(), notifications.projection_key(projection_name), wait) as waiting:
-        state = ProjectionState.objects.get(name=projection_name)
+    key = notifications.projection_key(projection_name)
+    with Wait(request, current_schema(), key, params["wait"]) as waiting:
         state = waiting.until(
-            state,
-            lambda: ProjectionState.objects.get(name=projection_name),
+            checkpoint(projection),
+            lambda: checkpoint(projection),
             lambda s: s.position >= wanted or s.status == ProjectionStatus.STALLED,
         )
     if state.position >= wanted:
@@ -254,66 +272,37 @@ def _read_model(request: Request, name: str) -> tuple[Any, ReadModelScope]:
     return read_model, require_read_model(api_reader(request), name)
 
 
+READ_MODEL_NAME = OpenApiParameter(
+    "name", str, OpenApiParameter.PATH, enum=sorted(get_read_models()), description="A read model."
+)
+
+
 class ReadModelListView(APIView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
         operation_id="read_models_list",
         responses=OpenApiTypes.OBJECT,
-        parameters=[
-            OpenApiParameter(
-                "min_position",
-                OpenApiTypes.INT,
-                description="Read-your-writes: wait until the projection has applied the log up to this position (503 projection_behind if it does not within `wait`).",
-            ),
-            OpenApiParameter(
-                "wait",
-                OpenApiTypes.FLOAT,
-                description="Seconds to wait for min_position (default 5, max 30).",
-            ),
-        ],
-        description="Rows of one read model (see GET /api/registry/ for names), cursor-paginated; "
-        "filter with ?<field>=<value> on the read model's filter fields.",
+        parameters=[READ_MODEL_NAME, ReadModelListParams],
+        description="Rows of one read model (see GET /api/registry/ for names), cursor-paginated. "
+        "Filter with `?<field>=<value>` (exact match) on the read model's filter fields; any "
+        "other parameter is refused (400). The filters, as each read model declares them:\n\n"
+        + _filters_doc(),
     )
     def get(self, request: Request, name: str) -> Response:
         read_model, scope = _read_model(request, name)
-        checkpoint = _await_position(request, read_model.projection)
-        qs = read_model.model.objects.filter(scope.filter)
-        # A redacted field is not filterable either: a filter would reveal its value.
-        filterable = [f for f in read_model.filter_fields if f not in scope.redacted]
-        unknown = set(request.query_params) - _RESERVED_PARAMS - set(filterable)
-        if unknown:
-            raise ApiError(
-                400,
-                "validation_error",
-                "Unknown filter.",
-                {
-                    "fields": {
-                        key: [f"Filterable: {', '.join(filterable) or 'nothing'}."] for key in sorted(unknown)
-                    }
-                },
-            )
-        for field in filterable:
-            value = request.query_params.get(field)
-            if value is None:
-                continue
-            try:
-                read_model.model._meta.get_field(field).to_python(value)
-            except DjangoValidationError as exc:
-                raise ApiError(
-                    400,
-                    "validation_error",
-                    f"Bad value for {field}.",
-                    {"fields": {field: exc.messages}},
-                ) from None
-            qs = qs.filter(**{field: value})
+        # Every parameter is checked before any wait: a bad filter is refused at once.
+        params = parse(request, list_params(name, scope.redacted))
+        position = _await_position(request, read_model.projection, params)
+        filters = {key: value for key, value in params.items() if key in read_model.filter_fields}
+        qs = read_model.model.objects.filter(scope.filter, **filters)
         paginator = ReadModelCursor()
         paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
         page = paginator.paginate_queryset(qs, request, view=self)
         serializer = _serializer_for(read_model.model)
         rows = [redact(row, scope) for row in serializer(page, many=True).data]
         response = paginator.get_paginated_response(rows)
-        response["X-Projection-Checkpoint"] = str(checkpoint)
+        response["X-Projection-Checkpoint"] = str(position)
         return response
 
 
@@ -323,14 +312,11 @@ class ReadModelDetailView(APIView):
     @extend_schema(
         operation_id="read_models_retrieve",
         responses=OpenApiTypes.OBJECT,
-        parameters=[
-            OpenApiParameter("min_position", OpenApiTypes.INT),
-            OpenApiParameter("wait", OpenApiTypes.FLOAT),
-        ],
+        parameters=[READ_MODEL_NAME, ReadYourWritesParams],
     )
     def get(self, request: Request, name: str, key: str) -> Response:
         read_model, scope = _read_model(request, name)
-        checkpoint = _await_position(request, read_model.projection)
+        position = _await_position(request, read_model.projection, parse(request, ReadYourWritesParams))
         pk_field = read_model.model._meta.pk
         try:
             pk = pk_field.to_python(key)
@@ -342,5 +328,5 @@ class ReadModelDetailView(APIView):
             raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
         return Response(
             redact(_serializer_for(read_model.model)(row).data, scope),
-            headers={"X-Projection-Checkpoint": str(checkpoint)},
+            headers={"X-Projection-Checkpoint": str(position)},
         )

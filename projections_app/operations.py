@@ -1,4 +1,8 @@
-"""Operator actions on projections, shared by the API, the admin and management commands."""
+"""Operator actions on projections and sagas, shared by the API, the admin and management
+commands: resume, skip, replay a dead letter, rebuild, cancel a rebuild, check drift and
+repair. Each asks the operator policy (commands_app/operations.py) before it reads or
+changes anything, so no surface decides on its own and a refusal leaves nothing behind.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,19 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from commands_app.domain.errors import IntentError
+from commands_app.operations import Operator, require_operator
 from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import to_recorded
+from intent_project.tenancy import current_schema
+from projections_app import tasks
+from projections_app.drift import Finding, check_schema, reference_catalog
+from projections_app.lookup import OperationRefused, projection_named
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
-from projections_app.registry import get_consumer, get_consumers, get_projections
+from projections_app.rebuild import request_cancel
+from projections_app.registry import get_projections
 from projections_app.runner import ensure_checkpoints, run_projection
-
-
-class OperationRefused(IntentError):
-    code = "operation_refused"
-
-
-def projection_named(name: str) -> Projection:
-    projection = get_consumer(name)
-    if projection is None:
-        raise IntentError(
-            f"No projection or saga '{name}'.",
-            code="not_found",
-            details={"known": [p.name for p in get_consumers()]},
-        )
-    return projection
 
 
 def _locked_state(name: str) -> ProjectionState:
@@ -39,8 +34,15 @@ def _locked_state(name: str) -> ProjectionState:
     return ProjectionState.objects.select_for_update().get(name=name)
 
 
-def resume(name: str) -> ProjectionState:
+def _wake_after_commit() -> None:
+    # A worker woken before the commit would still read the projection as stalled.
+    schema = current_schema()
+    transaction.on_commit(lambda: tasks.wake_projections(schema))
+
+
+def resume(name: str, *, by: Operator) -> ProjectionState:
     """Retry the failing event now: clear the failure count and let the runner go on."""
+    require_operator(by)
     projection_named(name)
     with transaction.atomic():
         state = _locked_state(name)
@@ -48,11 +50,13 @@ def resume(name: str) -> ProjectionState:
         state.failures = 0
         state.retry_at = None
         state.save(update_fields=["status", "failures", "retry_at", "updated_at"])
+        _wake_after_commit()
     return state
 
 
-def skip(name: str, *, operator: str = "") -> DeadLetter:
+def skip(name: str, *, by: Operator) -> DeadLetter:
     """Move the event the projection is stuck on into a dead letter, then resume."""
+    require_operator(by)
     projection_named(name)
     with transaction.atomic():
         state = _locked_state(name)
@@ -71,27 +75,72 @@ def skip(name: str, *, operator: str = "") -> DeadLetter:
                 "position": event.position,
                 "event_type": event.type,
                 "error": state.last_error,
-                "skipped_by": operator,
+                "skipped_by": by.name,
             },
         )
         state.status = ProjectionStatus.RUNNING
         state.failures = 0
         state.retry_at = None
         state.save(update_fields=["status", "failures", "retry_at", "updated_at"])
+        _wake_after_commit()
     return letter
 
 
-def replay_dead_letter(letter_id: int) -> DeadLetter:
-    """Apply a skipped event now (out of order: the operator judged it safe) and clear it."""
+def replay_dead_letter(letter_id: int, *, by: Operator, projection: str | None = None) -> DeadLetter:
+    """Apply a skipped event now (out of order: the operator judged it safe) and clear it.
+
+    With `projection`, a dead letter of another projection answers as a missing one.
+    """
+    require_operator(by)
     with transaction.atomic():
-        letter = DeadLetter.objects.select_for_update().get(pk=letter_id)
+        letters = DeadLetter.objects.select_for_update().filter(pk=letter_id)
+        if projection is not None:
+            letters = letters.filter(projection=projection)
+        letter = letters.first()
+        if letter is None:
+            where = f" for '{projection[:80]}'" if projection is not None else ""
+            raise IntentError(f"No dead letter {letter_id}{where}.", code="not_found")
         if letter.replayed_at is not None:
             raise OperationRefused(f"Dead letter {letter_id} was already replayed.")
-        projection = projection_named(letter.projection)
-        projection.apply(to_recorded(Event.objects.get(id=letter.event_id), get_registry()))
+        consumer = projection_named(letter.projection)
+        consumer.apply(to_recorded(Event.objects.get(id=letter.event_id), get_registry()))
         letter.replayed_at = timezone.now()
         letter.save(update_fields=["replayed_at"])
     return letter
+
+
+def request_rebuild(name: str, *, by: Operator) -> None:
+    """Queue a rebuild beside the live version (projections_app.rebuild, on a worker)."""
+    require_operator(by)
+    projection_named(name)
+    schema = current_schema()
+    transaction.on_commit(lambda: tasks.rebuild_projection.delay(schema, name))
+
+
+def cancel_rebuild(name: str, *, by: Operator) -> int:
+    """Ask running rebuilds of `name` to stop (the live version stays untouched)."""
+    require_operator(by)
+    return request_cancel(name)
+
+
+def check_drift(
+    schema_name: str, *, by: Operator, reference: dict[str, dict[str, Any]] | None = None
+) -> list[Finding]:
+    """Compare one tenant schema with the models, its migrations and the projection code.
+
+    `reference` is a catalog from `drift.reference_catalog()`, to share one across tenants.
+    """
+    require_operator(by)
+    if reference is not None:
+        return check_schema(schema_name, reference)
+    with reference_catalog() as catalog:
+        return check_schema(schema_name, catalog)
+
+
+def request_repair(schema_name: str, *, by: Operator) -> None:
+    """Queue a repair of one tenant schema: migrations, then rebuilds of what drifted."""
+    require_operator(by)
+    transaction.on_commit(lambda: tasks.repair_schema.delay(schema_name))
 
 
 @dataclass(frozen=True)

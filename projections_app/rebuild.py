@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from events_app.models import Event
 from intent_project.tenancy import current_schema
+from projections_app.lookup import OperationRefused, projection_named
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus, RebuildJob, RebuildStatus
-from projections_app.operations import OperationRefused, projection_named
 from projections_app.projectors.base import Projection
 from projections_app.runner import RunResult, run_projection
 from projections_app.schemas import (

@@ -42,17 +42,3 @@ class IsTenantMember(BasePermission):
 def tenant_role(request: Request) -> str | None:
     """The caller's role in the request's tenant (set by IsTenantMember), from the membership."""
     return getattr(request, "tenant_role", None)
-
-
-OPERATOR_ROLES = frozenset({"admin", "developer"})
-
-
-def require_operator(request: Request) -> None:
-    """Operator actions (resume, skip, replay) need the tenant's admin or developer role."""
-    if tenant_role(request) not in OPERATOR_ROLES:
-        raise ApiError(
-            403,
-            "forbidden",
-            "Only the tenant's admins and developers may do this.",
-            {"role": tenant_role(request), "allowed_roles": sorted(OPERATOR_ROLES)},
-        )

@@ -6,9 +6,13 @@ or read-model rows runs the real processing in-process (see helpers.process/proj
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+from django_tenants.utils import schema_context
+
+from tests.api.helpers import client_for, execute_test, project, submit_and_process
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +24,29 @@ def _rolled_back(request: pytest.FixtureRequest, world: Any) -> None:
     """
     if "live_db" not in request.fixturenames:
         request.getfixturevalue("db")
+
+
+@pytest.fixture
+def stalled(world):
+    """system_status stalled on the testExecuted event of a fresh system (not yet projected).
+    Returns (event row, system id)."""
+    from events_app.models import Event
+    from projections_app.models import ProjectionState
+
+    project(world.acme)
+    system_id = uuid.uuid4()
+    command = submit_and_process(
+        client_for(world["dave"]), "executeTest", execute_test(system_id=system_id), world.acme
+    )
+    with schema_context(world.acme.schema_name):
+        event = Event.objects.get(command_id=command["id"])
+        ProjectionState.objects.filter(name="system_status").update(
+            status="stalled",
+            failures=5,
+            last_error={
+                "code": "projection_handler_failed",
+                "message": "RuntimeError: boom",
+                "details": {"event_id": str(event.id), "position": event.position, "type": event.type},
+            },
+        )
+    return event, system_id

@@ -27,6 +27,17 @@ from tests.api.helpers import (
 )
 
 
+def commands_with_message(tenant, message: str) -> list[str]:
+    from django_tenants.utils import schema_context
+
+    from commands_app.models import Command
+
+    with schema_context(tenant.schema_name):
+        return [
+            str(pk) for pk in Command.objects.filter(payload__message=message).values_list("pk", flat=True)
+        ]
+
+
 # --- accepting -------------------------------------------------------------------------------
 def test_it_accepts_a_command_and_stores_it_pending(world):
     before = command_count(world.acme)
@@ -510,6 +521,25 @@ def test_it_refuses_an_unknown_status_filter(world):
     )
 
 
+@pytest.mark.parametrize("limit", ["ten", "0", "501", "1.5"])
+def test_it_refuses_a_page_size_it_cannot_serve_and_names_the_parameter(world, limit):
+    error = assert_field_error(
+        client_for(world["dave"]).get(commands_url() + f"?limit={limit}"), 400, "validation_error", "limit"
+    )
+
+    assert "limit" in error["message"]
+
+
+def test_an_empty_filter_means_no_filter(world):
+    dave = client_for(world["dave"])
+    sent = send(dave, "logMessage", {"message": "hi"}).json()["id"]
+
+    listed = dave.get(commands_url() + "?status=&type=&limit=")
+
+    assert listed.status_code == 200
+    assert sent in {c["id"] for c in listed.json()["results"]}
+
+
 def test_it_answers_an_unreadable_cursor_with_404(world):
     assert_error(client_for(world["dave"]).get(commands_url() + "?cursor=abc"), 404, "not_found")
 
@@ -558,14 +588,16 @@ def test_a_post_with_wait_returns_the_command_as_it_stands_when_the_wait_ends(wo
     import time
 
     alice = client_for(world["alice"])
+    marker = f"waited {uuid.uuid4()}"
     started = time.monotonic()
     answer = alice.post(
-        commands_url() + "?wait=0.3", {"type": "logMessage", "payload": {"message": "hi"}}, format="json"
+        commands_url() + "?wait=0.3", {"type": "logMessage", "payload": {"message": marker}}, format="json"
     )
     assert answer.status_code == 202
     assert answer.json()["status"] == "pending"
     assert time.monotonic() - started >= 0.3
-    assert command_count(world.acme) == 1
+    # Stored once, though the wait re-read it: the one command this test sent, and no other.
+    assert commands_with_message(world.acme, marker) == [answer.json()["id"]]
 
 
 @pytest.mark.parametrize("wait", ["-1", "31", "soon", "nan"])

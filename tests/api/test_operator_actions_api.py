@@ -6,13 +6,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django_tenants.utils import schema_context
 
 from tests.api.helpers import (
     assert_error,
     client_for,
     command_url,
-    execute_test,
     process,
     project,
     projections_url,
@@ -37,32 +35,6 @@ def failed(world):
     command = submit_and_process(client_for(world["ada"]), "simulateFailure", {}, world.acme)
     assert stored_command(world.acme, command["id"]).status == "failed"
     return command
-
-
-@pytest.fixture
-def stalled(world):
-    """system_status stalled on the testExecuted event of a fresh system (not yet projected).
-    Returns (event row, system id)."""
-    from events_app.models import Event
-    from projections_app.models import ProjectionState
-
-    project(world.acme)
-    system_id = uuid.uuid4()
-    command = submit_and_process(
-        client_for(world["dave"]), "executeTest", execute_test(system_id=system_id), world.acme
-    )
-    with schema_context(world.acme.schema_name):
-        event = Event.objects.get(command_id=command["id"])
-        ProjectionState.objects.filter(name="system_status").update(
-            status="stalled",
-            failures=5,
-            last_error={
-                "code": "projection_handler_failed",
-                "message": "RuntimeError: boom",
-                "details": {"event_id": str(event.id), "position": event.position, "type": event.type},
-            },
-        )
-    return event, system_id
 
 
 # --- retry -----------------------------------------------------------------------------------

@@ -112,6 +112,24 @@ def test_it_refuses_a_filter_the_read_model_does_not_offer(world):
     )
 
 
+def test_a_filter_on_a_field_with_choices_takes_only_a_choice(world):
+    error = assert_field_error(
+        client_for(world["ada"]).get(read_model_url("account_balances") + "?status=bogus"),
+        400,
+        "validation_error",
+        "status",
+    )
+
+    assert "status" in error["message"]
+
+
+def test_every_parameter_is_checked_before_any_wait(world):
+    """A bad filter is refused at once, not after the read-your-writes wait runs out."""
+    url = read_model_url("system_status") + f"?min_position={2**40}&wait=0&messages_logged=1"
+
+    assert_field_error(client_for(world["dave"]).get(url), 400, "validation_error", "messages_logged")
+
+
 def test_it_refuses_a_filter_value_of_the_wrong_type(world):
     assert_field_error(
         client_for(world["dave"]).get(read_model_url("system_status") + "?last_test_id=nope"),
@@ -166,8 +184,23 @@ def test_a_client_reads_its_own_write_with_min_position(world):
     assert int(caught_up["X-Projection-Checkpoint"]) >= position
 
 
-@pytest.mark.parametrize("query", ["min_position=-1", "min_position=x", "min_position=1&wait=31", "wait=abc"])
-def test_bad_read_your_writes_parameters_are_rejected(world, query):
-    assert_error(
-        client_for(world["dave"]).get(f"{read_model_url('system_status')}?{query}"), 400, "validation_error"
-    )
+BAD_READ_YOUR_WRITES = [
+    ("min_position=-1", "min_position"),
+    ("min_position=x", "min_position"),
+    (f"min_position={2**63}", "min_position"),
+    ("min_position=1&wait=31", "wait"),
+    ("wait=abc", "wait"),
+]
+ROWS, ROW = (
+    read_model_url("system_status"),
+    read_model_url("system_status", "0f4e9a5c-6b1d-4e8f-a2c3-9d8e7f6a5b4c"),
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "query", "field"),
+    [(ROWS, q, f) for q, f in [*BAD_READ_YOUR_WRITES, ("limit=0", "limit")]]
+    + [(ROW, q, f) for q, f in BAD_READ_YOUR_WRITES],
+)
+def test_bad_read_your_writes_parameters_are_rejected_and_named(world, url, query, field):
+    assert_field_error(client_for(world["dave"]).get(f"{url}?{query}"), 400, "validation_error", field)

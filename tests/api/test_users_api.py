@@ -41,7 +41,7 @@ def test_members_and_staff_without_the_permission_cannot_create_users(world, nam
     assert not User.objects.filter(username="nina").exists()
 
 
-def test_an_anonymous_caller_is_asked_to_authenticate(world):
+def test_an_anonymous_caller_cannot_create_a_user(world):
     assert_error(client_for().post(USERS_URL, NEW_USER, format="json"), 401, "not_authenticated")
     assert not User.objects.filter(username="nina").exists()
 

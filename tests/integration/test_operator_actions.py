@@ -11,10 +11,13 @@ from django_tenants.utils import schema_context
 from commands_app import bus, processing
 from commands_app.domain.errors import Forbidden, IntentError
 from commands_app.models import CommandStatus
+from commands_app.operations import Operator
 from projections_app import operations
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus, SystemMetrics, SystemStatus
 from projections_app.runner import run_all
 from tests.integration.helpers import reload, submit
+
+SHELL = Operator.shell()
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_a_poison_event_stalls_only_its_projection_and_says_why(poisoned):
 def test_skipping_moves_the_event_to_a_dead_letter_and_the_projection_catches_up(poisoned):
     tenant, ids = poisoned
     with schema_context(tenant.schema_name):
-        letter = operations.skip("system_metrics", operator="ops")
+        letter = operations.skip("system_metrics", by=Operator.shell("ops"))
         run_all()
         assert SystemMetrics.objects.get(scope="tenant").message_count == 2
         assert ProjectionState.objects.get(name="system_metrics").status == ProjectionStatus.RUNNING
@@ -70,15 +73,15 @@ def test_a_dead_letter_can_be_replayed_once_the_handler_is_fixed(poisoned, monke
     from projections_app.projectors import system as projectors
 
     with schema_context(tenant.schema_name):
-        letter = operations.skip("system_metrics")
+        letter = operations.skip("system_metrics", by=SHELL)
         run_all()
         monkeypatch.setitem(
             projectors.PROJECTIONS[1].handlers, projectors.MessageLogged, projectors.metrics_message_logged
         )
-        operations.replay_dead_letter(letter.pk)
+        operations.replay_dead_letter(letter.pk, by=SHELL)
         assert DeadLetter.objects.get(pk=letter.pk).replayed_at is not None
         with pytest.raises(operations.OperationRefused):
-            operations.replay_dead_letter(letter.pk)
+            operations.replay_dead_letter(letter.pk, by=SHELL)
 
 
 def test_resuming_retries_the_failing_event(poisoned, monkeypatch):
@@ -89,7 +92,7 @@ def test_resuming_retries_the_failing_event(poisoned, monkeypatch):
         projectors.PROJECTIONS[1].handlers, projectors.MessageLogged, projectors.metrics_message_logged
     )
     with schema_context(tenant.schema_name):
-        operations.resume("system_metrics")
+        operations.resume("system_metrics", by=SHELL)
         run_all()
         assert SystemMetrics.objects.get(scope="tenant").message_count == 3
         assert not DeadLetter.objects.exists()
@@ -98,7 +101,7 @@ def test_resuming_retries_the_failing_event(poisoned, monkeypatch):
 
 def test_skipping_a_healthy_projection_is_refused(fresh_tenant):
     with schema_context(fresh_tenant.schema_name), pytest.raises(operations.OperationRefused):
-        operations.skip("system_status")
+        operations.skip("system_status", by=SHELL)
 
 
 def test_a_failed_command_can_be_retried_and_keeps_its_history(fresh_tenant, settings):

@@ -46,7 +46,7 @@ def test_the_banking_slice_registers_beside_the_system_slice_without_problems(re
 
 @pytest.mark.parametrize("role", list(ALLOWED))
 @pytest.mark.parametrize("command", PUBLIC)
-def test_each_role_may_send_exactly_its_banking_commands(registry, role, command):
+def test_the_registry_lets_each_role_send_exactly_its_banking_commands(registry, role, command):
     if command in ALLOWED[role]:
         registry.authorize(role, command)
     else:

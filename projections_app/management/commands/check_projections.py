@@ -1,4 +1,7 @@
-"""Report drift between the models/projections and every tenant schema (exit 1 if any)."""
+"""Report drift between the models/projections and every tenant schema (exit 1 if any).
+
+Runs as the operator (`Operator.shell()`): the shell is already trusted.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from commands_app.operations import Operator
 from intent_project.management import add_tenant_arguments, selected_tenants
-from projections_app.drift import check_schema, reference_catalog
+from projections_app.drift import reference_catalog
+from projections_app.operations import check_drift
 
 
 class Command(BaseCommand):
@@ -26,7 +31,8 @@ class Command(BaseCommand):
         report: dict[str, list[dict[str, Any]]] = {}
         with reference_catalog() as reference:
             for tenant in tenants:
-                report[tenant.slug] = [f.as_dict() for f in check_schema(tenant.schema_name, reference)]
+                found = check_drift(tenant.schema_name, by=Operator.shell(), reference=reference)
+                report[tenant.slug] = [f.as_dict() for f in found]
         drifted = {slug: findings for slug, findings in report.items() if findings}
         if options["json"]:
             self.stdout.write(

@@ -6,11 +6,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from django_tenants.utils import schema_context
 
 from intent_project.management import add_tenant_arguments, selected_tenants
-from projections_app.models import ProjectionState
-from projections_app.runner import ensure_checkpoints, head_position
+from projections_app.lookup import checkpoints
+from projections_app.runner import head_position
 
 
 class Command(BaseCommand):
+    """Reads only: a projection whose checkpoint row does not exist yet shows as position 0."""
+
     help = "Show every projection's status, checkpoint and lag per tenant."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,9 +24,8 @@ class Command(BaseCommand):
         )
         for tenant in selected_tenants(options):
             with schema_context(tenant.schema_name):
-                ensure_checkpoints()
                 head = head_position()
-                for state in ProjectionState.objects.order_by("name"):
+                for _, state in sorted(checkpoints().items()):
                     error = (state.last_error or {}).get("message", "")
                     self.stdout.write(
                         f"{tenant.slug:<20} {state.name:<24} {state.status:<8} {state.position:>10} "

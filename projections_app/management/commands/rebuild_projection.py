@@ -1,4 +1,8 @@
-"""Rebuild one projection beside its live version and swap it in, per tenant."""
+"""Rebuild one projection beside its live version and swap it in, per tenant.
+
+Runs as the operator: the shell is already trusted, so the rebuild runs here at once (with
+progress) where the admin's action asks the operator policy and queues it on a worker.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django_tenants.utils import schema_context
 
+from commands_app.operations import Operator
 from intent_project.management import selected_tenants
+from projections_app import operations
 from projections_app.models import RebuildJob
 from projections_app.operations import OperationRefused
-from projections_app.rebuild import rebuild, request_cancel
+from projections_app.rebuild import rebuild
 from projections_app.registry import get_projection
 
 
@@ -40,7 +46,8 @@ class Command(BaseCommand):
         if options["cancel"]:
             for tenant in tenants:
                 with schema_context(tenant.schema_name):
-                    self.stdout.write(f"{tenant.slug}: {request_cancel(name)} rebuild(s) asked to stop")
+                    asked = operations.cancel_rebuild(name, by=Operator.shell())
+                    self.stdout.write(f"{tenant.slug}: {asked} rebuild(s) asked to stop")
             return
         lock = threading.Lock()
         last_print: dict[str, float] = {}

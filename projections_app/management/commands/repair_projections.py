@@ -1,4 +1,8 @@
-"""Fix what check_projections finds: apply missing migrations, rebuild drifted projections."""
+"""Fix what check_projections finds: apply missing migrations, rebuild drifted projections.
+
+Runs as the operator: the shell is already trusted, so the repair runs here at once where
+the admin's action asks the operator policy and queues it on a worker.
+"""
 
 from __future__ import annotations
 

@@ -5,12 +5,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context
 
+from commands_app.domain.errors import IntentError
+from commands_app.operations import Operator
 from intent_project.management import add_tenant_arguments, one_tenant
 from projections_app import operations
-from projections_app.tasks import wake_projections
 
 
 class Command(BaseCommand):
+    """Runs as the operator (`Operator.shell()`): the shell is already trusted."""
+
     help = "Move the event a stalled projection stopped at into a dead letter, then resume."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -21,10 +24,9 @@ class Command(BaseCommand):
         tenant = one_tenant(options)
         with schema_context(tenant.schema_name):
             try:
-                letter = operations.skip(options["name"], operator="manage.py")
-            except operations.OperationRefused as exc:
+                letter = operations.skip(options["name"], by=Operator.shell())
+            except IntentError as exc:
                 raise CommandError(exc.message) from None
-        wake_projections(tenant.schema_name)
         self.stdout.write(
             f"{tenant.slug}/{letter.projection}: event {letter.event_id} ({letter.event_type} @ {letter.position}) "
             f"is dead letter {letter.pk}; replay it with: manage.py replay_dead_letter {letter.pk} --tenant {tenant.slug}"

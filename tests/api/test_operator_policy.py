@@ -1,0 +1,219 @@
+"""One operator policy (commands_app/operations.py), asked by the services that the API, the
+tenant admin and the management commands all call: only the tenant's admins and developers
+operate, and a refusal on any surface leaves nothing behind (no row changed, nothing queued).
+
+`bea` (banker), `alice` (tester) and `vera` (viewer) are refused. Each may see and send the
+failed command she is refused a retry of (vera sees none), so what refuses the retry is the
+operator policy, not the read policy or the command's access rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.test import Client, RequestFactory
+from django_tenants.utils import schema_context
+
+from tests.api.helpers import (
+    assert_error,
+    client_for,
+    command_url,
+    projections_url,
+    send,
+    stored_command,
+    submit_and_process,
+)
+
+REFUSED = "Only the tenant's admins and developers may do this."
+ADMIN = "/t/acme/admin/"
+NON_OPERATORS = ("bea", "alice", "vera")
+
+
+def tenant_state(tenant: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every row an operator action could change, as values."""
+    from commands_app.models import Command
+    from projections_app.models import DeadLetter, ProjectionState, RebuildJob
+
+    with schema_context(tenant.schema_name):
+        return {
+            "checkpoints": list(ProjectionState.objects.order_by("name").values()),
+            "dead_letters": list(DeadLetter.objects.order_by("pk").values()),
+            "rebuilds": list(RebuildJob.objects.order_by("pk").values()),
+            "commands": list(Command.objects.order_by("pk").values()),
+        }
+
+
+@pytest.fixture
+def leaves_nothing_behind(world: Any, django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """`with leaves_nothing_behind():` the block changes no row and queues no work (wake-ups,
+    rebuilds and repairs are sent on commit)."""
+
+    @contextmanager
+    def check() -> Iterator[None]:
+        before = tenant_state(world.acme)
+        with django_capture_on_commit_callbacks() as queued:
+            yield
+        assert queued == [], "a refused action queued work"
+        assert tenant_state(world.acme) == before, "a refused action changed rows"
+
+    return check
+
+
+def _failed(tenant: Any, command_id: str) -> str:
+    from commands_app.models import Command
+
+    with schema_context(tenant.schema_name):
+        Command.objects.filter(pk=command_id).update(
+            status="failed", error={"code": "simulated_failure", "message": "boom", "details": {}}
+        )
+    return command_id
+
+
+@pytest.fixture
+def operated(world: Any, stalled: Any) -> dict[str, Any]:
+    """Something for every operator action: system_status stalled, a dead letter, a running
+    rebuild, and a failed command for each non-operator (her own where she may send one)."""
+    from projections_app.models import DeadLetter, RebuildJob
+
+    event, _ = stalled
+    with schema_context(world.acme.schema_name):
+        letter = DeadLetter.objects.create(
+            projection="system_metrics", event_id=event.id, position=event.position, event_type=event.type
+        )
+        job = RebuildJob.objects.create(projection="system_metrics", version=1)
+    account = {"accountId": "5d2c1a3e-9f8b-4c7d-a6e5-1b2c3d4e5f60", "owner": "Ann", "currency": "EUR"}
+    failed = {
+        "alice": _failed(
+            world.acme, send(client_for(world["alice"]), "logMessage", {"message": "x"}).json()["id"]
+        ),
+        "bea": _failed(world.acme, send(client_for(world["bea"]), "openAccount", account).json()["id"]),
+        "vera": submit_and_process(client_for(world["ada"]), "simulateFailure", {}, world.acme)["id"],
+    }
+    return {"letter": letter.pk, "job": job.pk, "failed": failed}
+
+
+# --- the API ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("persona", NON_OPERATORS)
+@pytest.mark.parametrize("action", ["resume", "skip"])
+def test_a_refused_projection_action_over_the_api_leaves_nothing_behind(
+    world, operated, leaves_nothing_behind, persona, action
+):
+    with leaves_nothing_behind():
+        response = client_for(world[persona]).post(f"{projections_url()}system_status/{action}/")
+
+    assert_error(response, 403, "forbidden")
+
+
+@pytest.mark.parametrize("persona", NON_OPERATORS)
+def test_a_refused_dead_letter_replay_over_the_api_leaves_nothing_behind(
+    world, operated, leaves_nothing_behind, persona
+):
+    url = f"{projections_url()}system_metrics/dead-letters/{operated['letter']}/replay/"
+    with leaves_nothing_behind():
+        response = client_for(world[persona]).post(url)
+
+    assert_error(response, 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    ("persona", "status", "code"),
+    [("bea", 403, "forbidden"), ("alice", 403, "forbidden"), ("vera", 404, "not_found")],
+)
+def test_a_refused_retry_over_the_api_leaves_nothing_behind(
+    world, operated, leaves_nothing_behind, persona, status, code
+):
+    command_id = operated["failed"][persona]
+    with leaves_nothing_behind():
+        response = client_for(world[persona]).post(command_url(command_id) + "retry/")
+
+    assert_error(response, status, code)
+    assert stored_command(world.acme, command_id).status == "failed"
+
+
+def test_the_check_notices_what_an_allowed_action_changes_and_queues(world, operated, leaves_nothing_behind):
+    with pytest.raises(AssertionError, match="queued work"), leaves_nothing_behind():
+        assert client_for(world["dave"]).post(f"{projections_url()}system_status/resume/").status_code == 200
+
+
+# --- the tenant admin -------------------------------------------------------------------------
+def _actions(operated: dict[str, Any], persona: str) -> list[tuple[str, str, Any]]:
+    """(changelist, action, selected pk) for every operator action of the tenant admin."""
+    return [
+        ("projections_app/projectionstate/", "resume", "system_status"),
+        ("projections_app/projectionstate/", "skip", "system_status"),
+        ("projections_app/projectionstate/", "rebuild", "system_status"),
+        ("projections_app/projectionstate/", "repair", "system_status"),
+        ("projections_app/projectionstate/", "check_drift", "system_status"),
+        ("projections_app/deadletter/", "replay", operated["letter"]),
+        ("projections_app/rebuildjob/", "cancel", operated["job"]),
+        ("commands_app/command/", "retry_failed", operated["failed"][persona]),
+    ]
+
+
+@pytest.fixture
+def staff(world: Any) -> None:
+    get_user_model().objects.filter(username__in=NON_OPERATORS).update(is_staff=True)
+
+
+@pytest.mark.parametrize("persona", NON_OPERATORS)
+def test_a_refused_admin_post_leaves_nothing_behind(world, operated, staff, leaves_nothing_behind, persona):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(get_user_model().objects.get(username=persona))
+    for changelist, action, pk in _actions(operated, persona):
+        with leaves_nothing_behind():
+            response = browser.post(
+                ADMIN + changelist, {"action": action, "_selected_action": [str(pk)]}, follow=True
+            )
+        assert response.status_code == 200, (changelist, action)
+
+
+@pytest.mark.parametrize("persona", NON_OPERATORS)
+def test_every_admin_action_asks_the_policy_itself(world, operated, staff, leaves_nothing_behind, persona):
+    """Called directly, as if the admin had offered it: the service refuses, once."""
+    from commands_app.models import Command
+    from intent_project.admin_sites import tenant_admin_site
+    from projections_app.models import DeadLetter, ProjectionState, RebuildJob
+
+    models = {
+        "projections_app/projectionstate/": ProjectionState,
+        "projections_app/deadletter/": DeadLetter,
+        "projections_app/rebuildjob/": RebuildJob,
+        "commands_app/command/": Command,
+    }
+    for changelist, action, pk in _actions(operated, persona):
+        model = models[changelist]
+        request = RequestFactory().post(ADMIN + changelist)
+        request.user = get_user_model().objects.get(username=persona)
+        request.tenant = world.acme
+        request._messages = CookieStorage(request)
+        modeladmin = tenant_admin_site._registry[model]
+        with leaves_nothing_behind(), schema_context(world.acme.schema_name):
+            getattr(modeladmin, action)(request, model.objects.filter(pk=pk))
+        # vera may not see the command at all: to her it answers as a missing one
+        hidden = (persona, action) == ("vera", "retry_failed")
+        expected = f"No command {pk} in this tenant." if hidden else REFUSED
+        (message,) = [str(m) for m in request._messages]
+        assert message.endswith(expected), action
+
+
+def test_an_operator_resumes_from_the_admin_and_a_wake_up_is_queued(
+    world, operated, django_capture_on_commit_callbacks
+):
+    from projections_app.models import ProjectionState
+
+    browser = Client(raise_request_exception=False)
+    browser.force_login(world["ada"].user)
+    with django_capture_on_commit_callbacks() as queued:
+        browser.post(
+            ADMIN + "projections_app/projectionstate/",
+            {"action": "resume", "_selected_action": ["system_status"]},
+            follow=True,
+        )
+
+    assert len(queued) == 1
+    with schema_context(world.acme.schema_name):
+        assert ProjectionState.objects.get(name="system_status").status == "running"
