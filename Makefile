@@ -1,19 +1,19 @@
 # Developer entry points. Everything runs from the project venv (.venv); PostgreSQL
-# and Redis come from DATABASE_URL / REDIS_URL when set, otherwise scripts/devenv.py
-# starts embedded ones under .var/ (see its docstring).
+# and Redis come from DATABASE_URL / REDIS_URL when set, otherwise `python -m devenv`
+# starts embedded ones under .var/ (devenv/local.py says how they are shared).
 
 VENV        := .venv
 PY          := $(VENV)/bin/python
 PYTHON      ?= python3
-DEVENV      := $(PY) scripts/devenv.py
-APPS        := intent_project commands_app events_app projections_app
+DEVENV      := $(PY) -m devenv
+APPS        := intent_project commands_app events_app projections_app devenv
 PYTEST_ARGS ?=
 # Two test processes (each with its own test database and Redis database); a module stays
 # on one process, the fault tier runs its clusters one at a time. PYTEST_XDIST= runs serially.
 PYTEST_XDIST ?= -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-api lint import-graph format services-status \
+.PHONY: help install run test test-unit test-integration test-api test-faults lint import-graph format services-status \
         services-stop clean bench
 
 help: ## List the targets
@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## Create .venv and install the project with dev extras
 
-run: $(VENV)/.installed ## Bootstrap the demo tenant, then run web + celery worker + beat
+run: $(VENV)/.installed ## Bootstrap the demo tenant, then run the Procfile: web + celery worker + beat
 	$(DEVENV) run
 
 test: $(VENV)/.installed ## Run the whole test suite (PYTEST_ARGS="tests/unit -x" to narrow)
@@ -45,6 +45,11 @@ test-integration: $(VENV)/.installed ## Run tests/integration
 
 test-api: $(VENV)/.installed ## Run tests/api
 	$(DEVENV) exec -- $(PY) -m pytest tests/api $(PYTEST_ARGS)
+
+# The fault tier brings its own PostgreSQL and Redis (tests/faults/cluster.py); `make test`
+# runs it too.
+test-faults: $(VENV)/.installed ## Run tests/faults (kill -9, Redis outages, PostgreSQL restarts)
+	$(DEVENV) exec -- $(PY) -m pytest tests/faults -rA $(PYTEST_ARGS)
 
 # The bench extra (the eventsourcing library, a baseline) stays out of `make test`'s path.
 $(VENV)/.installed-bench: $(VENV)/.installed

@@ -224,24 +224,6 @@ def create_client_user(ctx: Context, tenant: Any, name: str = "bench", role: str
     return str(token)
 
 
-def wait_healthy(port: int, web: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/health/")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-            conn.close()
-        except OSError:
-            pass
-        if not web.running():
-            raise RuntimeError(f"the web server exited:\n{web.tail()}")
-        time.sleep(0.2)
-    raise RuntimeError(f"the web server is not healthy after {timeout}s:\n{web.tail()}")
-
-
 def run_http(ctx: Context) -> list[Result]:
     tenant = ctx.fresh_tenant("http")
     token = create_client_user(ctx, tenant)
@@ -252,8 +234,8 @@ def run_http(ctx: Context) -> list[Result]:
     # above the default cap for one user (WAITS_PER_USER, 20).
     web = procs.web(port, WAITS_PER_USER=str(RATE_POOL + CLIENTS))
     worker = procs.worker("worker", concurrency=2)
-    wait_healthy(port, web)
-    worker.wait_for_output("ready.", 60)
+    web.wait_healthy(port)
+    worker.wait_for("ready.", 60)
     common = {
         "web": web_shape(),
         "worker": "1 Celery worker process, --concurrency 2 (prefork)",

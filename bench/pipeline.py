@@ -169,7 +169,7 @@ def run_pipeline(ctx: Context) -> list[Result]:
     procs = Processes("pipeline")
     ctx.on_cleanup(lambda: procs.stop(keep_logs=ctx.keep))
     worker = procs.worker("worker", concurrency=2)
-    worker.wait_for_output("ready.", 60)
+    worker.wait_for("ready.", 60)
     ctx.log(f"pipeline: worker ready; warm-up with {warmup} commands")
     warm = store_commands(tenant, warmup, seed=41, enqueue=True)
     wait_processed(ctx, schema, warm, 120, worker, "warm-up")

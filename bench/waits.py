@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench.common import Context, Result, Target, latency_summary
-from bench.endtoend import create_client_user, wait_healthy
+from bench.endtoend import create_client_user
 from bench.procs import Processes, free_port
 
 PARKED = 300
@@ -150,7 +150,7 @@ def run_waits(ctx: Context) -> list[Result]:
     parked = ctx.n(PARKED, minimum=30)
     port = free_port()
     web = procs.web(port, WAITS_PER_USER=str(parked + 10))
-    wait_healthy(port, web)
+    web.wait_healthy(port)
     read_path = f"/t/{other_tenant.slug}/api/read-models/system_status/"
     wait_path = f"/t/{waiting_tenant.slug}/api/read-models/system_status/?min_position={FAR_AHEAD}&wait=30"
 
@@ -214,7 +214,7 @@ def _cap(ctx: Context, procs: Processes, token: str, owner: str, wait_path: str,
     """With the default WAITS_PER_USER: park `limit` waits, then time the refusals."""
     port = free_port()
     web = procs.web(port)
-    wait_healthy(port, web)
+    web.wait_healthy(port)
     extra_requests = ctx.n(100, minimum=20)
     ctx.log(f"waits: default cap {limit}: parking {limit}, then {extra_requests} more")
     sockets = _park(port, token, wait_path, limit)

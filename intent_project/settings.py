@@ -42,7 +42,7 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 DEBUG = env_bool("DEBUG", False)
 # A key everyone can read in the source signs sessions, password-reset links and CSRF
 # tokens predictably, so outside DEBUG there is no fallback: the process refuses to start.
-# `make run` / `make test` (scripts/devenv.py) generate one per checkout under .var/.
+# `make run` / `make test` (devenv/) generate one per checkout under .var/.
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:

@@ -1,4 +1,4 @@
-"""Shared fixtures: tenants `acme` and `globex`, personas, and a real Celery worker.
+"""Shared fixtures: tenants `acme` and `globex`, personas, and real app processes.
 
 Tenants and users are created once per session and committed (schema creation cannot be
 rolled back cheaply). API tests then run inside a rolled-back transaction (`db`);
@@ -9,8 +9,6 @@ integration tests that need real commits (other threads, a worker process) use
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +23,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from knox.models import AuthToken
 from rest_framework.test import APIClient
+
+from devenv import Proc, procs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,90 +237,37 @@ def fresh_tenant(live_db: None) -> Any:
     return tenant
 
 
-# --- a real Celery worker -------------------------------------------------------------------
-def _worker_env() -> dict[str, str]:
-    db = settings.DATABASES["default"]
-    env = dict(os.environ)
+# --- real app processes -------------------------------------------------------------------
+def app_env(**extra: str) -> dict[str, str]:
+    """The environment of the app processes a test starts: ours, on the test database and
+    the tests' Redis database, with fast retries."""
     parts = urlsplit(settings.DATABASE_URL)
-    env["DATABASE_URL"] = urlunsplit(
-        (parts.scheme, parts.netloc, "/" + db["NAME"], parts.query, parts.fragment)
-    )
-    env["REDIS_URL"] = settings.REDIS_URL
-    env["COMMAND_RETRY_BACKOFF_SECONDS"] = "0.1"
-    env["COMMAND_STALE_AFTER_SECONDS"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    database = "/" + str(settings.DATABASES["default"]["NAME"])
+    return {
+        **os.environ,
+        "DATABASE_URL": urlunsplit((parts.scheme, parts.netloc, database, parts.query, parts.fragment)),
+        "REDIS_URL": settings.REDIS_URL,
+        "COMMAND_RETRY_BACKOFF_SECONDS": "0.1",
+        "COMMAND_STALE_AFTER_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
-class Worker:
-    def __init__(
-        self, log_path: Path, concurrency: int = 2, queues: str = "commands,projections,sweeps"
-    ) -> None:
-        self.log_path = log_path
-        self.concurrency = concurrency
-        self.queues = queues
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "intent_project",
-                "worker",
-                "-Q",
-                self.queues,
-                "--concurrency",
-                str(self.concurrency),
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--pool",
-                "prefork",
-            ],
-            cwd=ROOT,
-            env=_worker_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early; see {self.log_path}")
-            if b"ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker not ready after {timeout}s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+def start_worker(log_path: Path, *options: str, **env: str) -> Proc:
+    """`celery -A intent_project worker` (every queue, unless `-Q` is among `options`), ready."""
+    argv = procs.worker("--concurrency", "2", *options)
+    return Proc("worker", argv, app_env(**env), log_path).start().wait_for("ready.", 60)
 
 
 @pytest.fixture(scope="module")
 def celery_worker(
     world: World, isolated_redis: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worker]:
+) -> Iterator[Proc]:
     """A worker for the module that asks for one, stopped after it: a worker left running
     would take the commands that later in-process tests submit and process themselves,
     making them depend on which tests ran before."""
-    worker = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
-    worker.start()
+    worker = start_worker(tmp_path_factory.mktemp("worker") / "worker.log")
     yield worker
     worker.stop()
 

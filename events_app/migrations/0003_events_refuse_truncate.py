@@ -6,7 +6,7 @@ from django.db import migrations
 # Triggers are a wall only against a role that is not a superuser: a superuser may
 # `SET session_replication_role = replica`, which skips ordinary triggers, and the app
 # would then be one SQL injection away from rewriting history. The app therefore runs as
-# a role without superuser (README, "Running in production"; scripts/devenv.py makes one).
+# a role without superuser (README, "Running in production"; devenv/ makes one).
 FORWARD = """
 CREATE TRIGGER events_app_event_no_truncate
     BEFORE TRUNCATE ON events_app_event

@@ -70,7 +70,7 @@ def test_commands_sent_while_redis_is_down_are_accepted_and_processed_once_it_is
     burst.join(timeout=60)
     windows: list[dict[str, Any]] = []
     for label in ("after a burst", "under light load"):
-        window: dict[str, Any] = {"when": label, "queued": cluster.redis.queue_lengths()}
+        window: dict[str, Any] = {"when": label, "queued": cluster.queue_lengths()}
         crashes_before = len(cluster.crashes)
         submitter.max_open = None
         window["down_at"] = time.monotonic()

@@ -23,9 +23,7 @@ KILL_EVERY = (1.5, 3.5)  # seconds between two kills, drawn at random
 def _victim(cluster: Any, rng: random.Random) -> tuple[int, int]:
     """A worker that is up and, preferably, in the middle of tasks (a worker still booting
     after the previous kill would make the kill a no-op)."""
-    candidates = [
-        (w.in_flight_tasks(), i) for i, w in enumerate(cluster.workers) if "ready." in w.output_since_start()
-    ]
+    candidates = [(w.in_flight_tasks(), i) for i, w in enumerate(cluster.workers) if "ready." in w.output()]
     if not candidates:
         index = rng.randrange(len(cluster.workers))
         return index, cluster.workers[index].in_flight_tasks()
@@ -50,7 +48,7 @@ def test_killing_workers_mid_flight_loses_nothing_and_doubles_nothing(
             # Every consumer gone at once: queued and reserved messages have nobody to go to.
             in_flight = sum(w.in_flight_tasks() for w in cluster.workers)
             for worker in cluster.workers:
-                worker.kill_group()
+                worker.kill()
             cluster.kills += len(cluster.workers)
             kills.append((round(submitter.elapsed(), 1), "all", in_flight))
             for worker in cluster.workers:

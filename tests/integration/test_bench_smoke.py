@@ -6,33 +6,17 @@ others (worker, web, the eventsourcing baseline) are what `make bench` is for.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from tests.conftest import ROOT, _worker_env
+from devenv.procs import run_manage
+from tests.conftest import app_env
 
 KEYS = {"name", "ours", "baseline", "ratio", "unit", "target"}
 
 
 def test_the_benchmark_suite_prints_figures_and_writes_its_json(world, live_db, tmp_path):
     out = tmp_path / "bench.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "bench",
-            "--only",
-            "load,projection",
-            "--scale",
-            "0.01",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=_worker_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_manage(
+        app_env(), "bench", "--only", "load,projection", "--scale", "0.01", "--out", str(out), timeout=300
     )
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,18 +25,13 @@ from django_tenants.utils import schema_context
 
 from commands_app import bus
 from commands_app.models import Command
+from devenv import Proc, free_port, procs
 from intent_project import notifications, waits
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import set_membership
-from tests.conftest import ROOT, _worker_env, wait_until
+from tests.conftest import app_env, wait_until
 
 FAR_AHEAD = timedelta(days=300)  # a command scheduled this late stays pending
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class WebTier:
@@ -47,29 +39,11 @@ class WebTier:
 
     def __init__(self, log_path: Path, **env: str) -> None:
         self.port = free_port()
-        self.log_path = log_path
-        self.env = {**_worker_env(), "PORT": str(self.port), "TENANT_CACHE_SECONDS": "0", **env}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc = Proc("web", procs.web(self.port), app_env(TENANT_CACHE_SECONDS="0", **env), log_path)
 
     def start(self) -> WebTier:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "python:intent_project.gunicorn_conf"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until(self._healthy, timeout=60, interval=0.2)
+        self.proc.start().wait_healthy(self.port)
         return self
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, self.log_path.read_text()[-3000:]
-        try:
-            return self.request("GET", "/health/")[0] == 200
-        except OSError:
-            return False
 
     def request(
         self, method: str, path: str, token: str | None = None, body: Any = None
@@ -99,13 +73,7 @@ class WebTier:
         return sock
 
     def stop(self) -> None:
-        if self.proc is not None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        self.proc.stop(15)
 
 
 def answer(sock: socket.socket) -> tuple[int, dict[str, str], Any]:

@@ -8,10 +8,7 @@ database of its own, so no other test worker can do its work for it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -20,8 +17,10 @@ from celery import Celery
 from django.conf import settings
 
 from commands_app.models import CommandStatus
+from devenv import Proc
+from devenv.procs import BIN
 from intent_project import wakeups
-from tests.conftest import ROOT, TEST_REDIS_DB, _worker_env, wait_until
+from tests.conftest import TEST_REDIS_DB, app_env, wait_until
 from tests.integration.helpers import reload, submit, test_payload
 
 pytestmark = pytest.mark.worker
@@ -37,14 +36,8 @@ def _redis_url(db: int) -> str:
 def test_a_worker_started_without_flags_runs_commands_and_projections(fresh_tenant, tmp_path):
     broker = _redis_url(PLAIN_WORKER_REDIS_DB)
     redis.Redis.from_url(broker).flushdb()
-    env = _worker_env()
-    env["REDIS_URL"] = broker
-    log_path = tmp_path / "plain-worker.log"
-    celery = Path(sys.executable).parent / "celery"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [str(celery), "-A", "intent_project", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+    argv = [str(BIN / "celery"), "-A", "intent_project", "worker"]  # as README.md has it: nothing else
+    worker = Proc("plain-worker", argv, app_env(REDIS_URL=broker), tmp_path / "plain-worker.log").start()
     try:
         # Store the command without a wake-up on the shared test broker (the coalescing key
         # says one is queued already), then wake only the plain worker's broker.
@@ -65,10 +58,4 @@ def test_a_worker_started_without_flags_runs_commands_and_projections(fresh_tena
         )
         assert command.result["events"][0]["type"] == "testExecuted"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode is not None
+        worker.stop()

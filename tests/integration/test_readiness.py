@@ -12,7 +12,7 @@ from django.conf import settings
 from django.test import Client
 
 from intent_project import readiness
-from tests.conftest import Worker, wait_until
+from tests.conftest import start_worker, wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -36,13 +36,16 @@ def test_it_is_not_ready_without_a_worker_and_says_which_check_failed(live_db):
     assert body["status"] == "not_ready"
     checks = body["checks"]
     assert checks["database"]["ok"] and checks["migrations"]["ok"] and checks["broker"]["ok"]
-    assert checks["workers"] == {"ok": False, "workers": 0, "queues": {"commands": 0, "projections": 0, "sweeps": 0}}
+    assert checks["workers"] == {
+        "ok": False,
+        "workers": 0,
+        "queues": {"commands": 0, "projections": 0, "sweeps": 0},
+    }
 
 
 def test_a_worker_makes_it_ready_and_leaves_when_it_stops(live_db, tmp_path):
     _forget_workers()
-    worker = Worker(tmp_path / "worker.log")
-    worker.start()
+    worker = start_worker(tmp_path / "worker.log")
     try:
         status, body = wait_until(lambda: (r := _ready())[0] == 200 and r)
         assert body["status"] == "ready"
@@ -57,8 +60,7 @@ def test_a_worker_makes_it_ready_and_leaves_when_it_stops(live_db, tmp_path):
 
 def test_a_worker_serving_only_some_queues_is_not_enough(live_db, tmp_path):
     _forget_workers()
-    worker = Worker(tmp_path / "worker.log", queues="commands")
-    worker.start()
+    worker = start_worker(tmp_path / "worker.log", "-Q", "commands")
     try:
         wait_until(lambda: _ready()[1]["checks"]["workers"]["workers"] == 1)
         status, body = _ready()

@@ -8,23 +8,22 @@ the shared Redis, so the two processes together grant a limit once, even to a bu
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from knox.models import AuthToken
 
+from devenv import Proc, free_port, procs, stop_all
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import set_membership
-from tests.conftest import _worker_env
-from tests.faults.cluster import ApiClient, Proc, free_port
+from tests.conftest import app_env
+from tests.faults.cluster import ApiClient
 
 BURST_LIMIT = 5  # wrong logins per username and hour, for both processes together
 
@@ -32,48 +31,24 @@ BURST_LIMIT = 5  # wrong logins per username and hour, for both processes togeth
 @pytest.fixture(scope="module")
 def ports(world: Any, isolated_redis: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     logs = tmp_path_factory.mktemp("web")
-    procs: list[Proc] = []
-    chosen: list[int] = []
+    webs: dict[int, Proc] = {}
     try:
-        for index in range(2):
+        for index in (1, 2):
             port = free_port()
-            env = {
-                **_worker_env(),
-                "PORT": str(port),
-                "WEB_WORKERS": "1",
-                "WEB_THREADS": "16",
-                "TENANT_CACHE_SECONDS": "60",
-                "THROTTLE_LOGIN_PER_USERNAME": f"{BURST_LIMIT}/hour",
-                "THROTTLE_LOGIN_PER_IP": "",
-                "LOGIN_FAILURE_LIMIT": "100000",  # this file tests the throttle, not the lockout
-            }
-            proc = Proc(
-                f"web{index + 1}",
-                [sys.executable, "-m", "gunicorn", "-c", "python:intent_project.gunicorn_conf"],
-                env,
-                Path(logs) / f"web{index + 1}.log",
+            env = app_env(
+                WEB_WORKERS="1",
+                WEB_THREADS="16",
+                TENANT_CACHE_SECONDS="60",
+                THROTTLE_LOGIN_PER_USERNAME=f"{BURST_LIMIT}/hour",
+                THROTTLE_LOGIN_PER_IP="",
+                LOGIN_FAILURE_LIMIT="100000",  # this file tests the throttle, not the lockout
             )
-            proc.start()
-            procs.append(proc)
-            chosen.append(port)
-        for port, proc in zip(chosen, procs, strict=True):
-            _wait_healthy(port, proc)
-        yield chosen
+            webs[port] = Proc(f"web{index}", procs.web(port), env, logs / f"web{index}.log").start()
+        for port, web in webs.items():
+            web.wait_healthy(port)
+        yield list(webs)
     finally:
-        for proc in procs:
-            proc.stop()
-
-
-def _wait_healthy(port: int, proc: Proc, timeout: float = 60.0) -> None:
-    client = ApiClient(port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.request("GET", "/health/", timeout=5).status == 200:
-            return
-        if not proc.running():
-            raise RuntimeError(f"{proc.name} exited:\n{proc.output_since_start()[-3000:]}")
-        time.sleep(0.2)
-    raise RuntimeError(f"{proc.name} not healthy:\n{proc.output_since_start()[-3000:]}")
+        stop_all(webs.values())
 
 
 @pytest.fixture

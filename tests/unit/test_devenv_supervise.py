@@ -1,6 +1,6 @@
-"""`make run` keeps the worker and beat running the way a supervisor would
-(scripts/devenv.py supervise): a child that dies is started again, one that is told to stop
-is not, and nothing is left behind."""
+"""`make run` keeps the worker and beat running the way a supervisor would (the Procfile
+runs them under `python -m devenv supervise`): a child that dies is started again, one that
+is told to stop is not, and nothing is left behind."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def test_a_child_that_dies_is_started_again_and_a_stopped_one_is_not(tmp_path):
     supervisor = subprocess.Popen(
         [
             sys.executable,
-            "scripts/devenv.py",
+            "-m",
+            "devenv",
             "supervise",
             "probe",
             "--",

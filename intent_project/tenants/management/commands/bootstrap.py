@@ -24,7 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--username", default=os.environ.get("INTENT_ADMIN_USER", "admin"))
         parser.add_argument("--password", default=os.environ.get("INTENT_ADMIN_PASSWORD", "intent-admin"))
         parser.add_argument("--base-url", default=os.environ.get("INTENT_BASE_URL", "http://127.0.0.1:8000"))
-        parser.add_argument("--summary-file", help="Also write the URLs, credentials and token here.")
+        parser.add_argument(
+            "--summary-file",
+            help="Write the URLs, credentials and token here instead of printing them (make run "
+            "shows them once web, worker and beat are up).",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         self.stdout.write("Migrating the shared schema ...")
@@ -68,7 +72,8 @@ class Command(BaseCommand):
             f"-H 'Content-Type: application/json' -d '{example}'\n"
         )
         self.stdout.write(self.style.SUCCESS("Bootstrap done."))
-        self.stdout.write(summary)
         if opts.get("summary_file"):
             with open(opts["summary_file"], "w") as fh:
                 fh.write(summary)
+        else:
+            self.stdout.write(summary)
