@@ -373,12 +373,14 @@ class _Batch:
 
 
 def _command_span(job: _Job) -> contextlib.AbstractContextManager[Any]:
-    """The command's span, a child of the span that stored it (its metadata's trace)."""
+    """The command's span: a child of the span that stored it (its metadata's trace), so
+    the flow stays one trace, linked to the task that handled it."""
     if not tracing.enabled():
         return contextlib.nullcontext()
     return tracing.span(
         f"command {job.row.type}",
         parent=CommandMetadata.from_json(job.row.metadata).trace,
+        links=[tracing.carrier()],  # the drain (a Celery task span) that ran it
         attributes={
             "intent.command_id": job.row.id,
             "intent.correlation_id": job.ctx.correlation_id,

@@ -89,7 +89,9 @@ def _handled(row: CommandRow, now: datetime) -> None:
     ids = _ids(row)
     status = str(row.status)
     waited = _since_stored(row, now)
-    events = [event["id"] for event in ((row.result or {}).get("events") or [])]
+    events = [event["type"] for event in ((row.result or {}).get("events") or [])]
+    if status in ("consumed", "processed"):
+        events_appended(events)
     if status == "consumed":
         if waited is not None:
             metrics.observe_latency("consumed", waited)

@@ -114,3 +114,44 @@ def test_a_transfer_is_one_trace_from_the_request_to_its_completion(
     debit = next(span for span in commands if span.name == "command debitAccountForTransfer")
     saga = next(span for span in remote if span.span_id == debit.parent_id)
     assert saga.name.startswith("saga "), "a saga's command continues the saga's reaction"
+
+
+METRICS_TOKEN = "scrape-token-for-the-flow"
+
+
+@pytest.mark.worker
+def test_after_real_commands_the_scrape_counts_them(world, live_db, traced_worker, settings):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.api.helpers import client_for
+
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    bea = world["bea"].client()
+    account = uuid.uuid4()
+    _final(world, _send(bea, "openAccount", {"accountId": str(account), "owner": "Bo", "currency": "EUR"}))
+    _final(world, _send(bea, "depositMoney", {"accountId": str(account), "amount": 7}))
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        response = client_for().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
+        assert response.status_code == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.content.decode())
+            for sample in family.samples
+        }
+
+    def counted() -> dict[Any, float] | None:
+        figures = scrape()
+        final = figures.get(
+            ("intent_commands_final_total", (("status", "processed"), ("type", "depositMoney"))), 0
+        )
+        batches = figures.get(
+            ("intent_projection_batch_seconds_count", (("projection", "account_balances"),)), 0
+        )
+        return figures if final >= 1 and batches >= 1 else None
+
+    figures = wait_until(counted, timeout=20)
+    assert figures[("intent_events_appended_total", (("type", "moneyDeposited"),))] >= 1
+    assert figures[("intent_command_latency_seconds_count", (("stage", "processed"),))] >= 2
+    assert figures[("intent_command_batch_seconds_count", ())] >= 2
+    assert figures[("intent_projection_events_total", (("projection", "account_balances"),))] >= 2

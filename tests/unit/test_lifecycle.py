@@ -38,13 +38,19 @@ def _count(metric: Any, *labels: str) -> float:
 
 
 def test_a_batch_logs_each_command_s_transition_once_with_its_ids(json_lines: io.StringIO) -> None:
-    consumed = Row(status="consumed", result={"events": [{"id": "e1"}, {"id": "e2"}]})
-    processed = Row(type="openAccount", status="processed", result={"events": [{"id": "e3"}]})
+    consumed = Row(
+        status="consumed",
+        result={"events": [{"id": "e1", "type": "moneyDeposited"}, {"id": "e2", "type": "moneyDeposited"}]},
+    )
+    processed = Row(
+        type="openAccount", status="processed", result={"events": [{"id": "e3", "type": "accountOpened"}]}
+    )
     failed = Row(status="failed", error={"code": "insufficient_funds", "message": "Balance 0."}, attempts=1)
     retried = Row(error={"code": "infrastructure_error", "message": "down", "retrying": True}, attempts=2)
     postponed = Row(not_before=timezone.now() + timedelta(minutes=5))
     failed_before = _count(metrics.COMMANDS_FINAL, "depositMoney", "failed")
     retries_before = _count(metrics.COMMAND_RETRIES, "retry")
+    deposited_before = _count(metrics.EVENTS_APPENDED, "moneyDeposited")
 
     lifecycle.commands_handled([consumed, processed, failed, retried, postponed], seconds=0.01)
 
@@ -64,6 +70,7 @@ def test_a_batch_logs_each_command_s_transition_once_with_its_ids(json_lines: io
     assert lines[4]["not_before"] == postponed.not_before.isoformat()  # type: ignore[union-attr]
     assert _count(metrics.COMMANDS_FINAL, "depositMoney", "failed") == failed_before + 1
     assert _count(metrics.COMMAND_RETRIES, "retry") == retries_before + 1
+    assert _count(metrics.EVENTS_APPENDED, "moneyDeposited") == deposited_before + 2
 
 
 def test_storing_settling_and_projection_batches_are_counted(json_lines: io.StringIO) -> None:
