@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -316,7 +317,7 @@ class _Batch:
             return _retry_or_fail(row, _unexpected(exc))
 
     def _decide_and_append(self, job: _Job) -> Result:
-        for conflict in range(settings.COMMAND_CONFLICT_RETRIES):
+        for attempt in range(settings.COMMAND_CONFLICT_RETRIES):
             try:
                 # This command alone rolls back on failure.
                 with _command_span(job), transaction.atomic():
@@ -339,7 +340,7 @@ class _Batch:
             except ConcurrencyError:
                 # Only a writer that skips the append lock can cause this; reload.
                 self.aggregates.pop(job.key, None)
-                lifecycle.conflict_redecided(job.row.id, attempt=conflict + 1)
+                lifecycle.conflict_redecided(job.row.id, attempt=attempt + 1)
         conflict = ConcurrencyError(
             f"Still conflicting after {settings.COMMAND_CONFLICT_RETRIES} re-decisions.",
             details={"conflict_retries": settings.COMMAND_CONFLICT_RETRIES},
@@ -389,7 +390,7 @@ def _command_span(job: _Job) -> contextlib.AbstractContextManager[Any]:
     )
 
 
-def _traced(metadata: dict[str, Any]) -> dict[str, Any]:
+def _traced(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
     """Event metadata with the current (the command's) trace context, for sagas to continue."""
     context = tracing.carrier()
     return {**metadata, "trace": context} if context else metadata

@@ -42,16 +42,26 @@ def _say(level: str, event: str, **fields: Any) -> None:
 class CommandRow(Protocol):
     """What this module reads of a command row (commands_app.models.Command)."""
 
-    id: UUID
-    type: str
-    status: str
-    attempts: int
-    error: Any
-    result: Any
-    correlation_id: UUID | None
-    causation_id: UUID | None
-    created_at: datetime | None
-    not_before: datetime | None
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def error(self) -> Any: ...
+    @property
+    def result(self) -> Any: ...
+    @property
+    def correlation_id(self) -> UUID | None: ...
+    @property
+    def causation_id(self) -> UUID | None: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def not_before(self) -> datetime | None: ...
 
 
 def _ids(row: CommandRow) -> dict[str, Any]:
