@@ -73,74 +73,47 @@ def submit(
     Raises UnknownCommandType, Forbidden, InvalidPayload or IdempotencyConflict; nothing is
     written when it raises.
     """
+    client_metadata = client_metadata or {}
+    reader = read_policy.Reader(role=role, user_id=user_id)
+    command_id = command_id or uuid.uuid4()
     with tracing.span(f"store {type_name}", attributes={"intent.source": source}):
-        return _submit(
-            schema_name=schema_name,
+        command = _admit(reader, type_name, payload, client_metadata)
+        metadata = CommandMetadata(
             tenant=tenant,
-            type_name=type_name,
-            payload=payload,
-            reader=read_policy.Reader(role=role, user_id=user_id),
-            username=username,
-            command_id=command_id or uuid.uuid4(),
-            client_metadata=client_metadata or {},
             source=source,
+            user_id=user_id,
+            username=username,
+            role=role,
             request_id=request_id,
-            not_before=not_before,
+            correlation_id=client_metadata.get("correlation_id") or command_id,
+            causation_id=client_metadata.get("causation_id"),
+            labels=client_metadata.get("labels") or {},
+            trace=tracing.carrier(),
         )
-
-
-def _submit(
-    *,
-    schema_name: str,
-    tenant: str,
-    type_name: str,
-    payload: Any,
-    reader: read_policy.Reader,
-    username: str | None,
-    command_id: UUID,
-    client_metadata: dict[str, Any],
-    source: str,
-    request_id: str | None,
-    not_before: datetime | None,
-) -> Submission:
-    command = _admit(reader, type_name, payload, client_metadata)
-    role, user_id = reader.role, reader.user_id
-    metadata = CommandMetadata(
-        tenant=tenant,
-        source=source,
-        user_id=user_id,
-        username=username,
-        role=role,
-        request_id=request_id,
-        correlation_id=client_metadata.get("correlation_id") or command_id,
-        causation_id=client_metadata.get("causation_id"),
-        labels=client_metadata.get("labels") or {},
-        trace=tracing.carrier(),
-    )
-    # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
-    digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
-    row = new_command_row(
-        command, command_id=command_id, metadata=metadata, body_hash=digest, not_before=not_before
-    )
-    try:
-        # The primary key is what makes "same id twice" impossible: a re-sent id fails the
-        # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
-        # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
-        # lets it fail alone.
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            row.save(force_insert=True)
-    except IntegrityError:
-        existing = Command.objects.filter(pk=command_id).first()
-        if existing is None:
-            raise  # not the id after all
-        replayed = _replay(reader, existing, digest)
-        lifecycle.command_replayed(replayed)
-        return Submission(replayed, created=False)
-    tracing.annotate(command_id=row.id, correlation_id=row.correlation_id)
-    # Logged once it is true: a saga's or a caller's transaction may still roll back.
-    transaction.on_commit(functools.partial(lifecycle.command_stored, row, source=source))
-    enqueue_on_commit(schema_name, row.id, not_before)
-    return Submission(row, created=True)
+        # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
+        digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
+        row = new_command_row(
+            command, command_id=command_id, metadata=metadata, body_hash=digest, not_before=not_before
+        )
+        try:
+            # The primary key is what makes "same id twice" impossible: a re-sent id fails the
+            # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
+            # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
+            # lets it fail alone.
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                row.save(force_insert=True)
+        except IntegrityError:
+            existing = Command.objects.filter(pk=command_id).first()
+            if existing is None:
+                raise  # not the id after all
+            replayed = _replay(reader, existing, digest)
+            lifecycle.command_replayed(replayed)
+            return Submission(replayed, created=False)
+        tracing.annotate(command_id=row.id, correlation_id=row.correlation_id)
+        # Logged once it is true: a saga's or a caller's transaction may still roll back.
+        transaction.on_commit(functools.partial(lifecycle.command_stored, row, source=source))
+        enqueue_on_commit(schema_name, row.id, not_before)
+        return Submission(row, created=True)
 
 
 def _admit(

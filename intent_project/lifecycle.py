@@ -82,6 +82,11 @@ def command_stored(row: CommandRow, *, source: str) -> None:
     _say("info", "command.stored", source=source, not_before=row.not_before, **_ids(row))
 
 
+def commands_stored(rows: Iterable[CommandRow], *, source: str) -> None:
+    for row in rows:
+        command_stored(row, source=source)
+
+
 def command_replayed(row: CommandRow) -> None:
     """The same id and body again: answered with the stored command, nothing new stored."""
     _say("info", "command.replayed", status=str(row.status), **_ids(row))

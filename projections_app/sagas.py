@@ -33,7 +33,7 @@ from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, ins
 from commands_app.models import Command
 from commands_app.registry import get_registry
 from commands_app.tasks import wake_commands
-from intent_project import tracing
+from intent_project import lifecycle, tracing
 from intent_project.tenancy import current_schema
 from intent_project.tenants.models import Tenant
 from projections_app.models import SagaInstance
@@ -189,6 +189,7 @@ class SagaConsumer(Projection):
         # ON CONFLICT DO NOTHING keeps that one. Waking it again is harmless (it is no
         # longer pending, or it is and should run).
         Command.objects.bulk_create(issued, ignore_conflicts=True)
+        transaction.on_commit(functools.partial(lifecycle.commands_stored, issued, source="saga"))
         schema = current_schema()
         for row in issued:
             if row.not_before is not None:
