@@ -23,6 +23,7 @@ from commands_app.domain.messages import CommandMetadata, DomainCommand
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from commands_app.tasks import enqueue
+from intent_project import lifecycle, tracing
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -74,38 +75,45 @@ def submit(
     """
     client_metadata = client_metadata or {}
     reader = read_policy.Reader(role=role, user_id=user_id)
-    command = _admit(reader, type_name, payload, client_metadata)
     command_id = command_id or uuid.uuid4()
-    metadata = CommandMetadata(
-        tenant=tenant,
-        source=source,
-        user_id=user_id,
-        username=username,
-        role=role,
-        request_id=request_id,
-        correlation_id=client_metadata.get("correlation_id") or command_id,
-        causation_id=client_metadata.get("causation_id"),
-        labels=client_metadata.get("labels") or {},
-    )
-    # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
-    digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
-    row = new_command_row(
-        command, command_id=command_id, metadata=metadata, body_hash=digest, not_before=not_before
-    )
-    try:
-        # The primary key is what makes "same id twice" impossible: a re-sent id fails the
-        # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
-        # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
-        # lets it fail alone.
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            row.save(force_insert=True)
-    except IntegrityError:
-        existing = Command.objects.filter(pk=command_id).first()
-        if existing is None:
-            raise  # not the id after all
-        return Submission(_replay(reader, existing, digest), created=False)
-    enqueue_on_commit(schema_name, row.id, not_before)
-    return Submission(row, created=True)
+    with tracing.span(f"store {type_name}", attributes={"intent.source": source}):
+        command = _admit(reader, type_name, payload, client_metadata)
+        metadata = CommandMetadata(
+            tenant=tenant,
+            source=source,
+            user_id=user_id,
+            username=username,
+            role=role,
+            request_id=request_id,
+            correlation_id=client_metadata.get("correlation_id") or command_id,
+            causation_id=client_metadata.get("causation_id"),
+            labels=client_metadata.get("labels") or {},
+            trace=tracing.carrier(),
+        )
+        # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
+        digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
+        row = new_command_row(
+            command, command_id=command_id, metadata=metadata, body_hash=digest, not_before=not_before
+        )
+        try:
+            # The primary key is what makes "same id twice" impossible: a re-sent id fails the
+            # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
+            # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
+            # lets it fail alone.
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                row.save(force_insert=True)
+        except IntegrityError:
+            existing = Command.objects.filter(pk=command_id).first()
+            if existing is None:
+                raise  # not the id after all
+            replayed = _replay(reader, existing, digest)
+            lifecycle.command_replayed(replayed)
+            return Submission(replayed, created=False)
+        tracing.annotate(command_id=row.id, correlation_id=row.correlation_id)
+        # Logged once it is true: a saga's or a caller's transaction may still roll back.
+        transaction.on_commit(functools.partial(lifecycle.command_stored, row, source=source))
+        enqueue_on_commit(schema_name, row.id, not_before)
+        return Submission(row, created=True)
 
 
 def _admit(

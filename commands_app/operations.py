@@ -23,6 +23,7 @@ from commands_app.domain.errors import Forbidden, IntentError
 from commands_app.domain.registry import ADMIN_ROLE
 from commands_app.models import Command
 from commands_app.read_policy import Reader, api_reader, visible_commands
+from intent_project import lifecycle
 
 OPERATOR_ROLES: frozenset[str] = frozenset({ADMIN_ROLE, "developer"})
 
@@ -82,4 +83,6 @@ def retry(command_id: UUID, *, by: Operator) -> Command:
     if not Command.objects.filter(visible_commands(by.reader), pk=command_id).exists():
         raise IntentError(f"No command {command_id} in this tenant.", code="not_found")
     require_operator(by)
-    return bus.retry(command_id, role=by.role, operator=by.name)
+    row = bus.retry(command_id, role=by.role, operator=by.name)
+    lifecycle.operator_action("retry", operator=by.name, target=str(command_id), command_type=row.type)
+    return row

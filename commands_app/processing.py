@@ -9,9 +9,11 @@ runs too; when to try again is `intent_project.retries`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,7 +33,7 @@ from commands_app.domain.store import decide
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.store import PostgresEventStore, Staged
-from intent_project import notifications, retries, wakeups
+from intent_project import lifecycle, notifications, retries, tracing, wakeups
 from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 
@@ -118,9 +120,12 @@ def process_batch(first_id: UUID | None, limit: int | None = None) -> dict[UUID,
         rows += _lock_due(limit - len(rows), now, exclude=first_id)
         if not rows:
             return {}
+        started = time.monotonic()
         batch = _Batch(registry, PostgresEventStore(registry))
         outcomes = batch.run(rows)
         _save_outcomes(rows)
+        handled = functools.partial(lifecycle.commands_handled, rows, seconds=time.monotonic() - started)
+        transaction.on_commit(handled)
         if batch.appended:
             # Bind the schema now: inside on_commit the connection may be public.
             announce = batch.read_side.events_appended
@@ -268,13 +273,14 @@ class _Batch:
         for job in parsed:
             aggregate = aggregates[job.key]
             try:
-                decision = decide(self.registry, aggregate, job.command, job.ctx)
-                if isinstance(decision, IntentError):
-                    refused[job.row.id] = decision
-                    continue
-                staged_of[job.row.id] = staged = self.store.stage(
-                    aggregate, decision.events, decision.metadata
-                )
+                with _command_span(job):
+                    decision = decide(self.registry, aggregate, job.command, job.ctx)
+                    if isinstance(decision, IntentError):
+                        refused[job.row.id] = decision
+                        continue
+                    staged_of[job.row.id] = staged = self.store.stage(
+                        aggregate, decision.events, _traced(decision.metadata)
+                    )
                 for item in staged:
                     aggregate.evolve(item.event, item.version)
             except DatabaseError:
@@ -282,7 +288,9 @@ class _Batch:
             except Exception as exc:
                 raise _SlowPath(f"command {job.row.id} raised {exc!r}") from exc
         try:
-            written = self.store.write_staged([item for staged in staged_of.values() for item in staged])
+            every = [item for staged in staged_of.values() for item in staged]
+            with tracing.span("append", attributes={"intent.events": len(every)}):
+                written = self.store.write_staged(every)
         except ConcurrencyError as exc:
             raise _SlowPath(str(exc)) from exc
         recorded = {rec.id: rec for rec in written}
@@ -309,25 +317,30 @@ class _Batch:
             return _retry_or_fail(row, _unexpected(exc))
 
     def _decide_and_append(self, job: _Job) -> Result:
-        for _conflict in range(settings.COMMAND_CONFLICT_RETRIES):
+        for attempt in range(settings.COMMAND_CONFLICT_RETRIES):
             try:
-                with transaction.atomic():  # this command alone rolls back on failure
+                # This command alone rolls back on failure.
+                with _command_span(job), transaction.atomic():
                     aggregate = self.aggregates.get(job.key)
                     if aggregate is None:
                         aggregate = self.store.load(job.aggregate_cls, job.key[1])
                     decision = decide(self.registry, aggregate, job.command, job.ctx)
                     if isinstance(decision, IntentError):
                         return self._refused(job.row, decision)
-                    recorded = (
-                        self.store.append(aggregate, decision.events, decision.metadata, lock_held=True)
-                        if decision.events
-                        else []
-                    )
+                    with tracing.span("append", attributes={"intent.events": len(decision.events)}):
+                        recorded = (
+                            self.store.append(
+                                aggregate, decision.events, _traced(decision.metadata), lock_held=True
+                            )
+                            if decision.events
+                            else []
+                        )
                 self.aggregates[job.key] = aggregate
                 return self._done(job.row, recorded)
             except ConcurrencyError:
                 # Only a writer that skips the append lock can cause this; reload.
                 self.aggregates.pop(job.key, None)
+                lifecycle.conflict_redecided(job.row.id, attempt=attempt + 1)
         conflict = ConcurrencyError(
             f"Still conflicting after {settings.COMMAND_CONFLICT_RETRIES} re-decisions.",
             details={"conflict_retries": settings.COMMAND_CONFLICT_RETRIES},
@@ -358,6 +371,29 @@ class _Batch:
         row.status = CommandStatus.PROCESSED
         row.processed_at = timezone.now()
         return Outcome.PROCESSED
+
+
+def _command_span(job: _Job) -> contextlib.AbstractContextManager[Any]:
+    """The command's span: a child of the span that stored it (its metadata's trace), so
+    the flow stays one trace, linked to the task that handled it."""
+    if not tracing.enabled():
+        return contextlib.nullcontext()
+    return tracing.span(
+        f"command {job.row.type}",
+        parent=CommandMetadata.from_json(job.row.metadata).trace,
+        links=[tracing.carrier()],  # the drain (a Celery task span) that ran it
+        attributes={
+            "intent.command_id": job.row.id,
+            "intent.correlation_id": job.ctx.correlation_id,
+            "intent.causation_id": job.ctx.causation_id,
+        },
+    )
+
+
+def _traced(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Event metadata with the current (the command's) trace context, for sagas to continue."""
+    context = tracing.carrier()
+    return {**metadata, "trace": context} if context else metadata
 
 
 def _unexpected(exc: BaseException) -> IntentError:

@@ -20,14 +20,13 @@ Label cardinality stays bounded with any number of tenants: no metric carries a 
 label (a tenant's figures are in its API: `/t/<slug>/api/projections/`); command and
 event types, statuses and projection names come from the registry, a fixed set.
 
-Who may read it: whoever holds METRICS_TOKEN (`Authorization: Bearer <token>`, as a
+Who may read it (intent_project/api/metrics.py): whoever holds METRICS_TOKEN (`Authorization: Bearer <token>`, as a
 Prometheus scrape config sends it). Without a token set, `/metrics` answers 404: the
 figures name command types and volumes, not for the public.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from collections.abc import Iterator
@@ -35,12 +34,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from intent_project.api.errors import error_response
 
 # Seconds: a command is consumed in milliseconds when a worker is idle, processed after its
 # projections ran; a backlog or an outage stretches both to minutes.
@@ -149,25 +144,6 @@ def exposition() -> bytes:
     multiprocess.MultiProcessCollector(registry, path=multiprocess_dir())
     registry.register(_ScrapeTimeCollector())  # type: ignore[arg-type]
     return generate_latest(registry)
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    token: str = settings.METRICS_TOKEN
-    if not token:
-        return error_response(
-            404, "not_found", "Metrics are off: set METRICS_TOKEN to serve them.", request=request
-        )
-    scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), token.encode()):
-        response = error_response(
-            401,
-            "not_authenticated",
-            "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>.",
-            request=request,
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 def observe_latency(stage: str, seconds: float) -> None:

@@ -5,7 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from intent_project.api import views
-from intent_project.metrics import metrics_view
+from intent_project.api.metrics import metrics_view
 
 urlpatterns = [
     # JSON links for API clients; a browser asking for `/` is sent to the API docs.

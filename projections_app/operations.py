@@ -6,6 +6,7 @@ changes anything, so no surface decides on its own and a refusal leaves nothing 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from commands_app.operations import Operator, require_operator
 from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import to_recorded
+from intent_project import lifecycle
 from intent_project.tenancy import current_schema
 from projections_app import tasks
 from projections_app.drift import Finding, check_schema, reference_catalog
@@ -40,6 +42,13 @@ def _wake_after_commit() -> None:
     transaction.on_commit(lambda: tasks.wake_projections(schema))
 
 
+def _audit(action: str, by: Operator, target: str, **details: Any) -> None:
+    """Log who did what, once the change is committed (nothing is logged for a rollback)."""
+    transaction.on_commit(
+        functools.partial(lifecycle.operator_action, action, operator=by.name, target=target, **details)
+    )
+
+
 def resume(name: str, *, by: Operator) -> ProjectionState:
     """Retry the failing event now: clear the failure count and let the runner go on."""
     require_operator(by)
@@ -51,6 +60,7 @@ def resume(name: str, *, by: Operator) -> ProjectionState:
         state.retry_at = None
         state.save(update_fields=["status", "failures", "retry_at", "updated_at"])
         _wake_after_commit()
+        _audit("resume", by, name, position=state.position)
     return state
 
 
@@ -83,6 +93,7 @@ def skip(name: str, *, by: Operator) -> DeadLetter:
         state.retry_at = None
         state.save(update_fields=["status", "failures", "retry_at", "updated_at"])
         _wake_after_commit()
+        _audit("skip", by, name, position=event.position, event_id=str(event.id))
     return letter
 
 
@@ -106,6 +117,7 @@ def replay_dead_letter(letter_id: int, *, by: Operator, projection: str | None =
         consumer.apply(to_recorded(Event.objects.get(id=letter.event_id), get_registry()))
         letter.replayed_at = timezone.now()
         letter.save(update_fields=["replayed_at"])
+        _audit("replay", by, letter.projection, position=letter.position, dead_letter=letter.pk)
     return letter
 
 
@@ -115,12 +127,15 @@ def request_rebuild(name: str, *, by: Operator) -> None:
     projection_named(name)
     schema = current_schema()
     transaction.on_commit(lambda: tasks.rebuild_projection.delay(schema, name))
+    _audit("rebuild", by, name)
 
 
 def cancel_rebuild(name: str, *, by: Operator) -> int:
     """Ask running rebuilds of `name` to stop (the live version stays untouched)."""
     require_operator(by)
-    return request_cancel(name)
+    cancelled = request_cancel(name)
+    _audit("cancel_rebuild", by, name, cancelled=cancelled)
+    return cancelled
 
 
 def check_drift(
@@ -141,6 +156,7 @@ def request_repair(schema_name: str, *, by: Operator) -> None:
     """Queue a repair of one tenant schema: migrations, then rebuilds of what drifted."""
     require_operator(by)
     transaction.on_commit(lambda: tasks.repair_schema.delay(schema_name))
+    _audit("repair", by, schema_name)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ Correctness rests on three things:
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -28,7 +30,7 @@ from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import recorded_from_values
-from intent_project import notifications, retries
+from intent_project import lifecycle, notifications, retries, tracing
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # A batch reads at most batch_size events from a window of batch_size * this positions.
 _WINDOW_FACTOR = 8
+# A batch span links the flows of its first events, not of thousands in a catch-up.
+_TRACE_LINKS = 32
 
 
 class RunOutcome(StrEnum):
@@ -104,11 +108,27 @@ def run_projection(
             # position order" would sort the whole remaining log on every batch (quadratic
             # catch-up). A window bounds that sort; a sparse consumer simply moves on.
             upper = min(head, state.position + batch_size * _WINDOW_FACTOR)
+            started = time.monotonic()
             rows = _events_between(projection, state.position, upper, batch_size)
-            projection.apply_batch(_parsed(rows))
+            records = _parsed(rows)
+            with tracing.span(
+                f"projection {projection.name}",
+                links=[rec.metadata["trace"] for rec in records[:_TRACE_LINKS] if rec.metadata.get("trace")],
+                attributes={"intent.projection": projection.name, "intent.events": len(records)},
+            ):
+                projection.apply_batch(records)
             state.position = rows[-1][1] if len(rows) == batch_size else upper
             state.failures, state.last_error, state.retry_at = 0, None, None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
+            transaction.on_commit(
+                functools.partial(
+                    lifecycle.projection_batch,
+                    projection.name,
+                    events=len(records),
+                    position=state.position,
+                    seconds=time.monotonic() - started,
+                )
+            )
         more = state.position < head
         outcome = RunOutcome.PROGRESS if more else RunOutcome.CAUGHT_UP
         return RunResult(projection.name, len(rows), not more, outcome, advanced=True)
@@ -183,7 +203,6 @@ def _row_of(recorded: Any) -> Event:
 
 
 def _record_failure(projection: Projection, row: Event | None, exc: Exception) -> None:
-    log.exception("projection %s failed at event %s", projection.name, getattr(row, "position", None))
     error: dict[str, Any] = {
         "code": "projection_handler_failed",
         "message": f"{type(exc).__name__}: {exc}"[:1000],
@@ -202,6 +221,13 @@ def _record_failure(projection: Projection, row: Event | None, exc: Exception) -
         else:
             state.retry_at = timezone.now() + timedelta(seconds=delay)
         state.save()
+    lifecycle.projection_failed(
+        projection.name,
+        position=getattr(row, "position", None),
+        error=error,
+        stalled=state.status == ProjectionStatus.STALLED,
+        exc_info=exc,
+    )
 
 
 def settle_commands() -> int:
@@ -220,14 +246,23 @@ def settle_commands() -> int:
                    AND (SELECT count(*) FROM {state_table} AS p
                          WHERE p.name = ANY(c.awaiting_projections) AND p.position >= c.last_position)
                        = cardinality(c.awaiting_projections)
-                RETURNING c.id
+                RETURNING c.id, c.type, c.created_at, c.correlation_id, c.causation_id
             )
-            SELECT count(pg_notify(%s, %s || ':' || id::text)) FROM settled
+            SELECT id, type, created_at, correlation_id, causation_id,
+                   pg_notify(%s, %s || ':' || id::text)
+              FROM settled
             """,
             [CommandStatus.PROCESSED, CommandStatus.CONSUMED, notifications.CHANNEL, current_schema()],
         )
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        settled = [
+            Command(
+                id=id_, type=type_, created_at=created, correlation_id=correlation, causation_id=causation
+            )
+            for id_, type_, created, correlation, causation, _ in cursor.fetchall()
+        ]
+    if settled:
+        transaction.on_commit(functools.partial(lifecycle.commands_settled, settled))
+    return len(settled)
 
 
 def run_all(max_batches: int = 4) -> dict[str, RunResult]:

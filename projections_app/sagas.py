@@ -33,6 +33,7 @@ from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, ins
 from commands_app.models import Command
 from commands_app.registry import get_registry
 from commands_app.tasks import wake_commands
+from intent_project import lifecycle, tracing
 from intent_project.tenancy import current_schema
 from intent_project.tenants.models import Tenant
 from projections_app.models import SagaInstance
@@ -84,18 +85,25 @@ class SagaConsumer(Projection):
             key = instance_key(self.saga, trigger) if self.saga.instance else ""
             instance = instances.get(key)
             state: SagaState = instance.state if instance is not None else {}
-            try:
-                result = react(self.saga, trigger, state)
-            except (OperationalError, InterfaceError):
-                raise  # the database went away: not this trigger's fault
-            except Exception as exc:
-                raise HandlerFailed(event, exc) from exc
-            if result is None:
-                continue
-            reaction, commands = result
-            issued.extend(
-                self._command_row(event, trigger.id, command_id, issue) for command_id, issue in commands
-            )
+            # The reaction continues the trace of the event (or command) that triggered it,
+            # and the commands it issues store this span's context: one trace per flow.
+            with tracing.span(
+                f"saga {self.saga.name} on {_trigger_type(trigger)}",
+                parent=event.metadata.get("trace"),
+                attributes={"intent.correlation_id": _correlation(event), "intent.position": event.position},
+            ):
+                try:
+                    result = react(self.saga, trigger, state)
+                except (OperationalError, InterfaceError):
+                    raise  # the database went away: not this trigger's fault
+                except Exception as exc:
+                    raise HandlerFailed(event, exc) from exc
+                if result is None:
+                    continue
+                reaction, commands = result
+                issued.extend(
+                    self._command_row(event, trigger.id, command_id, issue) for command_id, issue in commands
+                )
             if self.saga.instance is not None:
                 if instance is None:
                     instance = instances[key] = SagaInstance(saga=self.saga.name, key=key, state={})
@@ -150,6 +158,7 @@ class SagaConsumer(Projection):
             causation_id=trigger_id,
             saga=self.saga.name,
             trigger=SagaTrigger(id=trigger_id, position=event.position, type=event.type),
+            trace=tracing.carrier(),
         )
         return new_command_row(
             issue.command,
@@ -180,12 +189,17 @@ class SagaConsumer(Projection):
         # ON CONFLICT DO NOTHING keeps that one. Waking it again is harmless (it is no
         # longer pending, or it is and should run).
         Command.objects.bulk_create(issued, ignore_conflicts=True)
+        transaction.on_commit(functools.partial(lifecycle.commands_stored, issued, source="saga"))
         schema = current_schema()
         for row in issued:
             if row.not_before is not None:
                 enqueue_on_commit(schema, row.id, row.not_before)
         if any(row.not_before is None for row in issued):
             transaction.on_commit(functools.partial(wake_commands, schema))  # one drain for all
+
+
+def _trigger_type(trigger: Recorded[DomainEvent] | HandledCommand) -> str:
+    return trigger.command.TYPE if isinstance(trigger, HandledCommand) else trigger.type
 
 
 def _correlation(event: Recorded[Any]) -> UUID:

@@ -100,6 +100,9 @@ class CommandMetadata(BaseModel):
     trigger: SagaTrigger | None = None
     # One entry per operator retry of a failed command (the error it had then).
     previous_errors: tuple[Mapping[str, Any], ...] = ()
+    # The W3C trace context of the span that stored the command (intent_project/tracing.py):
+    # the worker continues that trace. Empty when tracing is off.
+    trace: Mapping[str, str] = Field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form; keys only some commands have are left out when empty."""
@@ -127,7 +130,7 @@ class CommandMetadata(BaseModel):
         )
 
 
-_ONLY_WHEN_SET = ("labels", "saga", "trigger", "previous_errors")
+_ONLY_WHEN_SET = ("labels", "saga", "trigger", "previous_errors", "trace")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
+        from intent_project import tracing
         from intent_project.tenants.lookups import connect_invalidation
 
         connect_invalidation()
+        # Before Django builds the middleware chain: the Django instrumentation adds its own.
+        tracing.configure()

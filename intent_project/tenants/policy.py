@@ -23,6 +23,7 @@ either commits first (and the check sees it) or waits until this write has finis
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from intent_project import lifecycle
 from intent_project.tenants.models import Membership, Tenant
 from intent_project.tenants.roles import Role
 from intent_project.tenants.services import current_role
@@ -203,7 +205,9 @@ def set_member_role(
         if not may(actor, action):
             _as_tenant_admin(actor_role, target, membership, role)
         if membership is None:
+            _audit_membership("member_added", actor, tenant, username, role=role)
             return Membership.objects.create(user=target, tenant=tenant, role=role), True
+        _audit_membership("member_changed", actor, tenant, username, role=role, previous=membership.role)
         membership.role = role
         membership.save(update_fields=["role"])
         return membership, False
@@ -221,7 +225,22 @@ def remove_member(actor: Any, tenant: Tenant, username: str) -> None:
             raise _not_a_member(username)
         if not may(actor, PlatformAction.REMOVE_MEMBER):
             _as_tenant_admin(actor_role, target, membership, None)
+        _audit_membership("member_removed", actor, tenant, username, previous=membership.role)
         membership.delete()
+
+
+def _audit_membership(action: str, actor: Any, tenant: Tenant, username: str, **details: Any) -> None:
+    """Log the change once it is committed (nothing for a refusal or a rollback)."""
+    transaction.on_commit(
+        functools.partial(
+            lifecycle.operator_action,
+            action,
+            operator=actor.get_username(),
+            target=username,
+            tenant=tenant.schema_name,
+            **details,
+        )
+    )
 
 
 def _not_a_member(username: str) -> AccessRefused:

@@ -18,6 +18,7 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.test import Client, RequestFactory
 from django_tenants.utils import schema_context
 
+from intent_project import lifecycle
 from tests.api.helpers import (
     assert_error,
     client_for,
@@ -214,6 +215,9 @@ def test_an_operator_resumes_from_the_admin_and_a_wake_up_is_queued(
             follow=True,
         )
 
-    assert len(queued) == 1
+    # The wake-up, and the audit line that says ada resumed it.
+    assert len(queued) == 2
+    audit = next(callback for callback in queued if getattr(callback, "func", None) is lifecycle.operator_action)
+    assert audit.args == ("resume",) and audit.keywords["operator"] == "ada"
     with schema_context(world.acme.schema_name):
         assert ProjectionState.objects.get(name="system_status").status == "running"

@@ -6,30 +6,10 @@ import io
 import json
 import logging
 import logging.config
-from collections.abc import Iterator
 
-import pytest
 import structlog
 
 from intent_project import logs
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """The project's JSON configuration, writing to a buffer; the test's logging restored after."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    logging.config.dictConfig(logs.logging_config("json", "INFO", colors=False))
-    stream = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
-    try:
-        yield stream
-    finally:
-        structlog.contextvars.clear_contextvars()
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
