@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 # Order matters: context first, so a key passed to the call itself wins over a bound one.
@@ -107,5 +108,10 @@ class LogContextMiddleware:
         if tenant is not None:
             structlog.contextvars.bind_contextvars(tenant=tenant.schema_name)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            bind_user(user.get_username())
+        try:
+            if user is not None and user.is_authenticated:  # loads the session's user
+                bind_user(user.get_username())
+        except DatabaseError:
+            # The database went away before the view: the view meets it too and answers
+            # the API's 503; logging must not turn it into Django's error page first.
+            pass

@@ -52,3 +52,19 @@ def test_the_console_format_is_readable_text() -> None:
     config = logs.logging_config("console", "INFO", colors=False)
     assert config["formatters"]["structured"]["()"] is structlog.stdlib.ProcessorFormatter
     assert isinstance(config["formatters"]["structured"]["processors"][-1], structlog.dev.ConsoleRenderer)
+
+
+def test_a_database_gone_before_the_view_does_not_break_the_log_context() -> None:
+    """Loading the session's user is a query: when it fails, the view meets the same error
+    and answers 503; the log middleware must let the request reach it."""
+    from django.db import OperationalError
+    from django.http import HttpRequest
+    from django.utils.functional import SimpleLazyObject
+
+    def unreachable() -> object:
+        raise OperationalError("connection refused")
+
+    request = HttpRequest()
+    request.user = SimpleLazyObject(unreachable)  # type: ignore[assignment]
+    middleware = logs.LogContextMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
+    assert middleware.process_view(request) is None
