@@ -110,24 +110,13 @@ def run_projection(
             upper = min(head, state.position + batch_size * _WINDOW_FACTOR)
             started = time.monotonic()
             rows = _events_between(projection, state.position, upper, batch_size)
-            records = _parsed(rows)
-            with tracing.span(
-                f"projection {projection.name}",
-                links=[rec.metadata["trace"] for rec in records[:_TRACE_LINKS] if rec.metadata.get("trace")],
-                attributes={"intent.projection": projection.name, "intent.events": len(records)},
-            ):
-                projection.apply_batch(records)
+            _apply(projection, _parsed(rows))
             state.position = rows[-1][1] if len(rows) == batch_size else upper
             state.failures, state.last_error, state.retry_at = 0, None, None
             state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
+            logged = functools.partial(lifecycle.projection_batch, projection.name, events=len(rows))
             transaction.on_commit(
-                functools.partial(
-                    lifecycle.projection_batch,
-                    projection.name,
-                    events=len(records),
-                    position=state.position,
-                    seconds=time.monotonic() - started,
-                )
+                functools.partial(logged, position=state.position, seconds=time.monotonic() - started)
             )
         more = state.position < head
         outcome = RunOutcome.PROGRESS if more else RunOutcome.CAUGHT_UP
@@ -143,6 +132,16 @@ def run_projection(
     except Exception as exc:  # a failing handler must never silently lose its event
         _record_failure(projection, None, exc)
     return RunResult(projection.name, 0, False, RunOutcome.FAILED)
+
+
+def _apply(projection: Projection, records: list[Recorded[DomainEvent]]) -> None:
+    """One batch, in a span linked to the flows of (the first of) its events."""
+    with tracing.span(
+        f"projection {projection.name}",
+        links=[rec.metadata["trace"] for rec in records[:_TRACE_LINKS] if rec.metadata.get("trace")],
+        attributes={"intent.projection": projection.name, "intent.events": len(records)},
+    ):
+        projection.apply_batch(records)
 
 
 def _lock_checkpoint(projection: Projection) -> ProjectionState | RunOutcome:
