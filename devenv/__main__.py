@@ -19,13 +19,16 @@ import contextlib
 import functools
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -63,8 +66,15 @@ def cmd_exec(argv: list[str]) -> int:
         env = session.acquire()
         signal.signal(signal.SIGINT, forward)
         log(f"DATABASE_URL={env['DATABASE_URL']} REDIS_URL={env['REDIS_URL']}")
+        child_env = session.child_env()
+        metrics = None
+        if "PROMETHEUS_MULTIPROC_DIR" not in child_env:
+            # Its own metrics directory: a test run's figures never mix with make run's.
+            local.VAR.mkdir(parents=True, exist_ok=True)
+            metrics = Path(tempfile.mkdtemp(prefix="metrics-", dir=local.VAR))
+            child_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
         try:
-            proc = subprocess.Popen(argv, env=session.child_env())
+            proc = subprocess.Popen(argv, env=child_env)
         except OSError as exc:
             log(f"cannot run {argv[0]!r}: {exc}")
             return 127
@@ -73,6 +83,8 @@ def cmd_exec(argv: list[str]) -> int:
         _ignore_signals()  # a late signal must not skip the clean-up
         if proc is not None and proc.poll() is None:
             proc.wait()  # never pull the services from under a child that still runs
+        if metrics is not None:
+            shutil.rmtree(metrics, ignore_errors=True)
         session.release()
 
 
@@ -166,6 +178,13 @@ def cmd_run() -> int:
         child_env.setdefault("LOG_FORMAT", "console")
         base = f"http://127.0.0.1:{port}"
         local.VAR.mkdir(parents=True, exist_ok=True)
+        if "PROMETHEUS_MULTIPROC_DIR" not in child_env:
+            # Prometheus' multiprocess files hold the figures of the processes that wrote
+            # them: a deployment starts with an empty directory (metrics.py).
+            metrics = local.VAR / "metrics"
+            shutil.rmtree(metrics, ignore_errors=True)
+            metrics.mkdir()
+            child_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
         log("running manage.py bootstrap")
         boot = subprocess.run(
             manage("bootstrap", "--base-url", base, "--summary-file", str(SUMMARY_FILE)),

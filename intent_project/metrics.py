@@ -5,7 +5,7 @@ counters and histograms to files under PROMETHEUS_MULTIPROC_DIR, and `/metrics` 
 web process adds them up, so a scrape sees the whole host whichever worker answers.
 Settings point PROMETHEUS_MULTIPROC_DIR at a directory of their own when it is not set;
 it must be the same for the web and worker processes of a host and emptied when the
-deployment starts (`make run` does; see README "Metrics").
+deployment starts (`make run` empties `.var/metrics`; see README "Observability").
 
 What is measured where:
 - counters and histograms, incremented by the code that does the work (the bus, the

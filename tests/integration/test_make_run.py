@@ -58,6 +58,11 @@ def test_make_run_announces_its_urls_once_they_answer_and_ctrl_c_stops_everythin
         MAKE_RUN_TEST=marker.partition("=")[2],
         DEVENV_VAR=str(tmp_path / "var"),  # its summary and beat's files: not a `make run`'s here
     )
+    # A previous run's metrics files (figures of processes long gone) are not carried over.
+    del env["PROMETHEUS_MULTIPROC_DIR"]
+    stale = tmp_path / "var" / "metrics" / "counter_4242.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"figures of a dead process")
     out = tmp_path / "make-run.log"
     with open(out, "wb") as log:
         run = subprocess.Popen(
@@ -78,6 +83,7 @@ def test_make_run_announces_its_urls_once_they_answer_and_ctrl_c_stops_everythin
         assert set(urls) == {"Swagger UI", "Platform admin", "Tenant admin", "Registry", "Health"}
         assert f"http://127.0.0.1:{port}/t/{slug}/admin/" == urls["Tenant admin"]
         assert _processes_with(marker), "web, worker and beat carry the run's environment"
+        assert stale.parent.is_dir() and not stale.exists()
 
         run.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert run.wait(30) == 0
