@@ -17,6 +17,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from django.conf import settings
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
@@ -98,9 +99,12 @@ def _process_exited(pid: int | None = None, **kwargs: object) -> None:
 
 
 @task_prerun.connect
-def _bind_task(task_id: str = "", task: object = None, **kwargs: object) -> None:
+def _bind_task(task_id: str = "", task: object = None, args: Any = (), **kwargs: object) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(task=getattr(task, "name", None), task_id=task_id)
+    # The project's tenant tasks take the schema name first (see tasks.py in each app).
+    if args and isinstance(args[0], str) and args[0].startswith(settings.TENANT_SCHEMA_PREFIX):
+        structlog.contextvars.bind_contextvars(tenant=args[0])
 
 
 @task_postrun.connect

@@ -68,3 +68,19 @@ def test_a_database_gone_before_the_view_does_not_break_the_log_context() -> Non
     request.user = SimpleLazyObject(unreachable)  # type: ignore[assignment]
     middleware = logs.LogContextMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
     assert middleware.process_view(request) is None
+
+
+def test_a_tenant_task_s_lines_carry_its_tenant() -> None:
+    from intent_project.celery import _bind_task, _unbind_task
+
+    class Task:
+        name = "commands_app.tasks.drain_commands"
+
+    _bind_task(task_id="t-1", task=Task(), args=("t_acme",))
+    bound = structlog.contextvars.get_contextvars()
+    _unbind_task()
+    assert (bound["task"], bound["task_id"], bound["tenant"]) == (Task.name, "t-1", "t_acme")
+
+    _bind_task(task_id="t-2", task=Task(), args=())  # the sweep: every tenant, none bound
+    assert "tenant" not in structlog.contextvars.get_contextvars()
+    _unbind_task()
