@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,6 +21,7 @@ from commands_app import operations
 from commands_app.bus import submit
 from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import api_reader, visible_commands
+from intent_project import streams
 from intent_project.api.errors import ApiError
 from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
@@ -238,6 +241,39 @@ def visible_command(request: Request, command_id: Any) -> Command:
     if command is None:
         raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")
     return command
+
+
+class CommandStreamView(streams.StreamView):
+    """One command's status, live, until it is final."""
+
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(
+        operation_id="commands_stream",
+        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream.")},
+        description=(
+            "Server-Sent Events (`text/event-stream`): a `status` message with the command as "
+            "`GET /commands/{command_id}/` returns it, at once and at every change of its status "
+            "(`pending`, `consumed`, then `processed` or `failed`); the stream ends after the final "
+            "one. `: keep-alive` comments meanwhile; an `error` message (the API's error body) "
+            "ends it if the caller may no longer see the command. Counts against STREAMS_PER_USER."
+        ),
+    )
+    def get(self, request: Request, command_id: Any) -> Any:
+        reader = api_reader(request)
+        visible_command(request, command_id)
+        schema = current_schema()
+        slot = streams.take_place(request)
+        detail = request.path_info.removesuffix("stream/")
+
+        def read() -> bytes | None:
+            row = Command.objects.filter(visible_commands(reader), pk=command_id).first()
+            return JSONRenderer().render(CommandOut(row).data) if row is not None else None
+
+        order = streams.CommandStreamOrder(
+            keys=(f"{schema}:{command_id}", f"{schema}:consumed:{command_id}"), path=detail, slot=slot
+        )
+        return streams.respond(request, order, streams.blocking_command(schema, str(command_id), slot, read))
 
 
 class CommandRetryView(GenericAPIView):

@@ -182,8 +182,9 @@ _OUTCOME = Columns.of(
 
 def _save_outcomes(rows: list[Command]) -> None:
     """Write every row's outcome in one UPDATE, the rows sent as one JSON document, and
-    announce the ones now final to waiting requests (intent_project.notifications) in the
-    same statement, so both commit together.
+    announce the ones now final to waiting requests (and the ones consumed, as
+    'consumed:<id>', to live streams: intent_project.notifications) in the same statement,
+    so both commit together.
 
     Django's bulk_update builds a CASE per field and row, and a VALUES list of hundreds of
     placeholders is parsed client-side by the driver: both cost more than the commands.
@@ -197,11 +198,14 @@ def _save_outcomes(rows: list[Command]) -> None:
         cursor.execute(
             f"WITH saved AS (UPDATE {q(Command._meta.db_table)} AS c SET {assignments}"
             f" FROM {source} WHERE c.id = u.id RETURNING c.id, c.status)"
-            " SELECT count(pg_notify(%s, %s || ':' || id::text)) FROM saved WHERE status IN (%s, %s)",
+            " SELECT count(pg_notify(%s, %s || ':' || CASE WHEN status = %s THEN 'consumed:' ELSE '' END"
+            " || id::text)) FROM saved WHERE status IN (%s, %s, %s)",
             [
                 *params,
                 notifications.CHANNEL,
                 current_schema(),
+                CommandStatus.CONSUMED,
+                CommandStatus.CONSUMED,
                 CommandStatus.PROCESSED,
                 CommandStatus.FAILED,
             ],

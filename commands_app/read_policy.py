@@ -173,6 +173,19 @@ def visible_events(reader: Reader, registry: Registry | None = None) -> Q:
     )
 
 
+def sees_event(reader: Reader, registry: Registry | None = None) -> Callable[[str, str | None], bool]:
+    """visible_events as a test of one event in memory: its type, and the user whose command
+    recorded it. Live streams filter a shared feed with it (events_app/stream.py);
+    tests/api/test_streams_api.py holds both to the same answers for every role."""
+    if reader.reads_everything:
+        return lambda type_name, sent_by: True
+    if not _is_member(reader):
+        return lambda type_name, sent_by: False
+    types = frozenset(_owned_by(registry or get_registry(), "event", reader))
+    user_id = reader.user_id
+    return lambda type_name, sent_by: type_name in types or (user_id is not None and sent_by == user_id)
+
+
 def visible_aggregate_types(reader: Reader, registry: Registry | None = None) -> Q:
     """A filter on `events_app.Snapshot`: snapshots hold a whole aggregate's state, so only
     readers of all the slice's events see them."""

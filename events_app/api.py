@@ -8,20 +8,23 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from commands_app.read_policy import api_reader, visible_events
+from commands_app.read_policy import api_reader, sees_event, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
+from events_app.stream import Selection, TenantLog
 from events_app.traces import current_payload, trace
+from intent_project import streams
 from intent_project.api.errors import ApiError
 from intent_project.api.params import POSITION_MAX, QueryParams, parse
 from intent_project.api.permissions import IsTenantMember
+from intent_project.tenancy import current_schema
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -154,3 +157,65 @@ class TraceView(APIView):
         if flow is None:
             raise ApiError(404, "not_found", f"No command or event in flow {correlation_id}.")
         return Response(flow)
+
+
+class EventStreamParams(QueryParams):
+    after = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=POSITION_MAX,
+        help_text="Start after this position (a `Last-Event-ID` header wins over it).",
+    )
+    type = serializers.CharField(required=False, help_text="Only events of this type.")
+    aggregate_type = serializers.CharField(required=False, help_text="Only events of this aggregate type.")
+    aggregate_id = serializers.UUIDField(required=False, help_text="Only events of this aggregate.")
+    correlation_id = serializers.UUIDField(required=False, help_text="Only events of this flow.")
+
+
+# query parameter -> the StreamedEvent attribute it filters on
+STREAM_FILTERS = {
+    "type": "type",
+    "aggregate_type": "aggregate_type",
+    "aggregate_id": "aggregate_id",
+    "correlation_id": "correlation_id",
+}
+
+STREAM_DESCRIPTION = (
+    "Server-Sent Events (`text/event-stream`). Each `event` message has `id: <position>` and "
+    "the event as the events list returns it as `data`, in position order, without gaps among "
+    "what the caller may see. Resume with the `Last-Event-ID` header (an EventSource sends it "
+    "when it reconnects) or `?after=`: nothing is missed or sent twice. `: keep-alive` comments "
+    "arrive when the log is quiet; access is checked again while the stream lasts, and an "
+    "`error` message (the API's error body) ends it. At most STREAMS_PER_USER streams per "
+    "user (429 `too_many_streams`)."
+)
+LAST_EVENT_ID = OpenApiParameter(
+    "Last-Event-ID",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Resume after this position (the last `id` received).",
+)
+
+
+class EventStreamView(streams.StreamView):
+    """The tenant's log, live."""
+
+    permission_classes = [IsTenantMember]
+
+    @extend_schema(
+        operation_id="events_stream",
+        parameters=[EventStreamParams, LAST_EVENT_ID],
+        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream.")},
+        description=STREAM_DESCRIPTION,
+    )
+    def get(self, request: Request) -> Any:
+        params = parse(request, EventStreamParams)
+        after = streams.resume_from(request, params.get("after"))
+        reader = api_reader(request)
+        filters = {STREAM_FILTERS[name]: str(params[name]) for name in STREAM_FILTERS if name in params}
+        columns = {FILTERS[name]: params[name] for name in FILTERS if name in params}
+        schema = current_schema()
+        selection = Selection(schema, visible_events(reader), sees_event(reader), filters, columns)
+        order = streams.EventStreamOrder(after, TenantLog(schema), selection, streams.take_place(request))
+        return streams.respond(request, order, streams.blocking_events(order))

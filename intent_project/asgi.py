@@ -24,6 +24,7 @@ keeps the POST's status and headers with the command's latest body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -32,7 +33,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
@@ -50,10 +51,11 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 # DRF, whose settings import the authentication classes, which import models.
 django_application = get_wsgi_application()
 
-from intent_project import notifications, waits  # noqa: E402
+from intent_project import metrics, notifications, streams, waits  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -240,6 +242,9 @@ class FrontDoor:
         environ = build_environ(scope, body, declared)
         run = waits.FrontDoorRun()
         answer, heard = await self._run(environ, run)
+        if run.stream is not None:
+            await self._stream(environ, answer, run.stream, receive, send)
+            return
         if run.park is None:
             await _send(send, answer)
             return
@@ -298,6 +303,60 @@ class FrontDoor:
             headers.append((b"content-length", str(len(last.body)).encode()))
             return Answer(order.recheck.status, headers, last.body)
         return last
+
+
+    # ------------------------------------------------------------------ live streams
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the pool, sharing the parked waits' half of its threads."""
+        loop = asyncio.get_running_loop()
+        async with self.rerun_slots:
+            return await loop.run_in_executor(self.pool, fn, *args)
+
+    async def again(
+        self, environ: dict[str, Any], slot: waits.WaitSlot, path: str | None = None
+    ) -> tuple[int, bytes, waits.FrontDoorRun]:
+        again = environ
+        if path is not None:  # the resource's own JSON, whatever the stream's client accepts
+            again = dict(recheck_environ(environ, path), HTTP_ACCEPT="application/json")
+        run = waits.FrontDoorRun(slot=slot)
+        async with self.rerun_slots:
+            answer, _ = await self._run(again, run)
+        return answer.status, answer.body, run
+
+    async def _stream(
+        self, environ: dict[str, Any], first: Answer, order: Any, receive: Receive, send: Send
+    ) -> None:
+        """Serve a stream a view ordered (intent_project/streams.py), until it ends or the
+        client goes away; its place is given back either way."""
+        if first.status != 200:  # refused after the view (a middleware): no stream, no place
+            await loop_call(waits.release, order.slot)
+            await _send(send, first)
+            return
+        request_id = first.header(b"x-request-id")
+        if request_id is not None:  # every run logs under the first one's id
+            environ["HTTP_X_REQUEST_ID"] = request_id.decode("latin-1")
+        serve = streams.serve_events if isinstance(order, streams.EventStreamOrder) else streams.serve_command
+        gone = asyncio.ensure_future(_disconnected(receive))
+        kind = "events" if serve is streams.serve_events else "command"
+        metrics.STREAMS_OPEN.labels(kind).inc()
+        try:
+            await serve(self, environ, order, first.headers, send, gone)
+        except Exception:
+            # The database went away mid-stream, say: end it; the client resumes from its
+            # last id when it reconnects, missing nothing.
+            log.warning("a live stream failed; ending it", exc_info=True)
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            metrics.STREAMS_OPEN.labels(kind).dec()
+            gone.cancel()
+            await loop_call(waits.release, order.slot)
+
+
+async def loop_call(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in the loop's default executor (Redis calls that must not block the loop)."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, str | None]:

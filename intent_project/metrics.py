@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 # Seconds: a command is consumed in milliseconds when a worker is idle, processed after its
@@ -76,6 +76,12 @@ PROJECTION_EVENTS = Counter(
 )
 PROJECTION_FAILURES = Counter(
     "intent_projection_failures_total", "Events a projection failed to apply.", ["projection"]
+)
+STREAMS_OPEN = Gauge(
+    "intent_streams_open",
+    "Live streams (Server-Sent Events) open now, all web processes: `events` or `command`.",
+    ["kind"],
+    multiprocess_mode="livesum",
 )
 SWEEP_RESENDS = Counter("intent_sweep_resends_total", "Wake-ups the sweep re-sent for pending commands.")
 

@@ -2,8 +2,10 @@
 with LISTEN/NOTIFY.
 
 Whoever makes commands final (the command batch, the settle step after projections)
-sends `NOTIFY intent_final, '<schema>:<command id>'`, and the projection runner sends
-`'<schema>:projection:<name>'` when a checkpoint advances, in the same transaction as
+sends `NOTIFY intent_final, '<schema>:<command id>'` (and the batch
+`'<schema>:consumed:<command id>'` for one consumed, for live streams), the projection
+runner sends `'<schema>:projection:<name>'` when a checkpoint advances, and the log's
+append trigger `'<schema>:events'` (intent_project/streams.py), in the same transaction as
 the change, so the notification is delivered exactly when it is visible. Each web process runs one
 listener thread on its own connection and wakes the requests waiting for those ids: threads
 blocked in `Subscription.wait` (the WSGI tier), and asyncio waiters of the front door
@@ -85,14 +87,17 @@ class Subscription:
 
 
 @contextlib.contextmanager
-def subscribe(schema_name: str, key: Any) -> Iterator[Subscription]:
-    """Listen for `key` (a command id, or a projection_key) of one schema in the block.
+def subscribe(schema_name: str, *keys: Any) -> Iterator[Subscription]:
+    """Listen for `keys` (a command id, a projection_key, ...) of one schema in the block;
+    a notification of any of them wakes the subscription.
 
     Subscribe *before* reading the row you wait on: a notification sent between that
     read and the first wait is then kept, instead of being missed until the fallback
     poll."""
     event = threading.Event()
-    with _registered(_waiters, f"{schema_name}:{key}", event):
+    with contextlib.ExitStack() as stack:
+        for key in keys:
+            stack.enter_context(_registered(_waiters, f"{schema_name}:{key}", event))
         yield Subscription(event)
 
 
@@ -121,15 +126,16 @@ def sequence() -> int:
         return _sequence
 
 
-def heard_since(number: int, full_key: str) -> bool:
-    """Whether `full_key` ('<schema>:<key>') may have been announced after sequence()
-    returned `number` (True also when the history no longer reaches back that far)."""
+def heard_since(number: int, *full_keys: str) -> bool:
+    """Whether any of `full_keys` ('<schema>:<key>') may have been announced after
+    sequence() returned `number` (True also when the history no longer reaches back that far)."""
     with _waiters_lock:
         if _sequence == number:
             return False
         if not _history or _history[0][0] > number + 1:
             return True
-        return any(seq > number and key in (full_key, EVERYTHING) for seq, key in _history)
+        wanted = {EVERYTHING, *full_keys}
+        return any(seq > number and key in wanted for seq, key in _history)
 
 
 def listening() -> bool:
@@ -138,10 +144,9 @@ def listening() -> bool:
 
 
 class AsyncSubscription:
-    """An asyncio waiter for one '<schema>:<key>'; see subscribe_async()."""
+    """An asyncio waiter for '<schema>:<key>'s; see subscribe_async()."""
 
-    def __init__(self, full_key: str) -> None:
-        self.full_key = full_key
+    def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
 
@@ -160,10 +165,13 @@ class AsyncSubscription:
 
 
 @contextlib.contextmanager
-def subscribe_async(full_key: str) -> Iterator[AsyncSubscription]:
-    """Listen for '<schema>:<key>' from an event loop (the front door's parked waits)."""
-    subscription = AsyncSubscription(full_key)
-    with _registered(_async_waiters, full_key, subscription):
+def subscribe_async(*full_keys: str) -> Iterator[AsyncSubscription]:
+    """Listen for '<schema>:<key>'s from an event loop (the front door's parked waits and
+    streams); a notification of any of them sets `subscription.event`."""
+    subscription = AsyncSubscription()
+    with contextlib.ExitStack() as stack:
+        for full_key in full_keys:
+            stack.enter_context(_registered(_async_waiters, full_key, subscription))
         yield subscription
 
 

@@ -262,6 +262,14 @@ COMMAND_WAIT_MAX_SECONDS = 30
 # user's waits wake at once (a projection they all wait on moves) they cannot take every
 # thread of a process; a person or a script needs a handful.
 WAITS_PER_USER = env_int("WAITS_PER_USER", 20, minimum=1)
+# Live streams (Server-Sent Events, intent_project/streams.py) one user may hold open at once,
+# across all web processes; beyond it: 429 too_many_streams. A stream holds no thread.
+STREAMS_PER_USER = env_int("STREAMS_PER_USER", 10, minimum=1)
+# A `: keep-alive` comment on a quiet stream this often (proxies close silent connections).
+STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 15, minimum=1)
+# A stream's request runs again this often (authentication, membership, read scope): a member
+# removed or a token revoked stops receiving within this many seconds.
+STREAM_RECHECK_SECONDS = env_int("STREAM_RECHECK_SECONDS", 30, minimum=1)
 # Threads per web process running ordinary requests (the front door's pool, or gunicorn's
 # gthread threads under plain WSGI): each keeps its own persistent database connection.
 WEB_THREADS = env_int("WEB_THREADS", 32, minimum=1)

@@ -17,8 +17,14 @@ api_patterns = [
         name="command-detail",
     ),
     path("api/events/", events_api.EventListView.as_view(), name="events"),
+    path("api/events/stream/", events_api.EventStreamView.as_view(), name="events-stream"),
     path("api/events/<uuid:event_id>/", events_api.EventDetailView.as_view(), name="event-detail"),
     path("api/traces/<uuid:correlation_id>/", events_api.TraceView.as_view(), name="trace"),
+    path(
+        "api/commands/<uuid:command_id>/stream/",
+        commands_api.CommandStreamView.as_view(),
+        name="command-stream",
+    ),
     path(
         "api/commands/<uuid:command_id>/retry/", commands_api.CommandRetryView.as_view(), name="command-retry"
     ),

@@ -77,10 +77,28 @@ class Parked(ApiError):
 
 @dataclass(frozen=True)
 class WaitSlot:
-    """One of a user's WAITS_PER_USER places."""
+    """One of a user's places: a wait's (WAITS_PER_USER) or a live stream's
+    (STREAMS_PER_USER, intent_project/streams.py)."""
 
     owner: str
     id: str
+    kind: str = "waits"
+
+
+@dataclass(frozen=True)
+class Places:
+    """A kind of place one user holds a limited number of, across every web process."""
+
+    kind: str  # also the Redis key's middle part: intent:<kind>:<owner>
+    limit_setting: str
+    refusal: Callable[[int, float], ApiError]  # (limit, seconds until one frees) -> the 429
+
+    @property
+    def limit(self) -> int:
+        return int(getattr(settings, self.limit_setting))
+
+
+WAITS = Places("waits", "WAITS_PER_USER", TooManyWaits)
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,7 @@ class FrontDoorRun:
     final: bool = False  # the time is up: answer what is there now
     slot: WaitSlot | None = None  # already held by this wait (acquired by its first run)
     park: ParkOrder | None = field(default=None)  # set by Wait.until() to ask for a wake
+    stream: Any = None  # set by a stream view: what to stream (intent_project/streams.py)
 
 
 # --------------------------------------------------------------------------- the cap
@@ -135,14 +154,30 @@ return {1, '0'}
 """
 
 
+# KEYS[1]: the user's sorted set. ARGV: slot id, seconds it may hold from now.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local ttl = math.ceil(tonumber(ARGV[2])) + 1
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+
 @functools.cache
 def _acquire_script() -> Any:
     """The script, sent by its hash (EVALSHA) to whichever client runs it."""
     return redis_client().register_script(_ACQUIRE)
 
 
-def _key(owner: str) -> str:
-    return f"intent:waits:{owner}"
+@functools.cache
+def _renew_script() -> Any:
+    return redis_client().register_script(_RENEW)
+
+
+def _key(owner: str, kind: str = "waits") -> str:
+    return f"intent:{kind}:{owner}"
 
 
 class _LocalSlots:
@@ -176,43 +211,55 @@ class _LocalSlots:
 _local = _LocalSlots()
 
 
-def acquire(owner: str, seconds: float) -> WaitSlot:
-    """Take one of `owner`'s WAITS_PER_USER places for a wait of `seconds`, or raise
-    TooManyWaits. Release it with release() when the wait ends (if the process dies
-    first, it expires by itself `seconds` + SLOT_GRACE_SECONDS from now)."""
-    limit = settings.WAITS_PER_USER
-    slot = WaitSlot(owner, uuid.uuid4().hex)
+def acquire(owner: str, seconds: float, places: Places = WAITS) -> WaitSlot:
+    """Take one of `owner`'s places (WAITS_PER_USER by default) for `seconds`, or raise
+    the places' refusal (TooManyWaits). Release it with release() when the wait ends (if
+    the process dies first, it expires by itself `seconds` + SLOT_GRACE_SECONDS from now;
+    a longer holder calls renew())."""
+    limit = places.limit
+    slot = WaitSlot(owner, uuid.uuid4().hex, places.kind)
     hold = seconds + SLOT_GRACE_SECONDS
     try:
         client = redis_client()
         admitted, retry_after = _acquire_script()(
-            keys=[_key(owner)], args=[slot.id, hold, limit], client=client
+            keys=[_key(owner, places.kind)], args=[slot.id, hold, limit], client=client
         )
     except Exception:
-        log.warning("wait cap: Redis unreachable, limiting waits per process", exc_info=True)
-        refused = _local.acquire(owner, slot.id, hold, limit)
+        log.warning("%s cap: Redis unreachable, limiting per process", places.kind, exc_info=True)
+        refused = _local.acquire(_key(owner, places.kind), slot.id, hold, limit)
         if refused is not None:
-            raise TooManyWaits(limit, refused - SLOT_GRACE_SECONDS) from None
+            raise places.refusal(limit, refused - SLOT_GRACE_SECONDS) from None
         return slot
     if not int(admitted):
-        raise TooManyWaits(limit, float(retry_after) - SLOT_GRACE_SECONDS)
+        raise places.refusal(limit, float(retry_after) - SLOT_GRACE_SECONDS)
     return slot
+
+
+def renew(slot: WaitSlot, seconds: float) -> None:
+    """Hold `slot` for another `seconds` (a live stream, while it lasts). Never raises."""
+    try:
+        _renew_script()(
+            keys=[_key(slot.owner, slot.kind)], args=[slot.id, seconds + SLOT_GRACE_SECONDS], client=redis_client()
+        )
+    except Exception:
+        log.warning("%s cap: could not renew a slot", slot.kind, exc_info=True)
 
 
 def release(slot: WaitSlot) -> None:
     """Give the place back (never raises: an unreleased slot expires by itself)."""
-    _local.release(slot.owner, slot.id)
+    _local.release(_key(slot.owner, slot.kind), slot.id)
     try:
-        redis_client().zrem(_key(slot.owner), slot.id)
+        redis_client().zrem(_key(slot.owner, slot.kind), slot.id)
     except Exception:
-        log.warning("wait cap: could not release a slot; it expires by itself", exc_info=True)
+        log.warning("%s cap: could not release a slot; it expires by itself", slot.kind, exc_info=True)
 
 
-def in_progress(owner: str) -> int:
+def in_progress(owner: str, places: Places = WAITS) -> int:
     """How many places `owner` holds now (for tests and operators)."""
     client = redis_client()
-    client.zremrangebyscore(_key(owner), "-inf", time.time())  # Redis TIME ≈ ours here
-    return int(client.zcard(_key(owner)))  # type: ignore[arg-type]
+    key = _key(owner, places.kind)
+    client.zremrangebyscore(key, "-inf", time.time())  # Redis TIME ≈ ours here
+    return int(client.zcard(key))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- a view's wait

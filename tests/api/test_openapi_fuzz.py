@@ -17,9 +17,11 @@ from knox.models import AuthToken
 from intent_project.tenants.services import set_membership
 from intent_project.wsgi import application
 
+# Live streams are left out: under in-process WSGI a valid one streams until the client
+# leaves, which this client never does (their refusals: tests/api/test_streams_api.py).
 schema = schemathesis.openapi.from_dict(
     SchemaGenerator(urlconf="intent_project.urls_docs").get_schema(request=None, public=True)
-)
+).exclude(path_regex=r"/stream/$")
 schema.app = application
 
 

@@ -8,13 +8,11 @@ Redis (intent_project.waits) says when it is parked.
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,55 +23,13 @@ from django_tenants.utils import schema_context
 
 from commands_app import bus
 from commands_app.models import Command
-from devenv import Proc, free_port, procs
 from intent_project import notifications, waits
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import set_membership
-from tests.conftest import app_env, wait_until
+from tests.conftest import wait_until
+from tests.integration.web import WebTier
 
 FAR_AHEAD = timedelta(days=300)  # a command scheduled this late stays pending
-
-
-class WebTier:
-    """gunicorn with the project's conf, as `make run` starts it, on the test database."""
-
-    def __init__(self, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.proc = Proc("web", procs.web(self.port), app_env(TENANT_CACHE_SECONDS="0", **env), log_path)
-
-    def start(self) -> WebTier:
-        self.proc.start().wait_healthy(self.port)
-        return self
-
-    def request(
-        self, method: str, path: str, token: str | None = None, body: Any = None
-    ) -> tuple[int, Any, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Token {token}"
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None, response
-        finally:
-            conn.close()
-
-    def park(self, method: str, path: str, token: str, body: Any = None) -> socket.socket:
-        """Send a request and leave it waiting (read the answer later with answer())."""
-        data = json.dumps(body).encode() if body is not None else b""
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=60)
-        sock.sendall(
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
-            f"Accept: application/json\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            "Connection: close\r\n\r\n".encode()
-            + data
-        )
-        return sock
-
-    def stop(self) -> None:
-        self.proc.stop(15)
 
 
 def answer(sock: socket.socket) -> tuple[int, dict[str, str], Any]:

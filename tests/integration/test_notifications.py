@@ -38,3 +38,23 @@ def test_final_commands_are_announced_to_the_listener_at_commit(fresh_tenant, mo
             <= set(heard)
         )
     )
+
+
+def test_appends_and_consumed_commands_are_announced_for_live_streams_in_a_cloned_tenant(
+    fresh_tenant, monkeypatch
+):
+    # fresh_tenant is cloned from the template schema: the append trigger came with it.
+    heard: list[str] = []
+    wake = notifications._wake
+    monkeypatch.setattr(notifications, "_wake", lambda key: (heard.append(key), wake(key)))
+    notifications._ensure_listener()
+    wait_until(notifications._listening.is_set)
+
+    schema = fresh_tenant.schema_name
+    command = submit(fresh_tenant, "executeTest", test_payload())
+    assert f"{schema}:events" not in heard  # storing a command appends nothing
+    with schema_context(schema):
+        assert processing.process(command.id) == "consumed"
+
+    wait_until(lambda: {f"{schema}:events", f"{schema}:consumed:{command.id}"} <= set(heard))
+    assert heard.count(f"{schema}:events") == 1  # one per appending transaction, however many events
