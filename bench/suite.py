@@ -57,6 +57,12 @@ def _waits(ctx: Context) -> list[Result]:
     return run_waits(ctx)
 
 
+def _streams(ctx: Context) -> list[Result]:
+    from bench.streams import run_streams
+
+    return run_streams(ctx)
+
+
 def _projections(ctx: Context) -> list[Result]:
     from bench.projections import run_projections
 
@@ -78,6 +84,7 @@ BENCHMARKS = (
     Benchmark("pipeline", "command pipeline, worker only; worker memory", _pipeline),
     Benchmark("http", "end to end over HTTP: sustained rate, latency at 200/s", _http),
     Benchmark("waits", "300 parked waits of one user vs another tenant's reads; the cap", _waits),
+    Benchmark("streams", "500 live event streams while commands flow vs another tenant's reads", _streams),
     Benchmark("projection", "projection catch-up and rebuild", _projections),
     Benchmark("load", "aggregate load with snapshots, 10 vs 10,000 events", _loads),
 )

@@ -146,9 +146,9 @@ def listening() -> bool:
 class AsyncSubscription:
     """An asyncio waiter for '<schema>:<key>'s; see subscribe_async()."""
 
-    def __init__(self) -> None:
+    def __init__(self, event: asyncio.Event | None = None) -> None:
         self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
+        self.event = event if event is not None else asyncio.Event()
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a notification (or `timeout`); True if one came. Clears it."""
@@ -165,10 +165,10 @@ class AsyncSubscription:
 
 
 @contextlib.contextmanager
-def subscribe_async(*full_keys: str) -> Iterator[AsyncSubscription]:
+def subscribe_async(*full_keys: str, event: asyncio.Event | None = None) -> Iterator[AsyncSubscription]:
     """Listen for '<schema>:<key>'s from an event loop (the front door's parked waits and
-    streams); a notification of any of them sets `subscription.event`."""
-    subscription = AsyncSubscription()
+    streams); a notification of any of them sets `subscription.event` (`event`, if given)."""
+    subscription = AsyncSubscription(event)
     with contextlib.ExitStack() as stack:
         for full_key in full_keys:
             stack.enter_context(_registered(_async_waiters, full_key, subscription))
