@@ -167,7 +167,14 @@ def events_appended(types: Iterable[str]) -> None:
 def projection_batch(name: str, *, events: int, position: int, seconds: float) -> None:
     metrics.PROJECTION_BATCH.labels(name).observe(seconds)
     metrics.PROJECTION_EVENTS.labels(name).inc(events)
-    _say("info", "projection.batch", projection=name, events=events, position=position, seconds=seconds)
+    _say(
+        "info",
+        "projection.batch",
+        projection=name,
+        events=events,
+        position=position,
+        seconds=round(seconds, 6),
+    )
 
 
 def projection_failed(

@@ -8,6 +8,9 @@ integration tests that need real commits (other threads, a worker process) use
 
 from __future__ import annotations
 
+import io
+import logging
+import logging.config
 import os
 import time
 import uuid
@@ -18,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import structlog
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -25,6 +29,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from devenv import Proc, procs
+from intent_project import logs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -282,3 +287,21 @@ def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """The project's JSON configuration, writing to a buffer; the test's logging restored after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logging.config.dictConfig(logs.logging_config("json", "INFO", colors=False))
+    stream = io.StringIO()
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        structlog.contextvars.clear_contextvars()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])

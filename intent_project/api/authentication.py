@@ -20,6 +20,8 @@ from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from intent_project import logs
+
 ACCEPTED_SCHEMES = ("Token", "Bearer")
 _SCHEMES = frozenset(scheme.lower().encode() for scheme in ACCEPTED_SCHEMES)
 _HOW = "Send 'Authorization: Token <token>' or 'Authorization: Bearer <token>'."
@@ -50,7 +52,9 @@ class TokenAuthentication(KnoxTokenAuthentication):
         if not header[1].isascii():  # knox would fail decoding it as UTF-8: a 500
             raise AuthenticationFailed("Invalid token.")
         # knox's own check: the token's key finds the row, its SHA-512 digest must match.
-        return self.authenticate_credentials(header[1])
+        user, token = self.authenticate_credentials(header[1])
+        logs.bind_user(user.get_username())  # the session middleware never saw this user
+        return user, token
 
     def authenticate_header(self, request: Request) -> str:
         return ", ".join(ACCEPTED_SCHEMES)  # the WWW-Authenticate challenges of a 401

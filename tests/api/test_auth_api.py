@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import structlog
 from django.contrib.auth import get_user_model
 from knox.models import AuthToken
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
+from intent_project.api.authentication import TokenAuthentication
 from tests.api.helpers import (
     TENANTS_URL,
     TOKEN_URL,
@@ -150,3 +154,13 @@ def test_another_scheme_is_refused_naming_the_accepted_ones(world, header):
 @pytest.mark.parametrize("header", ["Bearer", "Bearer two parts", "Token caf\u00e9"])
 def test_a_malformed_token_header_is_a_401_not_a_500(world, header):
     assert_error(_with_header(header).get(commands_url()), 401, "authentication_failed")
+
+
+def test_a_token_request_binds_its_user_for_the_lines_it_logs(world):
+    request = Request(APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {world['alice'].token}"))
+    structlog.contextvars.clear_contextvars()
+    try:
+        user, _ = TokenAuthentication().authenticate(request)
+        assert structlog.contextvars.get_contextvars()["user"] == user.get_username() == "alice"
+    finally:
+        structlog.contextvars.clear_contextvars()

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import logging
-import logging.config
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-import structlog
 
 from commands_app.domain.messages import CommandContext
 from commands_app.domain.registry import Registry
 from commands_app.domain.store import InMemoryEventStore
 from commands_app.slices.system import SLICE
-from intent_project import logs
 
 
 @pytest.fixture
@@ -40,21 +34,3 @@ def make_ctx(role: str | None = "tester", user_id: str | None = "42", tenant: st
         causation_id=None,
         now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     )
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """The project's JSON configuration, writing to a buffer; the test's logging restored after."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    logging.config.dictConfig(logs.logging_config("json", "INFO", colors=False))
-    stream = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
-    try:
-        yield stream
-    finally:
-        structlog.contextvars.clear_contextvars()
-        root.handlers[:], _ = saved
-        root.setLevel(saved[1])
