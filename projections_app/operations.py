@@ -55,6 +55,11 @@ def resume(name: str, *, by: Operator) -> ProjectionState:
     projection_named(name)
     with transaction.atomic():
         state = _locked_state(name)
+        if state.status == ProjectionStatus.RUNNING and not state.failures and state.retry_at is None:
+            raise OperationRefused(
+                f"Projection '{name}' is running and failing on nothing; there is nothing to resume.",
+                details={"status": state.status},
+            )
         state.status = ProjectionStatus.RUNNING
         state.failures = 0
         state.retry_at = None

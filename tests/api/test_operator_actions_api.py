@@ -110,6 +110,16 @@ def test_a_developer_resumes_a_stalled_projection_which_then_applies_the_event(w
     assert client_for(world["dave"]).get(read_model_url("system_status", str(system_id))).status_code == 200
 
 
+def test_resuming_a_projection_that_fails_on_nothing_is_refused_and_changes_nothing(world):
+    before = client_for(world["dave"]).get(projection_url("system_status")).json()
+
+    response = client_for(world["dave"]).post(projection_url("system_status", "resume"))
+
+    error = assert_error(response, 409, "operation_refused")
+    assert "nothing to resume" in error["message"] and error["details"]["status"] == "running"
+    assert client_for(world["dave"]).get(projection_url("system_status")).json() == before
+
+
 def test_a_developer_skips_the_stuck_event_and_replays_it_later(world, stalled):
     event, system_id = stalled
     dave = client_for(world["dave"])
