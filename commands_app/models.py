@@ -53,6 +53,8 @@ class Command(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The admin's list (newest first, any filter but status or type) and its ranges.
+            models.Index(F("created_at").desc(), name="command_created"),
             models.Index(fields=["status", "created_at"], name="command_status_created"),
             models.Index(fields=["type", "created_at"], name="command_type_created"),
             # "The commands I sent" (the read policy, for every member whose role does not

@@ -23,6 +23,7 @@ from commands_app.models import Command
 from commands_app.read_policy import Reader, visible_commands, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
+from intent_project.admin_html import short_id, status_badge
 
 # A flow is a conversation, not a log: past this many messages the tree is cut (and says so).
 MAX_NODES = 2000
@@ -159,31 +160,36 @@ def _children(node: dict[str, Any], highlight: str) -> SafeString | str:
 
 
 def _label(node: dict[str, Any], highlight: str) -> SafeString:
+    """One line of the tree: kind, linked type, short id (full on hover), status or place."""
     if node["kind"] == "command":
         url = reverse("admin:commands_app_command_change", args=[node["id"]])
-        origin = f"saga {node['saga']}" if node.get("saga") else (node.get("source") or "")
+        origin = (
+            f"from saga {node['saga']}"
+            if node.get("saga")
+            else (f"from {node['source']}" if node.get("source") else "")
+        )
         text = format_html(
-            'command <a href="{}">{}</a> <code>{}</code> ({}{})',
+            '<span class="kind">command</span><a href="{}">{}</a> {} {} <span class="intent-muted">{}</span>',
             url,
             node["type"],
-            node["id"][:8],
-            node["status"],
-            f", from {origin}" if origin else "",
+            short_id(node["id"]),
+            status_badge(node["status"]),
+            origin,
         )
     else:
         url = reverse("admin:events_app_event_change", args=[node["position"]])
         text = format_html(
-            'event <a href="{}">{}</a> #{} on {}/{} v{}',
+            '<span class="kind">event</span><a href="{}">{}</a> <span class="intent-muted">#{} on {} {} v{}</span>',
             url,
             node["type"],
             node["position"],
             node["aggregate_type"],
-            node["aggregate_id"][:8],
+            short_id(node["aggregate_id"]),
             node["version"],
         )
     if node["id"] == highlight:
-        return format_html("<strong>▶ {}</strong>", text)
-    return text
+        return format_html('<span class="node current" aria-current="true">{}</span>', text)
+    return format_html('<span class="node">{}</span>', text)
 
 
 def current_payload(type_name: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:

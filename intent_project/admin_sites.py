@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from commands_app.domain.errors import IntentError
@@ -25,10 +30,22 @@ from commands_app.read_policy import EVERYTHING, Reader
 from intent_project.tenants.services import role_in
 
 
+@dataclass(frozen=True)
+class Page:
+    route: str
+    name: str
+    view: Callable[..., HttpResponse]
+    title: str
+
+
 class TenantAdminSite(admin.AdminSite):
     site_header = "Intent: tenant admin"
     site_url = "/api/docs/"
     index_title = "Commands, events and read models"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        self.pages: list[Page] = []
 
     def has_permission(self, request: HttpRequest) -> bool:
         """Active staff with a membership in this tenant; superusers are platform operators."""
@@ -45,7 +62,27 @@ class TenantAdminSite(admin.AdminSite):
         if tenant is not None:
             context["site_header"] = f"Intent: tenant {tenant.slug}"
             context["site_title"] = f"{tenant.slug} admin"
+            if self.has_permission(request):
+                context["tenant_pages"] = self._pages(request)
         return context
+
+    def add_page(self, route: str, name: str, view: Callable[..., HttpResponse], title: str = "") -> None:
+        """A page of this site's own (intent_project/admin_pages.py registers them); with a
+        title, it is linked from every page's header."""
+        self.pages.append(Page(route, name, view, title))
+
+    def _pages(self, request: HttpRequest) -> list[dict[str, Any]]:
+        here = request.path_info
+        linked = []
+        for page in self.pages:
+            if page.title:
+                url = reverse(f"{self.name}:{page.name}", current_app=self.name)
+                linked.append({"url": url, "title": page.title, "current": here == url})
+        return linked
+
+    def get_urls(self) -> list[Any]:
+        own = [path(page.route, self.admin_view(page.view), name=page.name) for page in self.pages]
+        return [*own, *super().get_urls()]
 
 
 tenant_admin_site = TenantAdminSite(name="admin")
@@ -156,6 +193,18 @@ def admin_operator(request: HttpRequest) -> Operator:
     return Operator.of(request.user, operator_role(request))
 
 
+def operator_action(
+    action: Callable[[Any, Operator], object], label: str
+) -> Callable[[HttpRequest, Any], None]:
+    """An ObjectAction's `run` from an operator service call, reported like the list actions."""
+
+    def run(request: HttpRequest, obj: Any) -> None:
+        modeladmin = tenant_admin_site.get_model_admin(type(obj))
+        run_operator_action(modeladmin, request, [obj], action, label)
+
+    return run
+
+
 def run_operator_action(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
@@ -180,3 +229,68 @@ def run_operator_action(
             modeladmin.message_user(request, f"{item}: {exc.message}", level=messages.ERROR)
     if done:
         modeladmin.message_user(request, f"{label}: {done} done.", level=messages.SUCCESS)
+
+
+@dataclass(frozen=True)
+class ObjectAction:
+    """A button on an object's page (beside History) that runs an operator action on it.
+
+    `run(request, obj)` reports through messages. With `confirm`, a GET shows a page that says
+    what will happen and asks again; the action itself only ever runs on POST.
+    """
+
+    name: str
+    label: str
+    run: Callable[[HttpRequest, Any], None]
+    confirm: str = ""
+    shown: Callable[[Any], bool] = lambda obj: True
+
+
+class ObjectActionsAdmin(TenantReadOnlyAdmin):
+    """Object-page buttons for the roles that may operate; everyone else gets none, and a
+    request for one answers 403 with nothing done."""
+
+    object_actions: tuple[ObjectAction, ...] = ()
+    change_form_template = "admin/intent/change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.object_action_view)
+        name = f"{self.opts.app_label}_{self.opts.model_name}_do"
+        return [path("<path:object_id>/do/<slug:action>/", view, name=name), *super().get_urls()]
+
+    def _offered(self, request: HttpRequest, obj: Any) -> list[ObjectAction]:
+        if obj is None or not may_operate(operator_role(request)):
+            return []
+        return [action for action in self.object_actions if action.shown(obj)]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        obj = self.get_object(request, unquote(object_id))
+        context = {"object_actions": self._offered(request, obj), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def object_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        chosen = next((a for a in self.object_actions if a.name == action), None)
+        if chosen is None:
+            raise Http404(f"No action '{action}'.")
+        if chosen not in self._offered(request, obj):
+            raise PermissionDenied(f"Your role here may not {chosen.label.lower()}.")
+        page = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[quote(obj.pk)])
+        if request.method == "POST":
+            chosen.run(request, obj)
+            return HttpResponseRedirect(page)
+        if request.method != "GET" or not chosen.confirm:
+            return HttpResponseNotAllowed(["POST"])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{chosen.label}: {obj}",
+            "opts": self.opts,
+            "object": obj,
+            "action": chosen,
+            "back": page,
+        }
+        return TemplateResponse(request, "admin/intent/confirm_action.html", context)

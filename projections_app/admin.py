@@ -10,11 +10,15 @@ from django.http import HttpRequest
 from commands_app.operations import OperatorRequired
 from commands_app.read_policy import Reader, read_model_scope, visible_sagas
 from events_app.traces import tree_html
+from intent_project import admin_pages
 from intent_project.admin_sites import (
+    ObjectAction,
+    ObjectActionsAdmin,
     TenantReadOnlyAdmin,
     admin_operator,
     admin_reader,
     object_reader,
+    operator_action,
     pretty_json,
     run_operator_action,
     tenant_admin_site,
@@ -27,8 +31,34 @@ from projections_app.registry import get_consumer, get_read_models
 from projections_app.runner import head_position
 
 
+def _check_drift(request: HttpRequest, obj: Any = None) -> None:
+    """Drift is a property of the tenant's schema: one check whatever was selected."""
+    admin_ = tenant_admin_site.get_model_admin(ProjectionState)
+    try:
+        findings = operations.check_drift(current_schema(), by=admin_operator(request))
+    except OperatorRequired as exc:
+        admin_.message_user(request, exc.message, messages.ERROR)
+        return
+    if not findings:
+        admin_.message_user(
+            request, "No drift: tables, migrations and projection code all match.", messages.SUCCESS
+        )
+    for finding in findings:
+        admin_.message_user(request, f"{finding.kind}: {finding.message}", messages.WARNING)
+
+
+def _repair(request: HttpRequest, obj: Any = None) -> None:
+    admin_ = tenant_admin_site.get_model_admin(ProjectionState)
+    try:
+        operations.request_repair(current_schema(), by=admin_operator(request))
+    except OperatorRequired as exc:
+        admin_.message_user(request, exc.message, messages.ERROR)
+        return
+    admin_.message_user(request, "Repair queued; see Rebuild jobs for progress.", messages.SUCCESS)
+
+
 @admin.register(ProjectionState, site=tenant_admin_site)
-class ProjectionStateAdmin(TenantReadOnlyAdmin):
+class ProjectionStateAdmin(ObjectActionsAdmin):
     list_display = (
         "name",
         "kind",
@@ -56,6 +86,42 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
     )
     readonly_fields = fields
     actions = ["resume", "skip", "rebuild", "check_drift", "repair"]
+    object_actions = (
+        ObjectAction(
+            "resume",
+            "Resume",
+            operator_action(lambda state, by: operations.resume(state.name, by=by), "Resumed"),
+            shown=lambda state: (
+                state.status == "stalled" or bool(state.failures) or state.retry_at is not None
+            ),
+        ),
+        ObjectAction(
+            "skip",
+            "Skip the failing event",
+            operator_action(lambda state, by: operations.skip(state.name, by=by), "Skipped to a dead letter"),
+            confirm="The event the projection is stuck on moves to a dead letter, and the projection goes on "
+            "without it: its read model will lack what that event says until the dead letter is replayed.",
+            shown=lambda state: state.status == "stalled",
+        ),
+        ObjectAction(
+            "rebuild",
+            "Rebuild",
+            operator_action(
+                lambda state, by: operations.request_rebuild(state.name, by=by),
+                "Rebuild queued (progress under Rebuild jobs)",
+            ),
+            confirm="A worker rebuilds this projection from the whole log beside the live version, then swaps "
+            "it in. The live version keeps answering until then; the rebuild can be cancelled.",
+        ),
+        ObjectAction("check-drift", "Check drift", _check_drift),
+        ObjectAction(
+            "repair",
+            "Repair",
+            _repair,
+            confirm="A worker applies this tenant's pending migrations and rebuilds every projection whose "
+            "tables or code drifted.",
+        ),
+    )
 
     @admin.display(description="kind")
     def kind(self, obj: ProjectionState) -> str:
@@ -81,28 +147,13 @@ class ProjectionStateAdmin(TenantReadOnlyAdmin):
 
     @admin.action(description="Check this tenant's schema for drift")
     def check_drift(self, request: HttpRequest, queryset: Any) -> None:
-        try:
-            findings = operations.check_drift(current_schema(), by=admin_operator(request))
-        except OperatorRequired as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        if not findings:
-            self.message_user(
-                request, "No drift: tables, migrations and projection code all match.", messages.SUCCESS
-            )
-        for finding in findings:
-            self.message_user(request, f"{finding.kind}: {finding.message}", messages.WARNING)
+        _check_drift(request)
 
     @admin.action(
         description="Repair this tenant: apply migrations, rebuild drifted projections (on a worker)"
     )
     def repair(self, request: HttpRequest, queryset: Any) -> None:
-        try:
-            operations.request_repair(current_schema(), by=admin_operator(request))
-        except OperatorRequired as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        self.message_user(request, "Repair queued; see Rebuild jobs for progress.", messages.SUCCESS)
+        _repair(request)
 
     @admin.action(description="Resume: retry the event the projection stopped at")
     def resume(self, request: HttpRequest, queryset: Any) -> None:
@@ -290,3 +341,7 @@ class SagaInstanceAdmin(TenantReadOnlyAdmin):
     @admin.display(description="flow")
     def flow(self, obj: SagaInstance) -> Any:
         return tree_html(obj.correlation_id, object_reader(obj))
+
+
+# The tenant admin's own pages (send a command, live events, dashboard) read both sides.
+admin_pages.register(tenant_admin_site)

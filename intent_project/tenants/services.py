@@ -153,3 +153,11 @@ def role_in(user: Any, tenant: Tenant | None) -> str | None:
     if tenant.pk not in memo:
         memo[tenant.pk] = current_role(user.pk, tenant.pk)
     return memo[tenant.pk]
+
+
+def members_of(tenant: Tenant) -> list[Any]:
+    """The tenant's member users, by username."""
+    return [
+        m.user
+        for m in Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
+    ]
