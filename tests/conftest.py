@@ -43,11 +43,32 @@ TEST_REDIS_DB = int(os.environ.get("INTENT_TEST_REDIS_DB", str(15 - 2 * _XDIST_I
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup`, keep each module on one test process (its module-scoped
-    web servers and workers start once), and run the fault tier's clusters one at a time."""
+    web servers and workers start once), run the fault tier's clusters one at a time, and
+    keep the browser tier together (its app and browser start once for the tier)."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            group = "faults" if item.nodeid.startswith("tests/faults/") else item.nodeid.split("::", 1)[0]
+            tier = next((t for t in ("faults", "browser") if item.nodeid.startswith(f"tests/{t}/")), None)
+            group = tier or item.nodeid.split("::", 1)[0]
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+BROWSER_ARTIFACTS = ROOT / ".var" / "test-artifacts" / "browser"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Where the browser tier left its screenshots, when it ran (in whichever process)."""
+    started = config.stash.get(_STARTED, None)
+    shots = list(BROWSER_ARTIFACTS.glob("*.png")) if BROWSER_ARTIFACTS.is_dir() else []
+    if started is not None and any(path.stat().st_mtime >= started for path in shots):
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(f"{len(shots)} screenshots in {BROWSER_ARTIFACTS}")
+
+
+_STARTED = pytest.StashKey[float]()
 
 
 def _test_redis_url() -> str:
