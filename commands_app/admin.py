@@ -208,7 +208,7 @@ class CommandAdmin(ObjectActionsAdmin):
     @admin.display(description="sent by")
     def sent_by(self, obj: Command) -> str:
         metadata = obj.metadata or {}
-        return metadata.get("username") or (f"saga {metadata['saga']}" if metadata.get("saga") else "—")
+        return metadata.get("username") or metadata.get("saga") or "—"
 
     @admin.display(description="aggregate")
     def aggregate(self, obj: Command) -> Any:

@@ -105,7 +105,7 @@ def send_command(request: HttpRequest, type_name: str) -> HttpResponse:
                 form.add_error(None, f"{exc.code}: {exc.message}")
         else:
             command = submission.command
-            messages.success(request, f"{type_name} stored as {command.pk}; its status follows below.")
+            messages.success(request, f"Stored {type_name} {command.pk}; its status follows below.")
             return HttpResponseRedirect(reverse("admin:commands_app_command_change", args=[command.pk]))
     context = _context(
         request,
@@ -205,9 +205,14 @@ def _chart(per_minute: dict[Any, dict[str, int]], since: Any) -> SafeString:
     )
     labels = format_html_join(
         "",
-        '<text x="{}" y="{}" text-anchor="middle">{}</text>',
+        '<text x="{}" y="{}" text-anchor="{}">{}</text>',
         (
-            (f"{left + i * step:.1f}", height - 4, f"{since + timedelta(minutes=i):%H:%M}")
+            (
+                f"{left + i * step:.1f}",
+                height - 4,
+                "end" if i == CHART_MINUTES else "middle",
+                f"{since + timedelta(minutes=i):%H:%M}",
+            )
             for i in range(0, CHART_MINUTES + 1, 10)
         ),
     )

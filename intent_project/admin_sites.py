@@ -42,6 +42,8 @@ class TenantAdminSite(admin.AdminSite):
     site_header = "Intent: tenant admin"
     site_url = "/api/docs/"
     index_title = "Commands, events and read models"
+    # Lists of big tables need the width: the index and the header's links lead everywhere.
+    enable_nav_sidebar = False
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)

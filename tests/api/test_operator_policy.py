@@ -217,7 +217,71 @@ def test_an_operator_resumes_from_the_admin_and_a_wake_up_is_queued(
 
     # The wake-up, and the audit line that says ada resumed it.
     assert len(queued) == 2
-    audit = next(callback for callback in queued if getattr(callback, "func", None) is lifecycle.operator_action)
+    audit = next(
+        callback for callback in queued if getattr(callback, "func", None) is lifecycle.operator_action
+    )
     assert audit.args == ("resume",) and audit.keywords["operator"] == "ada"
     with schema_context(world.acme.schema_name):
         assert ProjectionState.objects.get(name="system_status").status == "running"
+
+
+# --- the tenant admin's object-page buttons ---------------------------------------------------------
+def _buttons(operated: dict[str, Any], persona: str) -> list[str]:
+    """The URL of every operator button on an object's page (ObjectActionsAdmin)."""
+    state = ADMIN + "projections_app/projectionstate/system_status/do/"
+    return [
+        *(state + action + "/" for action in ("resume", "skip", "rebuild", "check-drift", "repair")),
+        ADMIN + f"commands_app/command/{operated['failed'][persona]}/do/retry/",
+    ]
+
+
+@pytest.mark.parametrize("persona", NON_OPERATORS)
+def test_a_refused_object_page_button_answers_403_and_leaves_nothing_behind(
+    world, operated, staff, leaves_nothing_behind, persona
+):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(get_user_model().objects.get(username=persona))
+    page = browser.get(ADMIN + "projections_app/projectionstate/system_status/change/")
+    assert page.status_code == 200 and b'data-action="' not in page.content  # no button offered
+    for url in _buttons(operated, persona):
+        with leaves_nothing_behind():
+            response = browser.post(url)
+        # vera may not see the command: to her it is missing (the admin's redirect home)
+        hidden = persona == "vera" and "/command/" in url
+        assert response.status_code == (302 if hidden else 403), url
+
+
+def test_an_operator_gets_the_buttons_and_a_confirmation_before_a_destructive_one(world, operated):
+    from projections_app.models import ProjectionState
+
+    browser = Client(raise_request_exception=False)
+    browser.force_login(world["ada"].user)
+    page = browser.get(ADMIN + "projections_app/projectionstate/system_status/change/").content.decode()
+    for action in ("resume", "skip", "rebuild", "check-drift", "repair"):
+        assert f'data-action="{action}"' in page, action
+    confirm = browser.get(ADMIN + "projections_app/projectionstate/system_status/do/skip/")
+    assert confirm.status_code == 200 and b"dead letter" in confirm.content
+    with schema_context(world.acme.schema_name):
+        assert ProjectionState.objects.get(name="system_status").status == "stalled"  # a GET did nothing
+
+    done = browser.post(ADMIN + "projections_app/projectionstate/system_status/do/resume/", follow=True)
+
+    assert [str(m) for m in done.context["messages"]] == ["Resumed: 1 done."]
+    with schema_context(world.acme.schema_name):
+        assert ProjectionState.objects.get(name="system_status").status == "running"
+    page = browser.get(ADMIN + "projections_app/projectionstate/system_status/change/").content.decode()
+    assert 'data-action="resume"' not in page and 'data-action="skip"' not in page  # nothing to resume
+
+
+def test_an_operator_retries_a_failed_command_from_its_page(world, operated):
+    command_id = operated["failed"]["vera"]  # simulateFailure, sent by ada
+    browser = Client(raise_request_exception=False)
+    browser.force_login(world["ada"].user)
+    page = browser.get(ADMIN + f"commands_app/command/{command_id}/change/").content.decode()
+    assert 'data-action="retry"' in page
+    assert browser.get(ADMIN + f"commands_app/command/{command_id}/do/retry/").status_code == 405  # POST only
+
+    done = browser.post(ADMIN + f"commands_app/command/{command_id}/do/retry/", follow=True)
+
+    assert [str(m) for m in done.context["messages"]] == ["Retried (sent again): 1 done."]
+    assert stored_command(world.acme, command_id).status == "pending"
