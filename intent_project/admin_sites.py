@@ -7,6 +7,7 @@ reverse("admin:...") works inside a tenant (ENVIRONMENT-NOTES.md).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -296,3 +297,29 @@ class ObjectActionsAdmin(TenantReadOnlyAdmin):
             "back": page,
         }
         return TemplateResponse(request, "admin/intent/confirm_action.html", context)
+
+
+def confirm_first(question: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A list action that first shows a page saying what will happen and asking again (as
+    Django's delete_selected does); it runs when that page posts back. Someone the operator
+    policy refuses is refused by the action itself, without being asked first."""
+
+    def wrap(action: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(action)
+        def run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+            if request.POST.get("post") == "yes" or not may_operate(operator_role(request)):
+                return action(modeladmin, request, queryset)
+            context = {
+                **modeladmin.admin_site.each_context(request),
+                "title": getattr(run, "short_description", action.__name__),
+                "opts": modeladmin.opts,
+                "question": question,
+                "queryset": queryset,
+                "action_name": action.__name__,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/intent/confirm_bulk_action.html", context)
+
+        return run
+
+    return wrap

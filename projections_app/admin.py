@@ -17,6 +17,7 @@ from intent_project.admin_sites import (
     TenantReadOnlyAdmin,
     admin_operator,
     admin_reader,
+    confirm_first,
     object_reader,
     operator_action,
     pretty_json,
@@ -29,6 +30,19 @@ from projections_app.models import DeadLetter, ProjectionState, RebuildJob, Saga
 from projections_app.projectors.base import ReadModel
 from projections_app.registry import get_consumer, get_read_models
 from projections_app.runner import head_position
+
+SKIP_QUESTION = (
+    "The event the projection is stuck on moves to a dead letter, and the projection goes on without it: "
+    "its read model lacks what that event says until the dead letter is replayed."
+)
+REBUILD_QUESTION = (
+    "A worker rebuilds the projection from the whole log beside the live version, then swaps it in. The "
+    "live version keeps answering until then; the rebuild can be cancelled under Rebuild jobs."
+)
+REPAIR_QUESTION = (
+    "A worker applies this tenant's pending migrations and rebuilds every projection whose tables or code "
+    "drifted."
+)
 
 
 def _check_drift(request: HttpRequest, obj: Any = None) -> None:
@@ -99,8 +113,7 @@ class ProjectionStateAdmin(ObjectActionsAdmin):
             "skip",
             "Skip the failing event",
             operator_action(lambda state, by: operations.skip(state.name, by=by), "Skipped to a dead letter"),
-            confirm="The event the projection is stuck on moves to a dead letter, and the projection goes on "
-            "without it: its read model will lack what that event says until the dead letter is replayed.",
+            confirm=SKIP_QUESTION,
             shown=lambda state: state.status == "stalled",
         ),
         ObjectAction(
@@ -110,16 +123,14 @@ class ProjectionStateAdmin(ObjectActionsAdmin):
                 lambda state, by: operations.request_rebuild(state.name, by=by),
                 "Rebuild queued (progress under Rebuild jobs)",
             ),
-            confirm="A worker rebuilds this projection from the whole log beside the live version, then swaps "
-            "it in. The live version keeps answering until then; the rebuild can be cancelled.",
+            confirm=REBUILD_QUESTION,
         ),
         ObjectAction("check-drift", "Check drift", _check_drift),
         ObjectAction(
             "repair",
             "Repair",
             _repair,
-            confirm="A worker applies this tenant's pending migrations and rebuilds every projection whose "
-            "tables or code drifted.",
+            confirm=REPAIR_QUESTION,
         ),
     )
 
@@ -136,6 +147,7 @@ class ProjectionStateAdmin(ObjectActionsAdmin):
         return obj.version == projection.version and obj.fingerprint == projection.fingerprint
 
     @admin.action(description="Rebuild beside the live version, then swap (runs on a worker)")
+    @confirm_first(REBUILD_QUESTION)
     def rebuild(self, request: HttpRequest, queryset: Any) -> None:
         run_operator_action(
             self,
@@ -152,6 +164,7 @@ class ProjectionStateAdmin(ObjectActionsAdmin):
     @admin.action(
         description="Repair this tenant: apply migrations, rebuild drifted projections (on a worker)"
     )
+    @confirm_first(REPAIR_QUESTION)
     def repair(self, request: HttpRequest, queryset: Any) -> None:
         _repair(request)
 
@@ -162,6 +175,7 @@ class ProjectionStateAdmin(ObjectActionsAdmin):
         )
 
     @admin.action(description="Skip: move the failing event to a dead letter and go on")
+    @confirm_first(SKIP_QUESTION)
     def skip(self, request: HttpRequest, queryset: Any) -> None:
         run_operator_action(
             self, request, queryset, lambda state, by: operations.skip(state.name, by=by), "Skipped"

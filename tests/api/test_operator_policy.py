@@ -285,3 +285,20 @@ def test_an_operator_retries_a_failed_command_from_its_page(world, operated):
 
     assert [str(m) for m in done.context["messages"]] == ["Retried (sent again): 1 done."]
     assert stored_command(world.acme, command_id).status == "pending"
+
+
+@pytest.mark.parametrize("action", ["skip", "rebuild", "repair"])
+def test_a_destructive_list_action_asks_first_and_runs_only_when_confirmed(
+    world, operated, leaves_nothing_behind, django_capture_on_commit_callbacks, action
+):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(world["ada"].user)
+    chosen = {"action": action, "_selected_action": ["system_status"]}
+    with leaves_nothing_behind():
+        asked = browser.post(ADMIN + "projections_app/projectionstate/", chosen)
+    assert asked.status_code == 200 and b'name="post" value="yes"' in asked.content
+
+    with django_capture_on_commit_callbacks() as queued:
+        done = browser.post(ADMIN + "projections_app/projectionstate/", {**chosen, "post": "yes"}, follow=True)
+
+    assert done.status_code == 200 and queued, "the confirmed action queued nothing"

@@ -4,6 +4,7 @@ a stalled projection, watch events arrive, look at the dashboard."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from django.db import connections
 from django_tenants.utils import schema_context
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import VIEWPORT, BrowserApp, shot
@@ -42,10 +44,15 @@ def _in_own_thread(work: Callable[[], object]) -> None:
 
 def _reload_until(page: Page, text: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
-    while text not in page.content():
+    while True:
+        page.wait_for_load_state()
+        with contextlib.suppress(PlaywrightError):  # the page reloading itself meanwhile
+            if text in page.content():
+                return
         assert time.monotonic() < deadline, f"{text!r} never appeared on {page.url}"
         page.wait_for_timeout(500)
-        page.reload()
+        with contextlib.suppress(PlaywrightError):
+            page.reload()
 
 
 def test_a_transfer_sent_through_the_form_reaches_processed_live_and_its_flow_fits(app, page):
@@ -114,7 +121,7 @@ def test_a_rebuild_asks_for_confirmation_first(app, page):
     page.goto(app.admin("projections_app/projectionstate/account_balances/change/"))
     page.click("a[data-action=rebuild]")
 
-    expect(page.locator("#content-main")).to_contain_text("rebuilds this projection from the whole log")
+    expect(page.locator("#content-main")).to_contain_text("rebuilds the projection from the whole log")
     shot(page, "14-confirm-rebuild")
     page.click("text=No, take me back")
     assert page.url.endswith("/projectionstate/account_5Fbalances/change/")  # the admin's quoting

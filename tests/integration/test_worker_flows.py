@@ -63,4 +63,4 @@ def test_through_a_worker_the_flow_finishes_and_its_trace_shows_every_link(worke
     page = ada.get(f"/t/acme/admin/commands_app/command/{delayed.id}/change/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "emitMultipleEvents" in html and "saga system_saga" in html and "▶" in html
+    assert "emitMultipleEvents" in html and "saga system_saga" in html and 'class="node current"' in html
