@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -316,7 +317,7 @@ def confirm_first(question: str) -> Callable[[Callable[..., Any]], Callable[...,
                 "question": question,
                 "queryset": queryset,
                 "action_name": action.__name__,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
             }
             return TemplateResponse(request, "admin/intent/confirm_bulk_action.html", context)
 
