@@ -31,6 +31,8 @@ from intent_project.admin_sites import (
 )
 from intent_project.tenants.services import members_of
 
+RECENT_FAILURES = 5000
+
 
 class CreatedWithin(admin.SimpleListFilter):
     """Recent ranges: `created_at >= now - range`, served by the (status|type, created_at)
@@ -57,14 +59,15 @@ class CreatedWithin(admin.SimpleListFilter):
 
 
 class ErrorCodeFilter(admin.SimpleListFilter):
-    """The error codes of failed commands (choosing one narrows to failed commands)."""
+    """The error codes of recent failed commands (choosing one narrows to failed commands)."""
 
     title = "error code"
     parameter_name = "error_code"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # The codes of the latest failures (on the status index), not a DISTINCT over all of them.
         failed = model_admin.get_queryset(request).filter(status=CommandStatus.FAILED)
-        codes = failed.order_by().values_list("error__code", flat=True).distinct()[:50]
+        codes = set(failed.order_by("-created_at").values_list("error__code", flat=True)[:RECENT_FAILURES])
         return [(code, code) for code in sorted(c for c in codes if isinstance(c, str))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
