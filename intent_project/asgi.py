@@ -304,7 +304,6 @@ class FrontDoor:
             return Answer(order.recheck.status, headers, last.body)
         return last
 
-
     # ------------------------------------------------------------------ live streams
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:

@@ -23,7 +23,6 @@ from kombu.transport import redis as kombu_redis
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intent_project.settings")
 
 
-
 def _refuse_released_connection() -> None:
     """A worker must ride out a Redis outage instead of exiting (kombu 5.7.0).
 

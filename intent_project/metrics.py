@@ -116,7 +116,10 @@ def record_projection_summary(summary: dict[str, dict[str, float]]) -> None:
 # The gauges a scrape computes: name -> (summary key, help).
 PROJECTION_GAUGES = {
     "intent_projection_lag_events": ("lag_events", "Events behind the head, worst tenant."),
-    "intent_projection_lag_seconds": ("lag_seconds", "Age of the oldest event not yet applied, worst tenant."),
+    "intent_projection_lag_seconds": (
+        "lag_seconds",
+        "Age of the oldest event not yet applied, worst tenant.",
+    ),
     "intent_projection_stalled": ("stalled", "Tenants in which the projection is stalled."),
     "intent_projection_dead_letters": ("dead_letters", "Dead letters, all tenants."),
 }

@@ -33,7 +33,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # (nothing imports it before the settings); web and worker processes of a host must share it.
 PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(tempfile.gettempdir()) / f"intent-metrics-{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:12]}"),
+    str(
+        Path(tempfile.gettempdir())
+        / f"intent-metrics-{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:12]}"
+    ),
 )
 os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
 # `GET /metrics` answers only to `Authorization: Bearer <METRICS_TOKEN>`; empty: 404.
@@ -208,7 +211,9 @@ CELERY_TASK_DEFAULT_QUEUE = "commands"
 # and projections would never run. `-Q commands` etc. still split them into pools.
 # Each its own exchange and key: a bare Queue("x") would be bound to the default exchange
 # under the default key, so a message sent there would be copied into all three.
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("commands", "projections", "sweeps")]
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("commands", "projections", "sweeps")
+]
 CELERY_TASK_ROUTES = {
     "commands_app.tasks.*": {"queue": "commands"},
     "projections_app.tasks.*": {"queue": "projections"},

@@ -239,7 +239,9 @@ def renew(slot: WaitSlot, seconds: float) -> None:
     """Hold `slot` for another `seconds` (a live stream, while it lasts). Never raises."""
     try:
         _renew_script()(
-            keys=[_key(slot.owner, slot.kind)], args=[slot.id, seconds + SLOT_GRACE_SECONDS], client=redis_client()
+            keys=[_key(slot.owner, slot.kind)],
+            args=[slot.id, seconds + SLOT_GRACE_SECONDS],
+            client=redis_client(),
         )
     except Exception:
         log.warning("%s cap: could not renew a slot", slot.kind, exc_info=True)

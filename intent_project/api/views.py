@@ -395,7 +395,9 @@ def ready(request: HttpRequest) -> JsonResponse:
     """Readiness (intent_project/readiness.py): 200 when every check passes, else 503.
     Open like /health/: it names checks and counts, never tenants or hosts."""
     ok, checks = readiness.readiness()
-    return JsonResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+    )
 
 
 def health(request: HttpRequest) -> JsonResponse:

@@ -217,7 +217,9 @@ def test_an_operator_resumes_from_the_admin_and_a_wake_up_is_queued(
 
     # The wake-up, and the audit line that says ada resumed it.
     assert len(queued) == 2
-    audit = next(callback for callback in queued if getattr(callback, "func", None) is lifecycle.operator_action)
+    audit = next(
+        callback for callback in queued if getattr(callback, "func", None) is lifecycle.operator_action
+    )
     assert audit.args == ("resume",) and audit.keywords["operator"] == "ada"
     with schema_context(world.acme.schema_name):
         assert ProjectionState.objects.get(name="system_status").status == "running"
