@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html
 
 from commands_app.operations import OperatorRequired
@@ -220,9 +222,9 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
         )
 
 
-# What a projector keeps to apply each event once, and when it last wrote the row: shown on
-# a row's page, left out of lists.
-_BOOKKEEPING = frozenset({"last_event_version", "last_position", "last_event_id", "updated_at"})
+# What a projector keeps to apply each event once, where in the log a row came from, and
+# when it last wrote the row: shown on a row's page, left out of lists.
+_BOOKKEEPING = frozenset({"last_event_version", "last_position", "last_event_id", "position", "updated_at"})
 _SEARCHABLE = (models.UUIDField, models.CharField)  # ids and names; choices are filters
 
 
@@ -336,8 +338,11 @@ def _list_filter(model_field: models.Field[Any, Any]) -> Any:
 def _column(read_model: ReadModel, name: str) -> str:
     if name in read_model.money_fields:
         return f"{name}_money"
-    if isinstance(read_model.model._meta.get_field(name), models.UUIDField):
+    model_field = read_model.model._meta.get_field(name)
+    if isinstance(model_field, models.UUIDField):
         return f"{name}_short"
+    if isinstance(model_field, models.DateTimeField):
+        return f"{name}_time"
     return name
 
 
@@ -350,8 +355,10 @@ def _detail(read_model: ReadModel, name: str) -> str:
 
 
 def _list_columns(read_model: ReadModel) -> tuple[str, ...]:
-    """The key, then every field but bookkeeping, long text and JSON, and the currency where
-    it is shown with the amounts."""
+    """The read model's `list_fields`, else the key, then every field but bookkeeping, long
+    text and JSON, and the currency where it is shown with the amounts."""
+    if read_model.list_fields:
+        return read_model.list_fields
     meta = read_model.model._meta
     folded = {read_model.currency_field} if read_model.money_fields else set()
     return tuple(
@@ -373,8 +380,9 @@ def _displays(read_model: ReadModel) -> dict[str, Any]:
 
         if name in read_model.money_fields:
 
-            def money(self: ReadModelAdmin, obj: Any, name: str = name) -> str:
-                return format_money(getattr(obj, name), getattr(obj, currency))
+            def money(self: ReadModelAdmin, obj: Any, name: str = name) -> Any:
+                shown = format_money(getattr(obj, name), getattr(obj, currency))
+                return format_html('<span style="white-space: nowrap">{}</span>', shown)
 
             def money_detail(self: ReadModelAdmin, obj: Any, name: str = name) -> str:
                 minor = getattr(obj, name)
@@ -388,7 +396,17 @@ def _displays(read_model: ReadModel) -> dict[str, Any]:
             def short(self: ReadModelAdmin, obj: Any, name: str = name, filters: bool = filters) -> Any:
                 return short_id(getattr(obj, name), f"?{name}={getattr(obj, name)}" if filters else None)
 
-            methods[f"{name}_short"] = admin.display(description=label, ordering=name)(short)
+            # "from account", not "from account id": the header, not the short id, sets the
+            # column's width.
+            header = str(label).removesuffix(" id")
+            methods[f"{name}_short"] = admin.display(description=header, ordering=name)(short)
+        elif isinstance(model_field, models.DateTimeField):
+
+            def time(self: ReadModelAdmin, obj: Any, name: str = name) -> Any:
+                return compact_time(getattr(obj, name))
+
+            header = str(label).removesuffix(" at")  # "settled", not "settled at": as for ids
+            methods[f"{name}_time"] = admin.display(description=header, ordering=name)(time)
         elif isinstance(model_field, models.JSONField):
 
             def pretty(self: ReadModelAdmin, obj: Any, name: str = name) -> Any:
@@ -396,6 +414,21 @@ def _displays(read_model: ReadModel) -> dict[str, Any]:
 
             methods[f"{name}_pretty"] = admin.display(description=label)(pretty)
     return methods
+
+
+def compact_time(value: datetime | None) -> Any:
+    """`2026-12-07 06:13:05` in the admin's time zone (the full time on hover)."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    # Date and time each on one line: a narrow column breaks between them, never inside.
+    return format_html(
+        '<span title="{}"><span style="white-space: nowrap">{}</span> '
+        '<span style="white-space: nowrap">{}</span></span>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d"),
+        local.strftime("%H:%M:%S"),
+    )
 
 
 def short_id(value: Any, href: str | None = None) -> Any:

@@ -128,13 +128,13 @@ def read_models_are_declared(app_configs: Any = None, **kwargs: Any) -> list[che
 
 @checks.register()
 def read_model_fields_exist(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """A read model's filter, money and currency fields are fields of its model, and money
+    """A read model's filter, money, currency and list fields are fields of its model, and money
     is held in integers (minor units): the API and the admin build filters and columns
     from these names."""
     found: list[checks.CheckMessage] = []
     for name, read_model in sorted(get_read_models().items()):
         fields = {f.name: f for f in read_model.model._meta.concrete_fields}
-        named = [*read_model.filter_fields, *read_model.money_fields]
+        named = [*read_model.filter_fields, *read_model.money_fields, *read_model.list_fields]
         if read_model.money_fields:
             named.append(read_model.currency_field)
         for field_name in named:

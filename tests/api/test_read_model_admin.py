@@ -99,7 +99,14 @@ def test_a_list_shows_what_tells_rows_apart_and_a_page_shows_every_field(world):
     page = browser("ada").get(f"{BALANCES}{account}/change/").content.decode()
 
     headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', listed)
-    assert headers == ["account_id_short", "owner", "balance_money", "status", "opened_at", "closed_at"]
+    assert headers == [
+        "account_id_short",
+        "owner",
+        "balance_money",
+        "status",
+        "opened_at_time",
+        "closed_at_time",
+    ]
     for model_field in AccountBalance._meta.concrete_fields:
         assert f"<label>{model_field.verbose_name.capitalize()}:</label>" in page, model_field.name
 
