@@ -74,6 +74,8 @@ def ensure_chromium() -> Path:
             done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
             if done.returncode != 0:
                 pytest.fail(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        if not CHROMIUM.exists():
+            pytest.fail(f"apt-get installed chromium, but there is no {CHROMIUM}")
     return CHROMIUM
 
 
