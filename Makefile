@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_XDIST ?= -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-api test-faults lint import-graph format services-status \
+.PHONY: help install run test test-unit test-integration test-api test-faults test-browser lint import-graph format services-status \
         services-stop clean bench
 
 help: ## List the targets
@@ -45,6 +45,9 @@ test-integration: $(VENV)/.installed ## Run tests/integration
 
 test-api: $(VENV)/.installed ## Run tests/api
 	$(DEVENV) exec -- $(PY) -m pytest tests/api $(PYTEST_ARGS)
+
+test-browser: $(VENV)/.installed ## Run tests/browser (headless Chromium; screenshots in .var/test-artifacts/browser)
+	$(DEVENV) exec -- $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 # The fault tier brings its own PostgreSQL and Redis (tests/faults/cluster.py); `make test`
 # runs it too.

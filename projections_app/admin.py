@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
 
 from commands_app.operations import OperatorRequired
 from commands_app.read_policy import Reader, read_model_scope, visible_sagas
 from events_app.traces import tree_html
 from intent_project import admin_pages
+from intent_project.admin_filters import ExactValueFilter
 from intent_project.admin_sites import (
     ObjectAction,
     ObjectActionsAdmin,
@@ -27,6 +34,7 @@ from intent_project.admin_sites import (
 from intent_project.tenancy import current_schema
 from projections_app import operations
 from projections_app.models import DeadLetter, ProjectionState, RebuildJob, SagaInstance
+from projections_app.money import format_money
 from projections_app.projectors.base import ReadModel
 from projections_app.registry import get_consumer, get_read_models
 from projections_app.runner import head_position
@@ -237,7 +245,7 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
         "version",
         "status",
         "progress",
-        "events_per_second",
+        "rate",
         "started_at",
         "finished_at",
     )
@@ -248,7 +256,7 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
         "status",
         "events_done",
         "events_total",
-        "events_per_second",
+        "rate",
         "position",
         "error",
         "started_at",
@@ -257,6 +265,10 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
     )
     readonly_fields = fields
     actions = ["cancel"]
+
+    @admin.display(description="rate", ordering="events_per_second")
+    def rate(self, obj: RebuildJob) -> str:
+        return f"{obj.events_per_second:,.1f} events/s" if obj.events_per_second else "—"
 
     @admin.display(description="progress")
     def progress(self, obj: RebuildJob) -> str:
@@ -275,12 +287,35 @@ class RebuildJobAdmin(TenantReadOnlyAdmin):
         )
 
 
-class ReadModelAdmin(TenantReadOnlyAdmin):
-    """One read model, read-only, as the read policy lets the caller's role see it: only its
-    rows, and without its redacted fields (left out of lists and pages altogether)."""
+# What a projector keeps to apply each event once, where in the log a row came from, and
+# when it last wrote the row: shown on a row's page, left out of lists.
+_BOOKKEEPING = frozenset({"last_event_version", "last_position", "last_event_id", "position", "updated_at"})
+_SEARCHABLE = (models.UUIDField, models.CharField)  # ids and names; choices are filters
 
-    read_model_name: str = ""
-    field_names: tuple[str, ...] = ()
+
+class ReadModelAdmin(TenantReadOnlyAdmin):
+    """One read model, read-only, as the read policy lets the caller's role see it.
+
+    Who may use it: staff members of the tenant whose role reads this read model
+    (commands_app.read_policy), and superusers; they see only the rows their role reads,
+    and nothing of its redacted fields: not as columns, on pages, as filters or in search
+    (a filter or a search on a field answers questions about its value).
+
+    Lists show the row's key and what tells rows apart, not bookkeeping or long text; a
+    row's page shows every field. The API's filter fields are the list filters (choices as
+    links, other fields as an exact-value box: no SELECT DISTINCT over a big table), and
+    search matches the key and the filter fields holding ids or names, exactly. Money is
+    shown in its currency (`12.34 EUR`) and sorts by its minor units.
+    """
+
+    read_model: ReadModel
+    list_columns: tuple[str, ...] = ()
+    search_columns: tuple[str, ...] = ()
+    show_facets = admin.ShowFacets.NEVER  # each facet is a COUNT over the table
+
+    @property
+    def read_model_name(self) -> str:
+        return self.read_model.name
 
     def readable(self, reader: Reader) -> bool:
         return read_model_scope(reader, self.read_model_name).allowed
@@ -288,12 +323,59 @@ class ReadModelAdmin(TenantReadOnlyAdmin):
     def visible_rows(self, reader: Reader) -> Q:
         return read_model_scope(reader, self.read_model_name).filter
 
+    def _hidden(self, request: HttpRequest) -> frozenset[str]:
+        return read_model_scope(admin_reader(request), self.read_model_name).redacted
+
     def _shown(self, request: HttpRequest) -> tuple[str, ...]:
-        hidden = read_model_scope(admin_reader(request), self.read_model_name).redacted
-        return tuple(name for name in self.field_names if name not in hidden)
+        hidden = self._hidden(request)
+        return tuple(f.name for f in self.model._meta.concrete_fields if f.name not in hidden)
 
     def get_list_display(self, request: HttpRequest) -> Any:
-        return self._shown(request)[:8]
+        hidden = self._hidden(request)
+        return tuple(_column(self.read_model, name) for name in self.list_columns if name not in hidden)
+
+    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> Any:
+        return tuple(list_display)[:1]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        hidden = self._hidden(request)
+        return tuple(
+            _list_filter(self.model._meta.get_field(name))
+            for name in self.read_model.filter_fields
+            if name not in hidden
+        )
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        hidden = self._hidden(request)
+        return tuple(name for name in self.search_columns if name not in hidden)
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        """Exact matches, so the primary key and indexes serve them: each word against the
+        id fields (several ids, separated by spaces), the whole term against the names
+        (ignoring case). A term that is no valid value of any field matches nothing."""
+        fields = [self.model._meta.get_field(name) for name in self.get_search_fields(request)]
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = Q(pk__in=[])
+        for model_field in fields:
+            if isinstance(model_field, models.CharField):
+                matches |= Q(**{f"{model_field.name}__iexact": term})
+                continue
+            for word in term.split():
+                with contextlib.suppress(ValidationError):  # not an id: no match on this field
+                    matches |= Q(**{model_field.name: model_field.to_python(word)})
+        return queryset.filter(matches), False
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        fields = [self.model._meta.get_field(name) for name in self.get_search_fields(request)]
+        ids = [str(f.verbose_name) for f in fields if not isinstance(f, models.CharField)]
+        names = [str(f.verbose_name) for f in fields if isinstance(f, models.CharField)]
+        said = [f"{_or(ids)} (several, separated by spaces)"] if ids else []
+        said += [f"{_or(names)} (ignoring case)"] if names else []
+        changelist.search_help_text = f"Exact {', or exact '.join(said)}."
+        return changelist
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # The admin accepts a lookup on any local field from the query string
@@ -303,19 +385,144 @@ class ReadModelAdmin(TenantReadOnlyAdmin):
         return super().lookup_allowed(lookup, value, request)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self._shown(request)
+        return tuple(_detail(self.read_model, name) for name in self._shown(request))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self._shown(request)
+        return self.get_fields(request, obj)
+
+
+def _or(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _list_filter(model_field: models.Field[Any, Any]) -> Any:
+    """Choices as links; anything else (ids, names, codes) as a box for an exact value."""
+    return model_field.name if model_field.choices else (model_field.name, ExactValueFilter)
+
+
+def _column(read_model: ReadModel, name: str) -> str:
+    if name in read_model.money_fields:
+        return f"{name}_money"
+    model_field = read_model.model._meta.get_field(name)
+    if isinstance(model_field, models.UUIDField):
+        return f"{name}_short"
+    if isinstance(model_field, models.DateTimeField):
+        return f"{name}_time"
+    return name
+
+
+def _detail(read_model: ReadModel, name: str) -> str:
+    if name in read_model.money_fields:
+        return f"{name}_money_detail"
+    if isinstance(read_model.model._meta.get_field(name), models.JSONField):
+        return f"{name}_pretty"
+    return name
+
+
+def _list_columns(read_model: ReadModel) -> tuple[str, ...]:
+    """The read model's `list_fields`, else the key, then every field but bookkeeping, long
+    text and JSON, and the currency where it is shown with the amounts."""
+    if read_model.list_fields:
+        return read_model.list_fields
+    meta = read_model.model._meta
+    folded = {read_model.currency_field} if read_model.money_fields else set()
+    return tuple(
+        f.name
+        for f in meta.concrete_fields
+        if f.primary_key
+        or not (
+            f.name in _BOOKKEEPING or f.name in folded or isinstance(f, models.TextField | models.JSONField)
+        )
+    )
+
+
+def _displays(read_model: ReadModel) -> dict[str, Any]:
+    """The display methods the columns and pages name (money, short ids, JSON)."""
+    methods: dict[str, Any] = {}
+    currency = read_model.currency_field
+    for model_field in read_model.model._meta.concrete_fields:
+        name, label = model_field.name, model_field.verbose_name
+
+        if name in read_model.money_fields:
+
+            def money(self: ReadModelAdmin, obj: Any, name: str = name) -> Any:
+                shown = format_money(getattr(obj, name), getattr(obj, currency))
+                return format_html('<span style="white-space: nowrap">{}</span>', shown)
+
+            def money_detail(self: ReadModelAdmin, obj: Any, name: str = name) -> str:
+                minor = getattr(obj, name)
+                return f"{format_money(minor, getattr(obj, currency))} ({minor:,} minor units)"
+
+            methods[f"{name}_money"] = admin.display(description=label, ordering=name)(money)
+            methods[f"{name}_money_detail"] = admin.display(description=label)(money_detail)
+        elif isinstance(model_field, models.UUIDField):
+            filters = name in read_model.filter_fields and not model_field.primary_key
+
+            def short(self: ReadModelAdmin, obj: Any, name: str = name, filters: bool = filters) -> Any:
+                return short_id(getattr(obj, name), f"?{name}={getattr(obj, name)}" if filters else None)
+
+            # "from account", not "from account id": the header, not the short id, sets the
+            # column's width.
+            header = str(label).removesuffix(" id")
+            methods[f"{name}_short"] = admin.display(description=header, ordering=name)(short)
+        elif isinstance(model_field, models.DateTimeField):
+
+            def time(self: ReadModelAdmin, obj: Any, name: str = name) -> Any:
+                return compact_time(getattr(obj, name))
+
+            header = str(label).removesuffix(" at")  # "settled", not "settled at": as for ids
+            methods[f"{name}_time"] = admin.display(description=header, ordering=name)(time)
+        elif isinstance(model_field, models.JSONField):
+
+            def pretty(self: ReadModelAdmin, obj: Any, name: str = name) -> Any:
+                return pretty_json(getattr(obj, name))
+
+            methods[f"{name}_pretty"] = admin.display(description=label)(pretty)
+    return methods
+
+
+def compact_time(value: datetime | None) -> Any:
+    """`2026-12-07 06:13:05` in the admin's time zone (the full time on hover)."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    # Date and time each on one line: a narrow column breaks between them, never inside.
+    return format_html(
+        '<span title="{}"><span style="white-space: nowrap">{}</span> '
+        '<span style="white-space: nowrap">{}</span></span>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d"),
+        local.strftime("%H:%M:%S"),
+    )
+
+
+def short_id(value: Any, href: str | None = None) -> Any:
+    """The first 8 characters of an id, the whole id on hover; a link when `href` is given
+    (in a list: the rows with this id)."""
+    if value is None:
+        return "—"
+    full = str(value)
+    if href is None:
+        return format_html('<span title="{}">{}…</span>', full, full[:8])
+    return format_html('<a href="{}" title="{} (rows with this id)">{}…</a>', href, full, full[:8])
 
 
 def _read_model_admin(read_model: ReadModel) -> type[ReadModelAdmin]:
+    meta = read_model.model._meta
+    searchable = [
+        name
+        for name in (meta.pk.name, *read_model.filter_fields)
+        if isinstance(field := meta.get_field(name), _SEARCHABLE) and not field.choices
+    ]
     return type(
         f"{read_model.model.__name__}Admin",
         (ReadModelAdmin,),
         {
-            "read_model_name": read_model.name,
-            "field_names": tuple(f.name for f in read_model.model._meta.concrete_fields),
+            "read_model": read_model,
+            "list_columns": _list_columns(read_model),
+            "search_columns": tuple(dict.fromkeys(searchable)),
+            "ordering": read_model.ordering or (meta.pk.name,),
+            **_displays(read_model),
         },
     )
 

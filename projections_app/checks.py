@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
+from django.db import models
 
 from commands_app.registry import get_registry
 from intent_project.tenants.roles import Role
@@ -122,4 +123,36 @@ def read_models_are_declared(app_configs: Any = None, **kwargs: Any) -> list[che
                     hint=f"Roles: {', '.join(sorted(roles))}.",
                 )
             )
+    return found
+
+
+@checks.register()
+def read_model_fields_exist(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A read model's filter, money, currency and list fields are fields of its model, and money
+    is held in integers (minor units): the API and the admin build filters and columns
+    from these names."""
+    found: list[checks.CheckMessage] = []
+    for name, read_model in sorted(get_read_models().items()):
+        fields = {f.name: f for f in read_model.model._meta.concrete_fields}
+        named = [*read_model.filter_fields, *read_model.money_fields, *read_model.list_fields]
+        if read_model.money_fields:
+            named.append(read_model.currency_field)
+        for field_name in named:
+            if field_name not in fields:
+                found.append(
+                    checks.Error(
+                        f"read model '{name}' names unknown field '{field_name}'",
+                        id="intent.E110",
+                        hint=f"Fields of {read_model.model.__name__}: {', '.join(sorted(fields))}.",
+                    )
+                )
+        for field_name in read_model.money_fields:
+            if field_name in fields and not isinstance(fields[field_name], models.IntegerField):
+                found.append(
+                    checks.Error(
+                        f"money field '{field_name}' of read model '{name}' is not an integer field",
+                        id="intent.E111",
+                        hint="Keep money as an integer of minor units (BigIntegerField), never a float.",
+                    )
+                )
     return found

@@ -1,4 +1,6 @@
-"""The platform admin (/admin/): tenants, memberships, users, groups, API tokens.
+"""The platform admin (/admin/): tenants, memberships, users, groups, API tokens, and the
+way to each tenant's admin (its index lists those its user may open; each tenant's row
+and page link to /t/<slug>/admin/).
 
 Every page asks tenants/policy.py, the module the public API asks: the superuser flag or
 an explicit model permission, never `is_staff` alone. Granting platform power (staff,
@@ -65,12 +67,17 @@ class TenantAdmin(PolicyAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).exclude(schema_name="public")
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ("slug", "name", "schema_name", "created_at")
+        return (*fields, "admin_link") if obj else fields
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The slug names the schema and the URL; it cannot change after creation.
-        return ("schema_name", "created_at", "slug") if obj else ("schema_name", "created_at")
+        return ("schema_name", "created_at", "slug", "admin_link") if obj else ("schema_name", "created_at")
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("slug", "name", "schema_name", "created_at")
+    def view_on_site(self, obj: Tenant) -> str:
+        """The page's "View on site" button opens the tenant's own admin."""
+        return f"/t/{obj.slug}/admin/"
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         if change:
@@ -168,3 +175,6 @@ class AuthTokenAdmin(PolicyAdminMixin, admin.ModelAdmin):
 
 
 admin.site.site_url = "/api/docs/"  # the platform has no public home page; the API docs are it
+# The index lists the tenant admins its user may open above the models
+# (tenants/templates/admin/platform_index.html); who opens the index itself is unchanged.
+admin.site.index_template = "admin/platform_index.html"

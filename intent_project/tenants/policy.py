@@ -254,3 +254,16 @@ def visible_tenants(actor: Any) -> Any:
     if may(actor, PlatformAction.LIST_ALL_TENANTS):
         return tenants
     return tenants.filter(memberships__user_id=actor.pk)
+
+
+def tenant_admins_open_to(user: Any) -> Any:
+    """The tenants whose admin (/t/<slug>/admin/) `user` may open: every tenant for a staff
+    superuser, the tenants of its memberships for other staff, none for anyone else. The
+    tenant admin site decides the same way on each request (TenantAdminSite.has_permission);
+    this only says where the platform admin's links go."""
+    tenants = Tenant.objects.exclude(schema_name="public").order_by("slug")
+    if not (_active(user) and user.is_staff):
+        return tenants.none()
+    if user.is_superuser:
+        return tenants
+    return tenants.filter(memberships__user_id=user.pk)

@@ -344,6 +344,7 @@ READ_MODELS = (
         projection="account_balances",
         filter_fields=("owner", "currency", "status"),
         ordering=("account_id",),
+        money_fields=("balance",),
     ),
     ReadModel(
         name="account_statement",
@@ -351,6 +352,7 @@ READ_MODELS = (
         projection="account_statement",
         filter_fields=("account_id", "transfer_id", "kind"),
         ordering=("position",),
+        money_fields=("amount", "balance_after"),
     ),
     ReadModel(
         name="transfers",
@@ -358,6 +360,13 @@ READ_MODELS = (
         projection="transfers",
         filter_fields=("status", "from_account_id", "to_account_id"),
         ordering=("transfer_id",),
+        money_fields=("amount",),
     ),
-    ReadModel(name="bank_totals", model=BankTotals, projection="bank_totals", ordering=("currency",)),
+    ReadModel(
+        name="bank_totals",
+        model=BankTotals,
+        projection="bank_totals",
+        ordering=("currency",),
+        money_fields=("total_balance", "in_flight"),
+    ),
 )

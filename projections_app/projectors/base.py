@@ -194,10 +194,17 @@ def _fingerprint(projection: Projection) -> str:
 
 @dataclass(frozen=True)
 class ReadModel:
-    """How a read model is exposed at /t/<tenant>/api/read-models/<name>/."""
+    """How a read model is exposed at /t/<tenant>/api/read-models/<name>/ and in the tenant
+    admin: `filter_fields` are the API's exact-match filters and the admin's list filters;
+    `money_fields` hold minor units of the currency in `currency_field` (the admin shows
+    them as `12.34 EUR`); `list_fields`, when given, are the admin list's columns (by
+    default every field but bookkeeping, long text and JSON)."""
 
     name: str
     model: type[models.Model]
     projection: str
     filter_fields: tuple[str, ...] = ()
     ordering: tuple[str, ...] = field(default=())
+    money_fields: tuple[str, ...] = ()
+    currency_field: str = "currency"
+    list_fields: tuple[str, ...] = ()

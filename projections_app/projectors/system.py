@@ -162,6 +162,15 @@ READ_MODELS = (
         projection="system_status",
         filter_fields=("last_result", "last_tester_id", "last_test_id"),
         ordering=("system_id",),
+        # What tells systems apart at a glance; counters and the message are on the page.
+        list_fields=(
+            "system_id",
+            "last_test_name",
+            "last_result",
+            "last_tester_id",
+            "last_executed_at",
+            "number_executed_tests",
+        ),
     ),
     ReadModel(name="system_metrics", model=SystemMetrics, projection="system_metrics", ordering=("scope",)),
 )

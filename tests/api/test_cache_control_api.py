@@ -29,7 +29,10 @@ def test_a_balance_is_answered_with_no_store(world):
 @pytest.mark.parametrize(
     ("persona", "url"),
     [
-        ("ada", read_model_url("account_balances", "5b9f1c1e-3a53-4c36-9d0e-0c1d2a3b4c5d")),  # no such account
+        (
+            "ada",
+            read_model_url("account_balances", "5b9f1c1e-3a53-4c36-9d0e-0c1d2a3b4c5d"),
+        ),  # no such account
         (None, read_model_url("account_balances")),  # not authenticated
         ("bob", read_model_url("account_balances")),  # another tenant's member
         ("ada", "/t/no-such-tenant/api/commands/"),  # answered by the tenant middleware

@@ -28,7 +28,16 @@ def test_the_root_lists_the_entry_points_for_an_api_client(world, path):
 
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     body = response.json()
-    assert set(body["links"]) == {"docs", "schema", "registry", "tenants", "tenant_api", "health", "ready", "admin"}
+    assert set(body["links"]) == {
+        "docs",
+        "schema",
+        "registry",
+        "tenants",
+        "tenant_api",
+        "health",
+        "ready",
+        "admin",
+    }
     assert body["links"]["docs"] == f"{ORIGIN}/api/docs/"
     assert body["links"]["registry"] == f"{ORIGIN}/api/registry/"
     assert body["links"]["tenant_api"] == f"{ORIGIN}/t/{{tenant}}/api/"

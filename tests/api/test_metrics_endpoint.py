@@ -46,4 +46,8 @@ def test_the_token_holder_gets_prometheus_text(world, metrics_token, isolated_re
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
-    assert {s.labels["queue"] for s in families["intent_queue_depth"].samples} == {"commands", "projections", "sweeps"}
+    assert {s.labels["queue"] for s in families["intent_queue_depth"].samples} == {
+        "commands",
+        "projections",
+        "sweeps",
+    }

@@ -141,3 +141,48 @@ def test_groups_are_for_superusers_only(world, helga):
     browser_for(helga).post("/admin/auth/group/add/", {"name": "mine"})
     assert not Group.objects.filter(name="mine").exists()
     assert browser_for(world["root"].user).get("/admin/auth/group/").status_code == 200
+
+
+# --- the way to the tenant admins ------------------------------------------------------------
+def _tenant_admins_block(html: str) -> str:
+    return html.split('id="tenant-admins"', 1)[1].split("</table>", 1)[0]
+
+
+def test_a_superuser_finds_every_tenant_admin_on_the_platform_index(world):
+    block = _tenant_admins_block(browser_for(world["root"].user).get("/admin/").content.decode())
+
+    assert 'href="/t/acme/admin/"' in block and 'href="/t/globex/admin/"' in block
+
+
+def test_a_staff_member_finds_only_the_tenant_admins_of_its_memberships(world):
+    response = browser_for(world["ada"].user).get("/admin/")
+    block = _tenant_admins_block(response.content.decode())
+
+    assert response.status_code == 200
+    assert 'href="/t/acme/admin/"' in block and "/t/globex/" not in block
+    # ... and the platform's own pages stay closed to it, as before.
+    assert browser_for(world["ada"].user).get("/admin/tenants/tenant/").status_code == 403
+
+
+def test_staff_without_platform_rights_or_membership_gets_no_tenant_link(world):
+    response = browser_for(world["stan"].user).get("/admin/")
+    block = _tenant_admins_block(response.content.decode())
+
+    assert "/t/" not in block and "No tenant admin to open" in block
+    assert "/admin/tenants/tenant/" not in response.content.decode()
+
+
+def test_a_member_who_is_not_staff_never_sees_the_platform_index(world):
+    response = browser_for(world["bob"].user).get("/admin/")
+
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_tenant_row_and_page_link_to_its_admin(world):
+    root = browser_for(world["root"].user)
+
+    listed = root.get("/admin/tenants/tenant/").content.decode()
+    page = root.get(f"/admin/tenants/tenant/{world.acme.pk}/change/").content.decode()
+
+    assert 'href="/t/acme/admin/"' in listed
+    assert page.count('href="/t/acme/admin/"') == 2  # the "tenant admin" field and "View on site"

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, connections
 from knox.models import AuthToken
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
@@ -74,6 +74,8 @@ def ensure_chromium() -> Path:
             done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
             if done.returncode != 0:
                 pytest.fail(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        if not CHROMIUM.exists():
+            pytest.fail(f"apt-get installed chromium, but there is no {CHROMIUM}")
     return CHROMIUM
 
 
@@ -204,14 +206,33 @@ def app(
 
 
 @pytest.fixture(autouse=True)
-def _committed(live_db: None) -> None:
-    """Browser tests read and write the database the app processes use: commits are real."""
+def _committed(live_db: None, playwright: Playwright) -> Iterator[None]:
+    """Browser tests read and write the database the app processes use: commits are real.
+
+    While Playwright's loop runs, Django keeps this thread's database connections apart
+    from the ones it opens without a loop (asgiref's Local turns into a context variable),
+    so the connections a test opens are closed here, where the loop still runs: once it
+    has stopped nobody could reach them, and the test database could not be dropped.
+    """
+    yield
+    connections.close_all()
 
 
 @pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
+    # Playwright's sync API keeps an asyncio loop running in the test's thread, so Django
+    # would take the tests' own (synchronous) ORM calls for calls from async code and
+    # refuse them (SynchronousOnlyOperation).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as running:
+            yield running
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="package")

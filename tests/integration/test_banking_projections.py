@@ -96,7 +96,9 @@ GOLDEN_STREAM = [
     _transfer(T_DECLINED, TransferRequested(from_account_id=ANN, to_account_id=BEN, amount=5_000)),
     _account(
         ANN,
-        AccountDebitDeclined(transfer_id=T_DECLINED, amount=5_000, currency="EUR", reason="insufficient_funds"),
+        AccountDebitDeclined(
+            transfer_id=T_DECLINED, amount=5_000, currency="EUR", reason="insufficient_funds"
+        ),
     ),
     _transfer(T_DECLINED, TransferDeclined(reason="insufficient_funds")),
     # in flight: Ben debited, Ann not credited yet

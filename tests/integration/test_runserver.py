@@ -77,7 +77,9 @@ def _wait_healthy(port: int, proc: Proc, timeout: float = 90.0) -> None:
 
 def _server_connections() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APPLICATION_NAME])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APPLICATION_NAME]
+        )
         return int(cursor.fetchone()[0])
 
 

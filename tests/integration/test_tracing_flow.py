@@ -90,7 +90,9 @@ def test_a_transfer_is_one_trace_from_the_request_to_its_completion(
     def whole_flow() -> list[Any] | None:
         spans = otlp.of_trace(trace_id)
         names = {span.name for span in spans}
-        ids = {span.span_id for span in spans} | {format(s.context.span_id, "016x") for s in here.get_finished_spans()}
+        ids = {span.span_id for span in spans} | {
+            format(s.context.span_id, "016x") for s in here.get_finished_spans()
+        }
         # Spans are exported in batches: wait until every parent has arrived too.
         connected = {span.parent_id for span in spans} <= ids
         return spans if connected and all(f"command {name}" in names for name in FLOW) else None
