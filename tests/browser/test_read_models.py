@@ -54,7 +54,7 @@ def listed_ids(page: Page) -> set[str]:
 
 def test_the_api_filters_narrow_the_read_model_rows(app, page, accounts):
     page.goto(app.admin(BALANCES))
-    assert listed_ids(page) == {a[:8] for a in accounts.values()}
+    assert {a[:8] for a in accounts.values()} <= listed_ids(page)  # other tests open accounts too
     shot(page, "10-account-balances")
 
     owner = page.locator('#changelist-filter input[name="owner"]')
