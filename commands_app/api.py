@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
@@ -27,6 +27,7 @@ from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds, parse
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
+from intent_project.api.schema import errors
 from intent_project.api.throttling import COMMAND_THROTTLES
 from intent_project.tenancy import current_schema
 from intent_project.waits import Recheck, Wait
@@ -149,6 +150,17 @@ class CommandReadParams(QueryParams):
     wait = WaitSeconds(help_text="Hold up to this many seconds (max 30) until the status is final.")
 
 
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    enum=["true"],
+    required=True,
+    response=[200],
+    description="The command was stored by an earlier request with this id and body; nothing was stored now.",
+)
+
+
 class CommandListView(GenericAPIView):
     permission_classes = [IsTenantMember]
     throttle_classes = COMMAND_THROTTLES  # submissions per user and per tenant (POST only)
@@ -164,12 +176,29 @@ class CommandListView(GenericAPIView):
             qs = qs.filter(type=params["type"])
         return qs
 
-    @extend_schema(parameters=[CommandListParams], responses=CommandOut(many=True))
+    @extend_schema(
+        operation_id="listCommands",
+        description="The commands the caller may see, newest first.",
+        parameters=[CommandListParams],
+        responses=CommandOut(many=True),
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CommandOut(page, many=True).data)
 
-    @extend_schema(request=CommandIn, parameters=[SubmitParams], responses={202: CommandOut, 200: CommandOut})
+    @extend_schema(
+        operation_id="submitCommand",
+        description="Submit a command: 202 when stored now, 200 (`Idempotent-Replayed: true`) when "
+        "a command with this `id` and the same body was stored before. The `payload` is the "
+        "command type's (see the variants, or GET /api/registry/).",
+        request=CommandIn,
+        parameters=[SubmitParams, IDEMPOTENT_REPLAYED],
+        responses={
+            202: OpenApiResponse(CommandOut, description="Stored now."),
+            200: OpenApiResponse(CommandOut, description="Stored before, with the same body."),
+            **errors((409, "A command with this id was stored with a different body.")),
+        },
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         envelope = CommandIn(data=request.data)
         envelope.is_valid(raise_exception=True)
@@ -221,7 +250,12 @@ class CommandDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
-    @extend_schema(parameters=[CommandReadParams], responses=CommandOut)
+    @extend_schema(
+        operation_id="getCommand",
+        description="One command: its status, result or error.",
+        parameters=[CommandReadParams],
+        responses=CommandOut,
+    )
     def get(self, request: Request, command_id: Any) -> Response:
         # Asked before any waiting: nobody parks a request on a command it may not see (and
         # under the front door every later run of a parked wait asks again).
@@ -249,8 +283,11 @@ class CommandStreamView(streams.StreamView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
-        operation_id="commands_stream",
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream.")},
+        operation_id="streamCommand",
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream."),
+            **errors(429),
+        },
         description=(
             "Server-Sent Events (`text/event-stream`): a `status` message with the command as "
             "`GET /commands/{command_id}/` returns it, at once and at every change of its status "
@@ -283,7 +320,12 @@ class CommandRetryView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
-    @extend_schema(request=None, responses={202: CommandOut})
+    @extend_schema(
+        operation_id="retryCommand",
+        description="Send a failed command again (it recorded nothing when it failed).",
+        request=None,
+        responses={202: CommandOut, **errors((409, "Only a failed command can be retried."))},
+    )
     def post(self, request: Request, command_id: Any) -> Response:
         command = operations.retry(command_id, by=operations.api_operator(request))
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

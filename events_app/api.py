@@ -24,6 +24,7 @@ from intent_project import streams
 from intent_project.api.errors import ApiError
 from intent_project.api.params import POSITION_MAX, QueryParams, parse
 from intent_project.api.permissions import IsTenantMember
+from intent_project.api.schema import errors
 from intent_project.tenancy import current_schema
 
 DEFAULT_LIMIT = 100
@@ -97,7 +98,8 @@ class EventListView(GenericAPIView):
     serializer_class = EventOut
 
     @extend_schema(
-        operation_id="events_list",
+        operation_id="listEvents",
+        description="The log as the caller may see it, in position order; page on with `after`.",
         parameters=[EventListParams],
         responses=inline_serializer(
             "EventPage",
@@ -131,6 +133,7 @@ class EventDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = EventOut
 
+    @extend_schema(operation_id="getEvent", description="One event.", responses=EventOut)
     def get(self, request: Request, event_id: uuid.UUID) -> Response:
         # An event outside the caller's scope answers exactly as a missing one.
         row = Event.objects.filter(visible_events(api_reader(request)), id=event_id).first()
@@ -145,6 +148,7 @@ class TraceView(APIView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
+        operation_id="getTrace",
         responses=OpenApiTypes.OBJECT,
         description=(
             "The commands and events sharing `correlation_id`, nested by causation: a command's "
@@ -204,9 +208,12 @@ class EventStreamView(streams.StreamView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
-        operation_id="events_stream",
+        operation_id="streamEvents",
         parameters=[EventStreamParams, LAST_EVENT_ID],
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream.")},
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream."),
+            **errors(429),
+        },
         description=STREAM_DESCRIPTION,
     )
     def get(self, request: Request) -> Any:

@@ -69,7 +69,7 @@ class CursorPageParams(QueryParams):
     """A cursor-paginated list (intent_project/api/pagination.py reads and checks the cursor)."""
 
     cursor = serializers.CharField(
-        required=False, help_text="Where the page starts: use the `next`/`previous` links as given."
+        required=False, help_text="Where the page starts: a page's `next_cursor` or `previous_cursor`."
     )
     limit = serializers.IntegerField(
         required=False,

@@ -26,6 +26,7 @@ from commands_app.registry import get_registry
 from intent_project import readiness
 from intent_project.api.authentication import ACCEPTED_SCHEMES, TokenAuthentication
 from intent_project.api.errors import ApiError
+from intent_project.api.schema import errors
 from intent_project.api.throttling import LOGIN_THROTTLES
 from intent_project.tenancy import use_public_schema
 from intent_project.tenants import policy
@@ -59,7 +60,7 @@ class EntryPointsView(APIView):
     authentication_classes: list[Any] = []
     page: str | None = None
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="api_root")
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="getApiRoot", tags=["entry-points"])
     def get(self, request: Request, **kwargs: Any) -> Any:
         if self.page is not None and _wants_a_page(request):
             return HttpResponseRedirect(reverse(self.page))
@@ -90,7 +91,7 @@ class EntryPointsView(APIView):
 class TenantEntryPointsView(EntryPointsView):
     """A tenant's entry points (in the tenant's urlconf, so `reverse` gives /t/<tenant>/ URLs)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="tenant_api_root")
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="getTenantApiRoot", tags=["entry-points"])
     def get(self, request: Request, **kwargs: Any) -> Any:
         return super().get(request, **kwargs)
 
@@ -144,6 +145,9 @@ class TokenView(APIView):
     throttle_classes = LOGIN_THROTTLES
 
     @extend_schema(
+        operation_id="createToken",
+        description="Log in: a new token, shown in this answer only. Send it as "
+        "`Authorization: Bearer <token>` (or `Token <token>`) until `expiry`.",
         request=TokenIn,
         responses=inline_serializer(
             "Token", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}
@@ -175,7 +179,12 @@ class LogoutView(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        operation_id="revokeToken",
+        description="Revoke the token this request carries.",
+        request=None,
+        responses={204: None},
+    )
     def post(self, request: Request) -> Response:
         request.auth.delete()
         user_logged_out.send(sender=request.user.__class__, request=request._request, user=request.user)
@@ -188,7 +197,12 @@ class LogoutAllView(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        operation_id="revokeAllTokens",
+        description="Revoke every token of the calling user.",
+        request=None,
+        responses={204: None},
+    )
     def post(self, request: Request) -> Response:
         AuthToken.objects.filter(user=request.user).delete()
         user_logged_out.send(sender=request.user.__class__, request=request._request, user=request.user)
@@ -228,7 +242,13 @@ class UserListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=UserIn, responses={201: UserOut})
+    @extend_schema(
+        operation_id="createUser",
+        description="Create a user (superusers and holders of `auth.add_user`; staff users: "
+        "superusers only).",
+        request=UserIn,
+        responses={201: UserOut, **errors(409)},
+    )
     def post(self, request: Request) -> Response:
         policy.create_user_allowed(request.user, staff=False)  # before the body says who exists
         data = UserIn(data=request.data)
@@ -274,12 +294,21 @@ class TenantOut(serializers.Serializer):
 class TenantListView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=TenantOut(many=True))
+    @extend_schema(
+        operation_id="listTenants",
+        description="The tenants the caller belongs to (every tenant for platform operators).",
+        responses=TenantOut(many=True),
+    )
     def get(self, request: Request) -> Response:
         tenants = policy.visible_tenants(request.user)
         return Response(TenantOut(tenants, many=True, context={"request": request}).data)
 
-    @extend_schema(request=TenantIn, responses={201: TenantOut})
+    @extend_schema(
+        operation_id="createTenant",
+        description="Create a tenant (needs the `tenants.add_tenant` permission).",
+        request=TenantIn,
+        responses={201: TenantOut, **errors(409)},
+    )
     def post(self, request: Request) -> Response:
         if not policy.may(request.user, PlatformAction.CREATE_TENANT):
             raise ApiError(
@@ -323,7 +352,11 @@ class MemberListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=MemberOut(many=True))
+    @extend_schema(
+        operation_id="listMembers",
+        description="A tenant's members and their roles.",
+        responses=MemberOut(many=True),
+    )
     def get(self, request: Request, slug: str) -> Response:
         tenant = _tenant(slug)
         if not policy.may_list_members(request.user, tenant):
@@ -332,7 +365,13 @@ class MemberListView(APIView):
             MemberOut(Membership.objects.filter(tenant=tenant).select_related("user"), many=True).data
         )
 
-    @extend_schema(request=MemberIn, responses={201: MemberOut, 200: MemberOut})
+    @extend_schema(
+        operation_id="addMember",
+        description="Give a user a role in the tenant: 201 when added, 200 when the user was a "
+        "member already (the role is changed).",
+        request=MemberIn,
+        responses={201: MemberOut, 200: MemberOut},
+    )
     def post(self, request: Request, slug: str) -> Response:
         tenant = _tenant(slug)
         policy.require_member_manager(request.user, tenant)
@@ -352,7 +391,12 @@ class MemberDetailView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=MemberRoleIn, responses={200: MemberOut})
+    @extend_schema(
+        operation_id="changeMemberRole",
+        description="Change a member's role.",
+        request=MemberRoleIn,
+        responses={200: MemberOut},
+    )
     def patch(self, request: Request, slug: str, username: str) -> Response:
         tenant = _tenant(slug)
         policy.require_member_manager(request.user, tenant)
@@ -363,7 +407,12 @@ class MemberDetailView(APIView):
         )
         return Response(MemberOut(membership).data)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        operation_id="removeMember",
+        description="Remove a member from the tenant.",
+        request=None,
+        responses={204: None},
+    )
     def delete(self, request: Request, slug: str, username: str) -> Response:
         policy.remove_member(request.user, _tenant(slug), username)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -373,7 +422,10 @@ class RegistryView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT, description="Command and event types with their JSON Schemas."
+        operation_id="getRegistry",
+        responses=OpenApiTypes.OBJECT,
+        description="Command and event types with their JSON Schemas, sagas, projections, and "
+        "who may send and read what.",
     )
     def get(self, request: Request) -> Response:
         body = get_registry().describe()
@@ -395,7 +447,9 @@ def ready(request: HttpRequest) -> JsonResponse:
     """Readiness (intent_project/readiness.py): 200 when every check passes, else 503.
     Open like /health/: it names checks and counts, never tenants or hosts."""
     ok, checks = readiness.readiness()
-    return JsonResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+    )
 
 
 def health(request: HttpRequest) -> JsonResponse:
