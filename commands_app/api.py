@@ -27,7 +27,7 @@ from intent_project.api.fields import UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds, parse
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
-from intent_project.api.schema import errors
+from intent_project.api.schema import FailureSerializer, JSONObjectField, errors
 from intent_project.api.throttling import COMMAND_THROTTLES
 from intent_project.tenancy import current_schema
 from intent_project.waits import Recheck, Wait
@@ -93,14 +93,78 @@ def _wire(value: Any) -> Any:
     return value
 
 
-class CommandOut(serializers.ModelSerializer):
-    """A stored command as the API shows it.
+class SagaTriggerOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    position = serializers.IntegerField()
+    type = serializers.CharField()
 
-    The fields (and so the OpenAPI schema) are the model's, as for any ModelSerializer;
-    only the output is built directly from them, because building the serializer's
-    fields anew for every response was a fifth of the CPU of POST + GET. A test holds it
-    equal to the generic ModelSerializer output.
-    """
+    class Meta:
+        ref_name = "SagaTrigger"
+
+
+class CommandMetadataOut(serializers.Serializer):
+    """Who sent the command, from where, as part of which flow (commands_app.domain.messages)."""
+
+    tenant = serializers.CharField()
+    source = serializers.CharField(help_text="`api`, `saga`, `admin` ...")  # type: ignore[assignment]
+    user_id = serializers.CharField(allow_null=True)
+    username = serializers.CharField(allow_null=True)
+    role = serializers.CharField(allow_null=True)
+    request_id = serializers.CharField(allow_null=True)
+    correlation_id = serializers.UUIDField(allow_null=True)
+    causation_id = serializers.UUIDField(allow_null=True)
+    received_at = serializers.DateTimeField(allow_null=True)
+    labels = serializers.DictField(child=serializers.CharField(), required=False)
+    saga = serializers.CharField(required=False, help_text="The saga that issued it.")
+    trigger = SagaTriggerOut(required=False, help_text="What the saga reacted to.")
+    previous_errors = FailureSerializer(many=True, required=False, help_text="One per operator retry.")
+    trace = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="W3C trace context."
+    )
+
+    class Meta:
+        ref_name = "CommandMetadata"
+
+
+class RecordedEventOut(SagaTriggerOut):
+    aggregate_type = serializers.CharField()
+    aggregate_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "RecordedEvent"
+
+
+class CommandResultOut(serializers.Serializer):
+    """What a processed command recorded."""
+
+    events = RecordedEventOut(many=True)
+    aggregate_version = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        ref_name = "CommandResult"
+
+
+class CommandErrorOut(FailureSerializer):
+    """Why a command failed, or why its last attempt did (`retrying`)."""
+
+    retrying = serializers.BooleanField(required=False, help_text="Another attempt is scheduled.")
+
+    class Meta:
+        ref_name = "CommandError"
+
+
+# The fields (and so the OpenAPI schema) are the model's, as for any ModelSerializer; only
+# the output is built directly from them, because building the serializer's fields anew
+# for every response was a fifth of the CPU of POST + GET. A test holds it equal to the
+# generic ModelSerializer output. The JSON columns are declared for the schema's sake.
+class CommandOut(serializers.ModelSerializer):
+    """A stored command: its status, then its result or error."""
+
+    payload = JSONObjectField(read_only=True, help_text="As submitted; its schema is the type's.")
+    metadata = CommandMetadataOut(read_only=True)
+    result = CommandResultOut(read_only=True, allow_null=True, help_text="Once processed.")
+    error = CommandErrorOut(read_only=True, allow_null=True, help_text="Once failed, or while retrying.")
 
     def to_representation(self, instance: Command) -> dict[str, Any]:
         return {name: _wire(getattr(instance, name)) for name in self.Meta.fields}
@@ -125,6 +189,7 @@ class CommandOut(serializers.ModelSerializer):
             "processed_at",
         ]
         read_only_fields = fields
+        ref_name = "Command"
 
 
 class CommandCursor(StrictCursorPagination):

@@ -395,7 +395,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "intent_project.api.openapi.add_command_payload_schemas",
+        "intent_project.api.openapi.add_tags",
     ],
+    # Relative: the host that serves the document (`make run`: http://127.0.0.1:8000).
+    "SERVERS": [{"url": "/", "description": "The host serving this document."}],
 }
 
 LANGUAGE_CODE = "en-us"

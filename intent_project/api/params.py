@@ -103,21 +103,3 @@ def model_field_params(model: type[models.Model], names: list[str]) -> dict[str,
             kwargs.pop(key, None)
         params[name] = field_class(required=False, help_text=f"Only rows whose `{name}` is this.", **kwargs)
     return params
-
-
-_KINDS: tuple[tuple[type[serializers.Field], str], ...] = (
-    (serializers.UUIDField, "uuid"),
-    (serializers.IntegerField, "integer"),
-    (serializers.DecimalField, "decimal"),
-    (serializers.FloatField, "number"),
-    (serializers.BooleanField, "boolean"),
-    (serializers.DateTimeField, "date-time"),
-    (serializers.DateField, "date"),
-)
-
-
-def describe_param(field: serializers.Field) -> str:
-    """A parameter's type in words, for an OpenAPI description ("uuid", "one of open, closed")."""
-    if isinstance(field, serializers.ChoiceField):
-        return "one of " + ", ".join(str(choice) for choice in field.choices)
-    return next((name for cls, name in _KINDS if isinstance(field, cls)), "string")

@@ -418,12 +418,78 @@ class MemberDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _named(ref_name: str, **fields: serializers.Field) -> type[serializers.Serializer]:
+    meta = type("Meta", (), {"ref_name": ref_name})
+    return type(ref_name, (serializers.Serializer,), {**fields, "Meta": meta})
+
+
+RegistryCommand = _named(
+    "RegistryCommand",
+    type=serializers.CharField(),
+    slice=serializers.CharField(),
+    aggregate=serializers.CharField(),
+    roles=serializers.ListField(child=serializers.CharField(), help_text="Who may send it."),
+    internal=serializers.BooleanField(help_text="Only the platform's sagas send it."),
+    description=serializers.CharField(),
+    schema=serializers.DictField(help_text="The payload's JSON Schema."),
+)
+RegistryEvent = _named(
+    "RegistryEvent",
+    type=serializers.CharField(),
+    slice=serializers.CharField(),
+    schema_version=serializers.IntegerField(),
+    description=serializers.CharField(),
+    schema=serializers.DictField(help_text="The payload's JSON Schema (current version)."),
+)
+RegistryReadRule = _named(
+    "RegistryReadRule",
+    all_rows=serializers.ListField(child=serializers.CharField()),
+    own_rows=serializers.ListField(child=serializers.CharField()),
+    own_field=serializers.CharField(allow_null=True),
+    redacted=serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+)
+RegistryOut = _named(
+    "Registry",
+    commands=RegistryCommand(many=True),
+    events=RegistryEvent(many=True),
+    aggregates=_named(
+        "RegistryAggregate", type=serializers.CharField(), snapshot_schema_version=serializers.IntegerField()
+    )(many=True),
+    sagas=_named(
+        "RegistrySaga",
+        name=serializers.CharField(),
+        events=serializers.ListField(child=serializers.CharField()),
+        commands=serializers.ListField(child=serializers.CharField()),
+    )(many=True),
+    roles=serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Role -> the commands it may send.",
+    ),
+    reads=_named(
+        "RegistryReads",
+        read_models=serializers.DictField(child=RegistryReadRule()),
+        messages=serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            help_text="Slice -> the roles that read its commands and events.",
+        ),
+    )(),
+    projections=_named(
+        "RegistryProjection",
+        name=serializers.CharField(),
+        version=serializers.IntegerField(),
+        event_types=serializers.ListField(child=serializers.CharField()),
+        read_models=serializers.ListField(child=serializers.CharField()),
+    )(many=True),
+    tenant_roles=_named("TenantRole", role=serializers.CharField(), label=serializers.CharField())(many=True),
+)
+
+
 class RegistryView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
         operation_id="getRegistry",
-        responses=OpenApiTypes.OBJECT,
+        responses=RegistryOut,
         description="Command and event types with their JSON Schemas, sagas, projections, and "
         "who may send and read what.",
     )
