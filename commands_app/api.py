@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
@@ -23,7 +23,7 @@ from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import api_reader, visible_commands
 from intent_project import streams
 from intent_project.api.errors import ApiError
-from intent_project.api.fields import UUIDStringField
+from intent_project.api.fields import DateTimeInField, UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds, parse
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
@@ -37,10 +37,27 @@ from intent_project.waits import Recheck, Wait
 LABEL_KEY = re.compile(r"^[a-zA-Z0-9_.:/-]{1,64}$")
 
 
+MAX_LABELS = 20
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": 200},
+        "maxProperties": MAX_LABELS,
+        "propertyNames": {"pattern": LABEL_KEY.pattern},
+    }
+)
+class LabelsField(serializers.DictField):
+    """The client's own tags: short keys (LABEL_KEY), string values."""
+
+
 class CommandMetadataIn(serializers.Serializer):
+    """What the client may say about a command's flow; any other key is refused."""
+
     correlation_id = UUIDStringField(required=False)
     causation_id = UUIDStringField(required=False)
-    labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+    labels = LabelsField(child=serializers.CharField(max_length=200), required=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):
@@ -48,8 +65,8 @@ class CommandMetadataIn(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown metadata field."] for key in unknown})
         attrs = super().to_internal_value(data)
-        if len(attrs.get("labels", {})) > 20:
-            raise serializers.ValidationError({"labels": ["At most 20 labels."]})
+        if len(attrs.get("labels", {})) > MAX_LABELS:
+            raise serializers.ValidationError({"labels": [f"At most {MAX_LABELS} labels."]})
         bad_keys = [key for key in attrs.get("labels", {}) if not LABEL_KEY.fullmatch(key)]
         if bad_keys:
             raise serializers.ValidationError(
@@ -70,7 +87,7 @@ class CommandIn(serializers.Serializer):
     type = serializers.CharField(max_length=100, help_text="A command type from GET /api/registry/.")
     payload = serializers.JSONField(help_text="Validated against the command type's JSON Schema.")
     metadata = CommandMetadataIn(required=False)
-    not_before = serializers.DateTimeField(
+    not_before = DateTimeInField(
         required=False,
         allow_null=True,
         help_text="Keep the command pending until this time (ISO 8601; at most a year ahead).",

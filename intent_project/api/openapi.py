@@ -44,6 +44,8 @@ def add_command_payload_schemas(
 ) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     envelope = schemas.pop("CommandInRequest", None) or schemas.pop("CommandIn", None) or {}
+    if "CommandMetadataInRequest" in schemas:  # commands_app.api.CommandMetadataIn refuses other keys
+        schemas["CommandMetadataInRequest"]["additionalProperties"] = False
     variants = []
     mapping = {}
     for type_name, cls in sorted(get_registry().commands.items()):

@@ -31,6 +31,14 @@ class QueryParams(serializers.Serializer):
     # DRF's own ?format= (the browsable API) is known to every view.
     always_known: ClassVar[frozenset[str]] = frozenset({"format"})
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = super().get_fields()
+        for field in fields.values():
+            # A value is matched as sent: `? x=` must not become a blank the document allows.
+            if isinstance(field, serializers.CharField):
+                field.trim_whitespace = False
+        return fields
+
     def to_internal_value(self, data: Any) -> Any:
         if self.unknown is not None:
             extra = sorted(set(data) - set(self.fields) - self.always_known)

@@ -8,7 +8,7 @@ operation of its kind can answer, all in the one `Error` shape (intent_project/a
 - 401 when it reads credentials, 403 when it needs some; 404 when its path has parameters;
 - 429 when a throttle counts its method; 503 (with `Retry-After`) for every operation.
 
-Every response carries `X-Request-ID`; 429 and 503 carry `Retry-After`. Operation
+A query parameter may be sent empty, which means "not given". Every response carries `X-Request-ID`; 429 and 503 carry `Retry-After`. Operation
 descriptions come only from `extend_schema(description=...)`: docstrings are written for
 the code's readers, not for the API's.
 """
@@ -91,6 +91,9 @@ class ApiSchema(AutoSchema):
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
             return None
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query":
+                parameter["allowEmptyValue"] = True  # `?wait=` means "not given" (params.parse)
         responses = operation["responses"]
         for status in sorted(self._error_statuses(operation)):
             answer = OpenApiResponse(ErrorSerializer, description=ERROR_STATUSES[status])
