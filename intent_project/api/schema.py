@@ -6,7 +6,7 @@ operation of its kind can answer, all in the one `Error` shape (intent_project/a
 
 - 400 when it takes a body or query parameters; 413 and 415 when it takes a body;
 - 401 when it reads credentials, 403 when it needs some; 404 when its path has parameters;
-- 429 when a throttle counts its method; 503 (with `Retry-After`) for every operation.
+- 429 when a throttle counts its method or it takes `?wait=`; 503 (with `Retry-After`) for every operation.
 
 A query parameter may be sent empty, which means "not given". Every response carries `X-Request-ID`; 429 and 503 carry `Retry-After`. Operation
 descriptions come only from `extend_schema(description=...)`: docstrings are written for
@@ -94,6 +94,8 @@ class ApiSchema(AutoSchema):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "query":
                 parameter["allowEmptyValue"] = True  # `?wait=` means "not given" (params.parse)
+        if operation.get("security") == [{}]:
+            del operation["security"]  # open to anyone: no credentials to send at all
         responses = operation["responses"]
         for status in sorted(self._error_statuses(operation)):
             answer = OpenApiResponse(ErrorSerializer, description=ERROR_STATUSES[status])
@@ -118,6 +120,9 @@ class ApiSchema(AutoSchema):
             statuses.add(403)
         if "path" in places:
             statuses.add(404)
+        queried = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        if "wait" in queried:
+            statuses.add(429)  # beyond WAITS_PER_USER (intent_project/waits.py)
         throttles = getattr(self.view, "throttle_classes", ())
         if any(getattr(t, "methods", None) is None or self.method in t.methods for t in throttles):
             statuses.add(429)
