@@ -13,7 +13,6 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.models import AuthToken
 from rest_framework import serializers, status
@@ -50,6 +49,33 @@ def _wants_a_page(request: Request) -> bool:
     return request._request.get_preferred_type(["application/json", "text/html"]) == "text/html"
 
 
+def _named(ref_name: str, **fields: serializers.Field) -> type[serializers.Serializer]:
+    meta = type("Meta", (), {"ref_name": ref_name})
+    return type(ref_name, (serializers.Serializer,), {**fields, "Meta": meta})
+
+
+_ENTRY_POINT_FIELDS = {
+    "name": serializers.CharField(),
+    "version": serializers.CharField(),
+    "authentication": _named(
+        "Authentication",
+        header=serializers.CharField(help_text="The header to send."),
+        token=serializers.URLField(help_text="Where to log in for a token."),
+    )(),
+}
+EntryPointsOut = _named(
+    "EntryPoints",
+    **_ENTRY_POINT_FIELDS,
+    links=serializers.DictField(child=serializers.CharField(), help_text="URLs (and URI templates)."),
+)
+TenantEntryPointsOut = _named(
+    "TenantEntryPoints",
+    tenant=serializers.CharField(),
+    **_ENTRY_POINT_FIELDS,
+    links=serializers.DictField(help_text="URLs, URI templates, and `read_models`: name -> URL."),
+)
+
+
 class EntryPointsView(APIView):
     """Where to go from here (GET /api/): links, never data, so open to anyone like the registry.
 
@@ -60,7 +86,7 @@ class EntryPointsView(APIView):
     authentication_classes: list[Any] = []
     page: str | None = None
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="getApiRoot", tags=["entry-points"])
+    @extend_schema(responses=EntryPointsOut, operation_id="getApiRoot", tags=["entry-points"])
     def get(self, request: Request, **kwargs: Any) -> Any:
         if self.page is not None and _wants_a_page(request):
             return HttpResponseRedirect(reverse(self.page))
@@ -91,7 +117,7 @@ class EntryPointsView(APIView):
 class TenantEntryPointsView(EntryPointsView):
     """A tenant's entry points (in the tenant's urlconf, so `reverse` gives /t/<tenant>/ URLs)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="getTenantApiRoot", tags=["entry-points"])
+    @extend_schema(responses=TenantEntryPointsOut, operation_id="getTenantApiRoot", tags=["entry-points"])
     def get(self, request: Request, **kwargs: Any) -> Any:
         return super().get(request, **kwargs)
 
@@ -416,11 +442,6 @@ class MemberDetailView(APIView):
     def delete(self, request: Request, slug: str, username: str) -> Response:
         policy.remove_member(request.user, _tenant(slug), username)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _named(ref_name: str, **fields: serializers.Field) -> type[serializers.Serializer]:
-    meta = type("Meta", (), {"ref_name": ref_name})
-    return type(ref_name, (serializers.Serializer,), {**fields, "Meta": meta})
 
 
 RegistryCommand = _named(
