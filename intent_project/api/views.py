@@ -86,7 +86,13 @@ class EntryPointsView(APIView):
     authentication_classes: list[Any] = []
     page: str | None = None
 
-    @extend_schema(responses=EntryPointsOut, operation_id="getApiRoot", tags=["entry-points"])
+    @extend_schema(
+        responses=EntryPointsOut,
+        operation_id="getApiRoot",
+        tags=["entry-points"],
+        description="Links to the docs, the schema, the registry, tenants and health, and how to "
+        "authenticate.",
+    )
     def get(self, request: Request, **kwargs: Any) -> Any:
         if self.page is not None and _wants_a_page(request):
             return HttpResponseRedirect(reverse(self.page))
@@ -117,7 +123,12 @@ class EntryPointsView(APIView):
 class TenantEntryPointsView(EntryPointsView):
     """A tenant's entry points (in the tenant's urlconf, so `reverse` gives /t/<tenant>/ URLs)."""
 
-    @extend_schema(responses=TenantEntryPointsOut, operation_id="getTenantApiRoot", tags=["entry-points"])
+    @extend_schema(
+        responses=TenantEntryPointsOut,
+        operation_id="getTenantApiRoot",
+        tags=["entry-points"],
+        description="Links to the tenant's commands, events, traces, read models and projections.",
+    )
     def get(self, request: Request, **kwargs: Any) -> Any:
         return super().get(request, **kwargs)
 
