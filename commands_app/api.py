@@ -38,12 +38,13 @@ LABEL_KEY = re.compile(r"^[a-zA-Z0-9_.:/-]{1,64}$")
 
 
 MAX_LABELS = 20
+LABEL_VALUE_MAX = 200
 
 
 @extend_schema_field(
     {
         "type": "object",
-        "additionalProperties": {"type": "string", "maxLength": 200},
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": LABEL_VALUE_MAX},
         "maxProperties": MAX_LABELS,
         "propertyNames": {"pattern": LABEL_KEY.pattern},
     }
@@ -57,7 +58,10 @@ class CommandMetadataIn(serializers.Serializer):
 
     correlation_id = UUIDStringField(required=False)
     causation_id = UUIDStringField(required=False)
-    labels = LabelsField(child=serializers.CharField(max_length=200), required=False)
+    # Taken as sent (no trimming), so the document's bounds are the ones applied.
+    labels = LabelsField(
+        child=serializers.CharField(max_length=LABEL_VALUE_MAX, trim_whitespace=False), required=False
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):

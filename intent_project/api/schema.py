@@ -128,6 +128,14 @@ class ApiSchema(AutoSchema):
             statuses.add(429)
         return statuses
 
+    def _map_serializer_field(self, field: Any, direction: Any, bypass_extensions: bool = False) -> Any:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        trims = isinstance(field, serializers.CharField) and field.trim_whitespace
+        if direction == "request" and trims and not field.allow_blank and "pattern" not in schema:
+            # DRF trims the value first, so one of only spaces is refused as blank.
+            schema["pattern"] = r"\S"
+        return schema
+
     def _get_response_headers_for_code(self, status_code: str, direction: Any = "response") -> Any:
         headers = super()._get_response_headers_for_code(status_code, direction)
         headers.setdefault("X-Request-ID", REQUEST_ID_HEADER)

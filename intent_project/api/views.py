@@ -167,7 +167,8 @@ class TenantRootView(TenantEntryPointsView):
 
 class TokenIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=256, style={"input_type": "password"})
+    # Passwords are taken as typed, spaces included (as Django's own login form does).
+    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
 
 
 class TokenView(APIView):
@@ -248,7 +249,7 @@ class LogoutAllView(APIView):
 
 class UserIn(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{1,150}$", max_length=150)
-    password = serializers.CharField(max_length=256, write_only=True)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, write_only=True)
     email = serializers.EmailField(required=False, allow_blank=True)
     is_staff = serializers.BooleanField(required=False, default=False)
 
