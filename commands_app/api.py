@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
@@ -23,10 +23,11 @@ from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import api_reader, visible_commands
 from intent_project import streams
 from intent_project.api.errors import ApiError
-from intent_project.api.fields import UUIDStringField
+from intent_project.api.fields import DateTimeInField, UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds, parse
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
+from intent_project.api.schema import FailureSerializer, JSONObjectField, errors
 from intent_project.api.throttling import COMMAND_THROTTLES
 from intent_project.tenancy import current_schema
 from intent_project.waits import Recheck, Wait
@@ -36,10 +37,31 @@ from intent_project.waits import Recheck, Wait
 LABEL_KEY = re.compile(r"^[a-zA-Z0-9_.:/-]{1,64}$")
 
 
+MAX_LABELS = 20
+LABEL_VALUE_MAX = 200
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": LABEL_VALUE_MAX},
+        "maxProperties": MAX_LABELS,
+        "propertyNames": {"pattern": LABEL_KEY.pattern},
+    }
+)
+class LabelsField(serializers.DictField):
+    """The client's own tags: short keys (LABEL_KEY), string values."""
+
+
 class CommandMetadataIn(serializers.Serializer):
+    """What the client may say about a command's flow; any other key is refused."""
+
     correlation_id = UUIDStringField(required=False)
     causation_id = UUIDStringField(required=False)
-    labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+    # Taken as sent (no trimming), so the document's bounds are the ones applied.
+    labels = LabelsField(
+        child=serializers.CharField(max_length=LABEL_VALUE_MAX, trim_whitespace=False), required=False
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):
@@ -47,8 +69,8 @@ class CommandMetadataIn(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown metadata field."] for key in unknown})
         attrs = super().to_internal_value(data)
-        if len(attrs.get("labels", {})) > 20:
-            raise serializers.ValidationError({"labels": ["At most 20 labels."]})
+        if len(attrs.get("labels", {})) > MAX_LABELS:
+            raise serializers.ValidationError({"labels": [f"At most {MAX_LABELS} labels."]})
         bad_keys = [key for key in attrs.get("labels", {}) if not LABEL_KEY.fullmatch(key)]
         if bad_keys:
             raise serializers.ValidationError(
@@ -69,7 +91,7 @@ class CommandIn(serializers.Serializer):
     type = serializers.CharField(max_length=100, help_text="A command type from GET /api/registry/.")
     payload = serializers.JSONField(help_text="Validated against the command type's JSON Schema.")
     metadata = CommandMetadataIn(required=False)
-    not_before = serializers.DateTimeField(
+    not_before = DateTimeInField(
         required=False,
         allow_null=True,
         help_text="Keep the command pending until this time (ISO 8601; at most a year ahead).",
@@ -92,14 +114,78 @@ def _wire(value: Any) -> Any:
     return value
 
 
-class CommandOut(serializers.ModelSerializer):
-    """A stored command as the API shows it.
+class SagaTriggerOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    position = serializers.IntegerField()
+    type = serializers.CharField()
 
-    The fields (and so the OpenAPI schema) are the model's, as for any ModelSerializer;
-    only the output is built directly from them, because building the serializer's
-    fields anew for every response was a fifth of the CPU of POST + GET. A test holds it
-    equal to the generic ModelSerializer output.
-    """
+    class Meta:
+        ref_name = "SagaTrigger"
+
+
+class CommandMetadataOut(serializers.Serializer):
+    """Who sent the command, from where, as part of which flow (commands_app.domain.messages)."""
+
+    tenant = serializers.CharField()
+    source = serializers.CharField(help_text="`api`, `saga`, `admin` ...")  # type: ignore[assignment]
+    user_id = serializers.CharField(allow_null=True)
+    username = serializers.CharField(allow_null=True)
+    role = serializers.CharField(allow_null=True)
+    request_id = serializers.CharField(allow_null=True)
+    correlation_id = serializers.UUIDField(allow_null=True)
+    causation_id = serializers.UUIDField(allow_null=True)
+    received_at = serializers.DateTimeField(allow_null=True)
+    labels = serializers.DictField(child=serializers.CharField(), required=False)
+    saga = serializers.CharField(required=False, help_text="The saga that issued it.")
+    trigger = SagaTriggerOut(required=False, help_text="What the saga reacted to.")
+    previous_errors = FailureSerializer(many=True, required=False, help_text="One per operator retry.")
+    trace = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="W3C trace context."
+    )
+
+    class Meta:
+        ref_name = "CommandMetadata"
+
+
+class RecordedEventOut(SagaTriggerOut):
+    aggregate_type = serializers.CharField()
+    aggregate_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "RecordedEvent"
+
+
+class CommandResultOut(serializers.Serializer):
+    """What a processed command recorded."""
+
+    events = RecordedEventOut(many=True)
+    aggregate_version = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        ref_name = "CommandResult"
+
+
+class CommandErrorOut(FailureSerializer):
+    """Why a command failed, or why its last attempt did (`retrying`)."""
+
+    retrying = serializers.BooleanField(required=False, help_text="Another attempt is scheduled.")
+
+    class Meta:
+        ref_name = "CommandError"
+
+
+# The fields (and so the OpenAPI schema) are the model's, as for any ModelSerializer; only
+# the output is built directly from them, because building the serializer's fields anew
+# for every response was a fifth of the CPU of POST + GET. A test holds it equal to the
+# generic ModelSerializer output. The JSON columns are declared for the schema's sake.
+class CommandOut(serializers.ModelSerializer):
+    """A stored command: its status, then its result or error."""
+
+    payload = JSONObjectField(read_only=True, help_text="As submitted; its schema is the type's.")
+    metadata = CommandMetadataOut(read_only=True)
+    result = CommandResultOut(read_only=True, allow_null=True, help_text="Once processed.")
+    error = CommandErrorOut(read_only=True, allow_null=True, help_text="Once failed, or while retrying.")
 
     def to_representation(self, instance: Command) -> dict[str, Any]:
         return {name: _wire(getattr(instance, name)) for name in self.Meta.fields}
@@ -124,6 +210,7 @@ class CommandOut(serializers.ModelSerializer):
             "processed_at",
         ]
         read_only_fields = fields
+        ref_name = "Command"
 
 
 class CommandCursor(StrictCursorPagination):
@@ -149,6 +236,17 @@ class CommandReadParams(QueryParams):
     wait = WaitSeconds(help_text="Hold up to this many seconds (max 30) until the status is final.")
 
 
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    enum=["true"],
+    required=True,
+    response=[200],
+    description="The command was stored by an earlier request with this id and body; nothing was stored now.",
+)
+
+
 class CommandListView(GenericAPIView):
     permission_classes = [IsTenantMember]
     throttle_classes = COMMAND_THROTTLES  # submissions per user and per tenant (POST only)
@@ -164,12 +262,29 @@ class CommandListView(GenericAPIView):
             qs = qs.filter(type=params["type"])
         return qs
 
-    @extend_schema(parameters=[CommandListParams], responses=CommandOut(many=True))
+    @extend_schema(
+        operation_id="listCommands",
+        description="The commands the caller may see, newest first.",
+        parameters=[CommandListParams],
+        responses=CommandOut(many=True),
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CommandOut(page, many=True).data)
 
-    @extend_schema(request=CommandIn, parameters=[SubmitParams], responses={202: CommandOut, 200: CommandOut})
+    @extend_schema(
+        operation_id="submitCommand",
+        description="Submit a command: 202 when stored now, 200 (`Idempotent-Replayed: true`) when "
+        "a command with this `id` and the same body was stored before. The `payload` is the "
+        "command type's (see the variants, or GET /api/registry/).",
+        request=CommandIn,
+        parameters=[SubmitParams, IDEMPOTENT_REPLAYED],
+        responses={
+            202: OpenApiResponse(CommandOut, description="Stored now."),
+            200: OpenApiResponse(CommandOut, description="Stored before, with the same body."),
+            **errors((409, "A command with this id was stored with a different body.")),
+        },
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         envelope = CommandIn(data=request.data)
         envelope.is_valid(raise_exception=True)
@@ -221,7 +336,12 @@ class CommandDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
-    @extend_schema(parameters=[CommandReadParams], responses=CommandOut)
+    @extend_schema(
+        operation_id="getCommand",
+        description="One command: its status, result or error.",
+        parameters=[CommandReadParams],
+        responses=CommandOut,
+    )
     def get(self, request: Request, command_id: Any) -> Response:
         # Asked before any waiting: nobody parks a request on a command it may not see (and
         # under the front door every later run of a parked wait asks again).
@@ -249,8 +369,11 @@ class CommandStreamView(streams.StreamView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
-        operation_id="commands_stream",
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream.")},
+        operation_id="streamCommand",
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream."),
+            **errors(429),
+        },
         description=(
             "Server-Sent Events (`text/event-stream`): a `status` message with the command as "
             "`GET /commands/{command_id}/` returns it, at once and at every change of its status "
@@ -283,7 +406,12 @@ class CommandRetryView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = CommandOut
 
-    @extend_schema(request=None, responses={202: CommandOut})
+    @extend_schema(
+        operation_id="retryCommand",
+        description="Send a failed command again (it recorded nothing when it failed).",
+        request=None,
+        responses={202: CommandOut, **errors((409, "Only a failed command can be retried."))},
+    )
     def post(self, request: Request, command_id: Any) -> Response:
         command = operations.retry(command_id, by=operations.api_operator(request))
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

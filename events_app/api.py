@@ -8,13 +8,20 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from commands_app.models import CommandStatus
 from commands_app.read_policy import api_reader, sees_event, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
@@ -24,6 +31,7 @@ from intent_project import streams
 from intent_project.api.errors import ApiError
 from intent_project.api.params import POSITION_MAX, QueryParams, parse
 from intent_project.api.permissions import IsTenantMember
+from intent_project.api.schema import FailureSerializer, errors
 from intent_project.tenancy import current_schema
 
 DEFAULT_LIMIT = 100
@@ -97,7 +105,8 @@ class EventListView(GenericAPIView):
     serializer_class = EventOut
 
     @extend_schema(
-        operation_id="events_list",
+        operation_id="listEvents",
+        description="The log as the caller may see it, in position order; page on with `after`.",
         parameters=[EventListParams],
         responses=inline_serializer(
             "EventPage",
@@ -131,6 +140,7 @@ class EventDetailView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = EventOut
 
+    @extend_schema(operation_id="getEvent", description="One event.", responses=EventOut)
     def get(self, request: Request, event_id: uuid.UUID) -> Response:
         # An event outside the caller's scope answers exactly as a missing one.
         row = Event.objects.filter(visible_events(api_reader(request)), id=event_id).first()
@@ -139,13 +149,56 @@ class EventDetailView(GenericAPIView):
         return Response(EventOut(row).data)
 
 
+@extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/TraceNode"}})
+class TraceChildren(serializers.ListField):
+    """A node's children: the same kind of node, nested."""
+
+
+class TraceNodeOut(serializers.Serializer):
+    """A command or an event of the flow; `kind` says which, and which fields it has."""
+
+    kind = serializers.ChoiceField(choices=["command", "event"])
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    aggregate_type = serializers.CharField()
+    aggregate_id = serializers.UUIDField(allow_null=True)
+    causation_id = serializers.UUIDField(allow_null=True)
+    status = serializers.ChoiceField(choices=CommandStatus.choices, required=False, help_text="Commands.")
+    source = serializers.CharField(allow_null=True, required=False, help_text="Commands.")  # type: ignore[assignment]
+    saga = serializers.CharField(allow_null=True, required=False, help_text="Commands a saga issued.")
+    error = FailureSerializer(allow_null=True, required=False, help_text="Commands.")
+    not_before = serializers.DateTimeField(allow_null=True, required=False, help_text="Commands.")
+    created_at = serializers.DateTimeField(required=False, help_text="Commands.")
+    processed_at = serializers.DateTimeField(allow_null=True, required=False, help_text="Commands.")
+    position = serializers.IntegerField(required=False, help_text="Events.")
+    version = serializers.IntegerField(required=False, help_text="Events.")
+    command_id = serializers.UUIDField(allow_null=True, required=False, help_text="Events.")
+    recorded_at = serializers.DateTimeField(required=False, help_text="Events.")
+    children = TraceChildren()
+
+    class Meta:
+        ref_name = "TraceNode"
+
+
+class TraceOut(serializers.Serializer):
+    correlation_id = serializers.UUIDField()
+    commands = serializers.IntegerField(help_text="How many commands the tree holds.")
+    events = serializers.IntegerField(help_text="How many events the tree holds.")
+    truncated = serializers.BooleanField(help_text="Cut at 2,000 commands or events.")
+    roots = TraceNodeOut(many=True)
+
+    class Meta:
+        ref_name = "Trace"
+
+
 class TraceView(APIView):
     """Every command and event of one flow the caller may see, as a causation tree."""
 
     permission_classes = [IsTenantMember]
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        operation_id="getTrace",
+        responses=TraceOut,
         description=(
             "The commands and events sharing `correlation_id`, nested by causation: a command's "
             "children are the events it recorded; an event's (or command's) children are the "
@@ -204,9 +257,12 @@ class EventStreamView(streams.StreamView):
     permission_classes = [IsTenantMember]
 
     @extend_schema(
-        operation_id="events_stream",
+        operation_id="streamEvents",
         parameters=[EventStreamParams, LAST_EVENT_ID],
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream.")},
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="The stream."),
+            **errors(429),
+        },
         description=STREAM_DESCRIPTION,
     )
     def get(self, request: Request) -> Any:

@@ -369,7 +369,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["intent_project.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "intent_project.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "intent_project.api.schema.ApiSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": TRUSTED_PROXIES,
 }
@@ -385,12 +385,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set: fields named alike (`status`, `kind`) hold different sets.
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorCode": "intent_project.api.schema.ERROR_CODE_CHOICES",
+        "CommandStatusEnum": "commands_app.models.CommandStatus",
+        "ProjectionStatusEnum": "projections_app.models.ProjectionStatus",
+        "ConsumerKindEnum": "projections_app.api.CONSUMER_KINDS",
+        "AccountStatusEnum": "projections_app.models.AccountBalance.Status",
+        "TransferStatusEnum": "projections_app.models.TransferStatus.Status",
+        "StatementLineKindEnum": "projections_app.models.StatementLine.Kind",
+    },
     # 3.1 admits JSON Schema's "null" type, which pydantic uses for optional fields.
     "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "intent_project.api.openapi.add_command_payload_schemas",
+        "intent_project.api.openapi.add_tags",
     ],
+    # Relative: the host that serves the document (`make run`: http://127.0.0.1:8000).
+    "SERVERS": [{"url": "/", "description": "The host serving this document."}],
 }
 
 LANGUAGE_CODE = "en-us"

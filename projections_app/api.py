@@ -8,15 +8,17 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.schemas import DefaultSchema
 from rest_framework.views import APIView
 
 from commands_app.operations import api_operator
 from commands_app.read_policy import ReadModelScope, api_reader, redact, require_read_model
+from commands_app.registry import get_registry
 from intent_project import notifications
 from intent_project.api.errors import ApiError
 from intent_project.api.pagination import StrictCursorPagination
@@ -25,11 +27,11 @@ from intent_project.api.params import (
     CursorPageParams,
     QueryParams,
     WaitSeconds,
-    describe_param,
     model_field_params,
     parse,
 )
 from intent_project.api.permissions import IsTenantMember
+from intent_project.api.schema import FailureSerializer, JSONObjectField, errors
 from intent_project.tenancy import current_schema
 from intent_project.waits import Wait
 from projections_app import operations
@@ -39,26 +41,27 @@ from projections_app.projectors.base import Projection
 from projections_app.registry import get_consumers, get_read_models
 from projections_app.runner import head_position
 
-ProjectionOut = inline_serializer(
-    "Projection",
-    many=True,
-    fields={
-        "name": serializers.CharField(),
-        "kind": serializers.ChoiceField(choices=["projection", "saga"]),
-        "version": serializers.IntegerField(),
-        "status": serializers.CharField(),
-        "checkpoint": serializers.IntegerField(),
-        "head": serializers.IntegerField(),
-        "lag": serializers.IntegerField(help_text="Positions between the checkpoint and the log's head."),
-        "failures": serializers.IntegerField(),
-        "last_error": serializers.JSONField(allow_null=True),
-        "event_types": serializers.ListField(child=serializers.CharField()),
-        "read_models": serializers.ListField(child=serializers.CharField()),
-        "retry_at": serializers.DateTimeField(allow_null=True),
-        "dead_letters": serializers.IntegerField(help_text="Skipped events not replayed yet."),
-        "updated_at": serializers.DateTimeField(allow_null=True),
-    },
-)
+CONSUMER_KINDS = ("projection", "saga")
+
+
+class ProjectionOut(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=CONSUMER_KINDS)
+    version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ProjectionStatus.choices)
+    checkpoint = serializers.IntegerField(help_text="The last position applied.")
+    head = serializers.IntegerField(help_text="The log's last position.")
+    lag = serializers.IntegerField(help_text="Positions between the checkpoint and the log's head.")
+    failures = serializers.IntegerField(help_text="Failed attempts at the next event.")
+    last_error = FailureSerializer(allow_null=True)
+    event_types = serializers.ListField(child=serializers.CharField())
+    read_models = serializers.ListField(child=serializers.CharField())
+    retry_at = serializers.DateTimeField(allow_null=True)
+    dead_letters = serializers.IntegerField(help_text="Skipped events not replayed yet.")
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "Projection"
 
 
 def describe(projection: Projection, state: ProjectionState, head: int) -> dict[str, Any]:
@@ -85,7 +88,11 @@ def describe(projection: Projection, state: ProjectionState, head: int) -> dict[
 class ProjectionListView(APIView):
     permission_classes = [IsTenantMember]
 
-    @extend_schema(responses=ProjectionOut)
+    @extend_schema(
+        operation_id="listProjections",
+        description="Every projection and saga: status, checkpoint and lag.",
+        responses=ProjectionOut(many=True),
+    )
     def get(self, request: Request) -> Response:
         states = checkpoints()
         head = head_position()
@@ -98,7 +105,10 @@ def _state_of(name: str) -> tuple[Projection, ProjectionState]:
 
 
 class DeadLetterOut(serializers.ModelSerializer):
+    error = FailureSerializer()
+
     class Meta:
+        ref_name = "DeadLetter"
         model = DeadLetter
         fields = [
             "id",
@@ -114,10 +124,31 @@ class DeadLetterOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProjectionDetailOut(ProjectionOut):
+    dead_letter_records = DeadLetterOut(many=True, help_text="The latest 100, newest first.")
+
+    class Meta:
+        ref_name = "ProjectionDetail"
+
+
+class ProjectionSkippedOut(ProjectionOut):
+    dead_letter = DeadLetterOut(help_text="Where the skipped event went.")
+
+    class Meta:
+        ref_name = "ProjectionSkipped"
+
+
+REFUSED = errors((409, "The projection is not in a state that allows this."))
+
+
 class ProjectionDetailView(APIView):
     permission_classes = [IsTenantMember]
 
-    @extend_schema(operation_id="projections_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="getProjection",
+        description="One projection or saga, with its latest dead letters.",
+        responses=ProjectionDetailOut,
+    )
     def get(self, request: Request, name: str) -> Response:
         projection, state = _state_of(name)
         body = describe(projection, state, head_position())
@@ -132,7 +163,12 @@ class ProjectionResumeView(APIView):
 
     permission_classes = [IsTenantMember]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="resumeProjection",
+        description="Retry the event a stalled projection stopped at.",
+        request=None,
+        responses={200: ProjectionOut, **REFUSED},
+    )
     def post(self, request: Request, name: str) -> Response:
         operations.resume(name, by=api_operator(request))
         projection, state = _state_of(name)
@@ -144,7 +180,12 @@ class ProjectionSkipView(APIView):
 
     permission_classes = [IsTenantMember]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="skipProjectionEvent",
+        description="Move the event a stalled projection stopped at into a dead letter and go on.",
+        request=None,
+        responses={200: ProjectionSkippedOut, **REFUSED},
+    )
     def post(self, request: Request, name: str) -> Response:
         letter = operations.skip(name, by=api_operator(request))
         projection, state = _state_of(name)
@@ -159,16 +200,41 @@ class DeadLetterReplayView(GenericAPIView):
     permission_classes = [IsTenantMember]
     serializer_class = DeadLetterOut
 
-    @extend_schema(request=None, responses=DeadLetterOut)
+    @extend_schema(
+        operation_id="replayDeadLetter",
+        description="Apply a skipped event now and clear its dead letter.",
+        request=None,
+        responses={200: DeadLetterOut, **REFUSED},
+    )
     def post(self, request: Request, name: str, letter_id: int) -> Response:
         letter = operations.replay_dead_letter(letter_id, by=api_operator(request), projection=name)
         return Response(DeadLetterOut(letter).data)
 
 
 @functools.cache
-def _serializer_for(model: type[models.Model]) -> type[serializers.ModelSerializer]:
-    meta = type("Meta", (), {"model": model, "fields": "__all__"})
-    return type(f"{model.__name__}Out", (serializers.ModelSerializer,), {"Meta": meta})
+def row_serializer(name: str) -> type[serializers.ModelSerializer]:
+    """Rows of read model `name`: every column of its model, typed as the model types it. A
+    field some role has redacted may be null (`redact` nulls it, keeping the shape)."""
+    model = get_read_models()[name].model
+    rule = get_registry().read_rules.get(name)
+    redactable = frozenset().union(*rule.redacted.values()) if rule else frozenset()
+    meta = type(
+        "Meta",
+        (),
+        {
+            "model": model,
+            "fields": "__all__",
+            "ref_name": model.__name__,
+            "read_only_fields": [field.name for field in model._meta.concrete_fields],
+            "extra_kwargs": {field: {"allow_null": True} for field in redactable},
+        },
+    )
+    mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.JSONField: JSONObjectField}
+    return type(
+        f"{model.__name__}Row",
+        (serializers.ModelSerializer,),
+        {"Meta": meta, "serializer_field_mapping": mapping, "__doc__": model.__doc__},
+    )
 
 
 class ReadModelCursor(StrictCursorPagination):
@@ -207,16 +273,6 @@ def list_params(name: str, redacted: frozenset[str] = frozenset()) -> type[ReadM
         "unknown": f"Filterable: {', '.join(filterable) or 'nothing'}.",
     }
     return type(f"{read_model.model.__name__}ListParams", (ReadModelListParams,), declared)
-
-
-def _filters_doc() -> str:
-    base = set(ReadModelListParams().fields)
-    lines = []
-    for name in sorted(get_read_models()):
-        declared = list_params(name)().fields
-        filters = [f"`{key}` ({describe_param(field)})" for key, field in declared.items() if key not in base]
-        lines.append(f"- `{name}`: {', '.join(filters) or 'no filters'}")
-    return "\n".join(lines)
 
 
 def _await_position(request: Request, projection_name: str, params: dict[str, Any]) -> int:
@@ -272,23 +328,13 @@ def _read_model(request: Request, name: str) -> tuple[Any, ReadModelScope]:
     return read_model, require_read_model(api_reader(request), name)
 
 
-READ_MODEL_NAME = OpenApiParameter(
-    "name", str, OpenApiParameter.PATH, enum=sorted(get_read_models()), description="A read model."
-)
-
-
 class ReadModelListView(APIView):
-    permission_classes = [IsTenantMember]
+    """Rows of one read model, cursor-paginated, filtered on its filter fields. Documented
+    once per read model (`documented_read_model_views`)."""
 
-    @extend_schema(
-        operation_id="read_models_list",
-        responses=OpenApiTypes.OBJECT,
-        parameters=[READ_MODEL_NAME, ReadModelListParams],
-        description="Rows of one read model (see GET /api/registry/ for names), cursor-paginated. "
-        "Filter with `?<field>=<value>` (exact match) on the read model's filter fields; any "
-        "other parameter is refused (400). The filters, as each read model declares them:\n\n"
-        + _filters_doc(),
-    )
+    permission_classes = [IsTenantMember]
+    schema = None  # one route for every read model: each is documented on its own
+
     def get(self, request: Request, name: str) -> Response:
         read_model, scope = _read_model(request, name)
         # Every parameter is checked before any wait: a bad filter is refused at once.
@@ -299,21 +345,18 @@ class ReadModelListView(APIView):
         paginator = ReadModelCursor()
         paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
         page = paginator.paginate_queryset(qs, request, view=self)
-        serializer = _serializer_for(read_model.model)
-        rows = [redact(row, scope) for row in serializer(page, many=True).data]
+        rows = [redact(row, scope) for row in row_serializer(name)(page, many=True).data]
         response = paginator.get_paginated_response(rows)
         response["X-Projection-Checkpoint"] = str(position)
         return response
 
 
 class ReadModelDetailView(APIView):
-    permission_classes = [IsTenantMember]
+    """One row of a read model, by its key. Documented once per read model."""
 
-    @extend_schema(
-        operation_id="read_models_retrieve",
-        responses=OpenApiTypes.OBJECT,
-        parameters=[READ_MODEL_NAME, ReadYourWritesParams],
-    )
+    permission_classes = [IsTenantMember]
+    schema = None
+
     def get(self, request: Request, name: str, key: str) -> Response:
         read_model, scope = _read_model(request, name)
         position = _await_position(request, read_model.projection, parse(request, ReadYourWritesParams))
@@ -327,6 +370,79 @@ class ReadModelDetailView(APIView):
         if row is None:
             raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
         return Response(
-            redact(_serializer_for(read_model.model)(row).data, scope),
+            redact(row_serializer(name)(row).data, scope),
             headers={"X-Projection-Checkpoint": str(position)},
         )
+
+
+# -- the OpenAPI document: one list and one detail operation per read model ---------------------
+PROJECTION_CHECKPOINT = OpenApiParameter(
+    "X-Projection-Checkpoint",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    required=True,
+    response=[200],
+    description="The projection's checkpoint the answer reflects (at least `min_position`).",
+)
+_KEY_TYPES = ((models.UUIDField, OpenApiTypes.UUID), (models.IntegerField, OpenApiTypes.INT))
+
+
+def _readers_doc(name: str) -> str:
+    rule = get_registry().read_rules.get(name)
+    said = []
+    if rule is not None and rule.all_rows:
+        said.append(f"every row: {', '.join(sorted(rule.all_rows))}")
+    if rule is not None and rule.own_rows:
+        said.append(f"the rows whose `{rule.own_field}` is their user id: {', '.join(sorted(rule.own_rows))}")
+    for role, fields in sorted((rule.redacted if rule else {}).items()):
+        said.append(
+            f"{role} reads {', '.join(f'`{f}`' for f in sorted(fields))} as null (and cannot filter on them)"
+        )
+    return "Who reads it besides the tenant admin: " + ("; ".join(said) or "nobody") + "."
+
+
+def documented_read_model_views(name: str) -> tuple[type[APIView], type[APIView]]:
+    """For the OpenAPI document only (intent_project/urls_docs.py): read model `name`'s list
+    and detail as operations of their own, with its typed rows, its key and its filters."""
+    read_model = get_read_models()[name]
+    camel = "".join(part.capitalize() for part in name.split("_"))
+    pk = read_model.model._meta.pk
+    key_type = next((t for cls, t in _KEY_TYPES if isinstance(pk, cls)), OpenApiTypes.STR)
+    filters = [f for f in list_params(name)().fields if f in read_model.filter_fields]
+    described = f"{(read_model.model.__doc__ or '').strip()} {_readers_doc(name)}"
+    listing = _documented(
+        ReadModelListView,
+        f"{camel}ListView",
+        {"pagination_class": ReadModelCursor},
+        operation_id=f"list{camel}Rows",
+        tags=["read-models"],
+        description=f"Rows of `{name}`, in `{', '.join(read_model.ordering or (pk.name,))}` order. "
+        + (f"Filters (exact match): {', '.join(f'`{f}`' for f in filters)}. " if filters else "")
+        + described,
+        parameters=[list_params(name), PROJECTION_CHECKPOINT],
+        responses=row_serializer(name)(many=True),
+    )
+    detail = _documented(
+        ReadModelDetailView,
+        f"{camel}DetailView",
+        {},
+        operation_id=f"get{camel}Row",
+        tags=["read-models"],
+        description=f"One row of `{name}`, by its `{pk.name}`. {described}",
+        parameters=[
+            OpenApiParameter("key", key_type, OpenApiParameter.PATH, description=f"The row's `{pk.name}`."),
+            ReadYourWritesParams,
+            PROJECTION_CHECKPOINT,
+        ],
+        responses=row_serializer(name),
+    )
+    return listing, detail
+
+
+def _documented(base: type[APIView], name: str, attrs: dict[str, Any], **schema: Any) -> type[APIView]:
+    """A subclass of `base` whose GET is documented as `schema` says."""
+
+    def get(self: APIView, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return base.get(self, request, *args, **kwargs)  # type: ignore[attr-defined, no-any-return]
+
+    return type(name, (base,), {**attrs, "schema": DefaultSchema(), "get": extend_schema(**schema)(get)})

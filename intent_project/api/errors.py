@@ -24,6 +24,52 @@ from rest_framework.views import set_rollback
 from commands_app.domain.errors import IntentError
 from intent_project.tenants.policy import AccessRefused
 
+# Every `code` an HTTP error answer can carry, with what it means: the OpenAPI document's
+# `ErrorCode` enum (intent_project/api/schema.py). A new code is added here first;
+# tests/unit/test_error_codes.py finds codes raised anywhere else.
+ERROR_CODES: dict[str, str] = {
+    "bad_request": "The request was rejected as malformed (e.g. a bad Host header).",
+    "malformed_request": "The body is not valid JSON (or not what its Content-Type says).",
+    "validation_error": "A field or query parameter is invalid; `details.fields` names each.",
+    "unknown_command_type": "No command of this `type`; see GET /api/registry/.",
+    "invalid_payload": "The payload does not match the command type's schema; `details` says where.",
+    "invalid_credentials": "Unable to log in with the given username and password.",
+    "not_authenticated": "No credentials: send `Authorization: Bearer <token>`.",
+    "authentication_failed": "The token is invalid, expired or revoked, or the header is malformed.",
+    "permission_denied": "The caller may not do this.",
+    "not_a_member": "The caller has no role in this tenant.",
+    "forbidden": "The caller's role may not send this command type.",
+    "internal_command": "Only the platform's sagas send this command type.",
+    "read_not_allowed": "The caller's role reads nothing of this read model.",
+    "role_not_grantable": "This caller may not grant that role.",
+    "protected_member": "This membership cannot be changed by this caller.",
+    "superuser_only": "Only a superuser may do this.",
+    "csrf_failed": "A session-authenticated write without a valid CSRF token.",
+    "not_found": "Nothing here, or nothing the caller may see.",
+    "tenant_not_found": "There is no such tenant.",
+    "membership_not_found": "The user has no role in this tenant.",
+    "unknown_read_model": "There is no read model of this name.",
+    "method_not_allowed": "The path does not take this HTTP method.",
+    "not_acceptable": "The server cannot answer in a media type the Accept header allows.",
+    "idempotency_conflict": "A command with this id was stored with a different body.",
+    "conflict": "Conflicts with what is stored.",
+    "not_retryable": "Only a failed command can be retried.",
+    "operation_refused": "The projection is not in a state that allows this operation.",
+    "user_exists": "A user with this username exists.",
+    "tenant_exists": "A tenant with this slug exists.",
+    "payload_too_large": "The command's payload is larger than the server accepts.",
+    "request_too_large": "The request body is larger than the server accepts.",
+    "unsupported_media_type": "The body's Content-Type is not application/json.",
+    "throttled": "Too many requests; wait `Retry-After` seconds.",
+    "locked_out": "Too many failed logins; logins are refused for `Retry-After` seconds.",
+    "too_many_streams": "The caller already holds STREAMS_PER_USER live streams.",
+    "too_many_waits": "The caller already holds WAITS_PER_USER waiting requests.",
+    "server_error": "The server failed; the error was logged under `request_id`.",
+    "service_unavailable": "The database is unavailable; send the same request again after `Retry-After`.",
+    "projection_behind": "The read model has not reached `min_position` within `wait`.",
+    "error": "Any other refusal (its message says what).",
+}
+
 
 class ApiError(drf.APIException):
     """An API error with our code, message and details."""

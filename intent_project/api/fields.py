@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -20,3 +21,9 @@ class UUIDStringField(serializers.UUIDField):
             self.fail("invalid", value=data)
         result: uuid.UUID = super().to_internal_value(data)
         return result
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}"})
+class DateTimeInField(serializers.DateTimeField):
+    """An ISO 8601 date-time taken from a client; the document says its shape as a pattern
+    too, since a `format` alone is only a hint to JSON Schema validators."""

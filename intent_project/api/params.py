@@ -31,6 +31,14 @@ class QueryParams(serializers.Serializer):
     # DRF's own ?format= (the browsable API) is known to every view.
     always_known: ClassVar[frozenset[str]] = frozenset({"format"})
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = super().get_fields()
+        for field in fields.values():
+            # A value is matched as sent: `? x=` must not become a blank the document allows.
+            if isinstance(field, serializers.CharField):
+                field.trim_whitespace = False
+        return fields
+
     def to_internal_value(self, data: Any) -> Any:
         if self.unknown is not None:
             extra = sorted(set(data) - set(self.fields) - self.always_known)
@@ -69,7 +77,7 @@ class CursorPageParams(QueryParams):
     """A cursor-paginated list (intent_project/api/pagination.py reads and checks the cursor)."""
 
     cursor = serializers.CharField(
-        required=False, help_text="Where the page starts: use the `next`/`previous` links as given."
+        required=False, help_text="Where the page starts: a page's `next_cursor` or `previous_cursor`."
     )
     limit = serializers.IntegerField(
         required=False,
@@ -103,21 +111,3 @@ def model_field_params(model: type[models.Model], names: list[str]) -> dict[str,
             kwargs.pop(key, None)
         params[name] = field_class(required=False, help_text=f"Only rows whose `{name}` is this.", **kwargs)
     return params
-
-
-_KINDS: tuple[tuple[type[serializers.Field], str], ...] = (
-    (serializers.UUIDField, "uuid"),
-    (serializers.IntegerField, "integer"),
-    (serializers.DecimalField, "decimal"),
-    (serializers.FloatField, "number"),
-    (serializers.BooleanField, "boolean"),
-    (serializers.DateTimeField, "date-time"),
-    (serializers.DateField, "date"),
-)
-
-
-def describe_param(field: serializers.Field) -> str:
-    """A parameter's type in words, for an OpenAPI description ("uuid", "one of open, closed")."""
-    if isinstance(field, serializers.ChoiceField):
-        return "one of " + ", ".join(str(choice) for choice in field.choices)
-    return next((name for cls, name in _KINDS if isinstance(field, cls)), "string")

@@ -61,6 +61,8 @@ class WindowThrottle(BaseThrottle):
     """One atomic counter per (scope, identity, window)."""
 
     scope = ""
+    # The HTTP methods counted (None: every one); the OpenAPI document lists 429 on those.
+    methods: frozenset[str] | None = None
     timer = staticmethod(time.time)  # as DRF's throttles: a test can hold the clock
 
     def __init__(self) -> None:
@@ -71,6 +73,8 @@ class WindowThrottle(BaseThrottle):
         raise NotImplementedError
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if self.methods is not None and request.method not in self.methods:
+            return True
         limit = parse_rate(settings.THROTTLE_RATES.get(self.scope))
         if limit is None:
             return True
@@ -139,10 +143,7 @@ class LoginPerAddressThrottle(WindowThrottle):
 class _CommandSubmissionThrottle(WindowThrottle):
     """Counts only submissions (POST); reading commands is not limited here."""
 
-    def allow_request(self, request: Request, view: Any) -> bool:
-        if request.method != "POST":
-            return True
-        return super().allow_request(request, view)
+    methods = frozenset({"POST"})
 
 
 class CommandsPerUserThrottle(_CommandSubmissionThrottle):

@@ -13,7 +13,6 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.models import AuthToken
 from rest_framework import serializers, status
@@ -26,6 +25,7 @@ from commands_app.registry import get_registry
 from intent_project import readiness
 from intent_project.api.authentication import ACCEPTED_SCHEMES, TokenAuthentication
 from intent_project.api.errors import ApiError
+from intent_project.api.schema import errors
 from intent_project.api.throttling import LOGIN_THROTTLES
 from intent_project.tenancy import use_public_schema
 from intent_project.tenants import policy
@@ -49,6 +49,33 @@ def _wants_a_page(request: Request) -> bool:
     return request._request.get_preferred_type(["application/json", "text/html"]) == "text/html"
 
 
+def _named(ref_name: str, **fields: serializers.Field) -> type[serializers.Serializer]:
+    meta = type("Meta", (), {"ref_name": ref_name})
+    return type(ref_name, (serializers.Serializer,), {**fields, "Meta": meta})
+
+
+_ENTRY_POINT_FIELDS = {
+    "name": serializers.CharField(),
+    "version": serializers.CharField(),
+    "authentication": _named(
+        "Authentication",
+        header=serializers.CharField(help_text="The header to send."),
+        token=serializers.URLField(help_text="Where to log in for a token."),
+    )(),
+}
+EntryPointsOut = _named(
+    "EntryPoints",
+    **_ENTRY_POINT_FIELDS,
+    links=serializers.DictField(child=serializers.CharField(), help_text="URLs (and URI templates)."),
+)
+TenantEntryPointsOut = _named(
+    "TenantEntryPoints",
+    tenant=serializers.CharField(),
+    **_ENTRY_POINT_FIELDS,
+    links=serializers.DictField(help_text="URLs, URI templates, and `read_models`: name -> URL."),
+)
+
+
 class EntryPointsView(APIView):
     """Where to go from here (GET /api/): links, never data, so open to anyone like the registry.
 
@@ -59,7 +86,13 @@ class EntryPointsView(APIView):
     authentication_classes: list[Any] = []
     page: str | None = None
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="api_root")
+    @extend_schema(
+        responses=EntryPointsOut,
+        operation_id="getApiRoot",
+        tags=["entry-points"],
+        description="Links to the docs, the schema, the registry, tenants and health, and how to "
+        "authenticate.",
+    )
     def get(self, request: Request, **kwargs: Any) -> Any:
         if self.page is not None and _wants_a_page(request):
             return HttpResponseRedirect(reverse(self.page))
@@ -90,7 +123,12 @@ class EntryPointsView(APIView):
 class TenantEntryPointsView(EntryPointsView):
     """A tenant's entry points (in the tenant's urlconf, so `reverse` gives /t/<tenant>/ URLs)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="tenant_api_root")
+    @extend_schema(
+        responses=TenantEntryPointsOut,
+        operation_id="getTenantApiRoot",
+        tags=["entry-points"],
+        description="Links to the tenant's commands, events, traces, read models and projections.",
+    )
     def get(self, request: Request, **kwargs: Any) -> Any:
         return super().get(request, **kwargs)
 
@@ -129,7 +167,8 @@ class TenantRootView(TenantEntryPointsView):
 
 class TokenIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=256, style={"input_type": "password"})
+    # Passwords are taken as typed, spaces included (as Django's own login form does).
+    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
 
 
 class TokenView(APIView):
@@ -144,6 +183,9 @@ class TokenView(APIView):
     throttle_classes = LOGIN_THROTTLES
 
     @extend_schema(
+        operation_id="createToken",
+        description="Log in: a new token, shown in this answer only. Send it as "
+        "`Authorization: Bearer <token>` (or `Token <token>`) until `expiry`.",
         request=TokenIn,
         responses=inline_serializer(
             "Token", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}
@@ -175,7 +217,12 @@ class LogoutView(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        operation_id="revokeToken",
+        description="Revoke the token this request carries.",
+        request=None,
+        responses={204: None},
+    )
     def post(self, request: Request) -> Response:
         request.auth.delete()
         user_logged_out.send(sender=request.user.__class__, request=request._request, user=request.user)
@@ -188,7 +235,12 @@ class LogoutAllView(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        operation_id="revokeAllTokens",
+        description="Revoke every token of the calling user.",
+        request=None,
+        responses={204: None},
+    )
     def post(self, request: Request) -> Response:
         AuthToken.objects.filter(user=request.user).delete()
         user_logged_out.send(sender=request.user.__class__, request=request._request, user=request.user)
@@ -197,7 +249,7 @@ class LogoutAllView(APIView):
 
 class UserIn(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{1,150}$", max_length=150)
-    password = serializers.CharField(max_length=256, write_only=True)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, write_only=True)
     email = serializers.EmailField(required=False, allow_blank=True)
     is_staff = serializers.BooleanField(required=False, default=False)
 
@@ -228,7 +280,13 @@ class UserListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=UserIn, responses={201: UserOut})
+    @extend_schema(
+        operation_id="createUser",
+        description="Create a user (superusers and holders of `auth.add_user`; staff users: "
+        "superusers only).",
+        request=UserIn,
+        responses={201: UserOut, **errors(409)},
+    )
     def post(self, request: Request) -> Response:
         policy.create_user_allowed(request.user, staff=False)  # before the body says who exists
         data = UserIn(data=request.data)
@@ -274,12 +332,21 @@ class TenantOut(serializers.Serializer):
 class TenantListView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=TenantOut(many=True))
+    @extend_schema(
+        operation_id="listTenants",
+        description="The tenants the caller belongs to (every tenant for platform operators).",
+        responses=TenantOut(many=True),
+    )
     def get(self, request: Request) -> Response:
         tenants = policy.visible_tenants(request.user)
         return Response(TenantOut(tenants, many=True, context={"request": request}).data)
 
-    @extend_schema(request=TenantIn, responses={201: TenantOut})
+    @extend_schema(
+        operation_id="createTenant",
+        description="Create a tenant (needs the `tenants.add_tenant` permission).",
+        request=TenantIn,
+        responses={201: TenantOut, **errors(409)},
+    )
     def post(self, request: Request) -> Response:
         if not policy.may(request.user, PlatformAction.CREATE_TENANT):
             raise ApiError(
@@ -323,7 +390,11 @@ class MemberListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=MemberOut(many=True))
+    @extend_schema(
+        operation_id="listMembers",
+        description="A tenant's members and their roles.",
+        responses=MemberOut(many=True),
+    )
     def get(self, request: Request, slug: str) -> Response:
         tenant = _tenant(slug)
         if not policy.may_list_members(request.user, tenant):
@@ -332,7 +403,13 @@ class MemberListView(APIView):
             MemberOut(Membership.objects.filter(tenant=tenant).select_related("user"), many=True).data
         )
 
-    @extend_schema(request=MemberIn, responses={201: MemberOut, 200: MemberOut})
+    @extend_schema(
+        operation_id="addMember",
+        description="Give a user a role in the tenant: 201 when added, 200 when the user was a "
+        "member already (the role is changed).",
+        request=MemberIn,
+        responses={201: MemberOut, 200: MemberOut},
+    )
     def post(self, request: Request, slug: str) -> Response:
         tenant = _tenant(slug)
         policy.require_member_manager(request.user, tenant)
@@ -352,7 +429,12 @@ class MemberDetailView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=MemberRoleIn, responses={200: MemberOut})
+    @extend_schema(
+        operation_id="changeMemberRole",
+        description="Change a member's role.",
+        request=MemberRoleIn,
+        responses={200: MemberOut},
+    )
     def patch(self, request: Request, slug: str, username: str) -> Response:
         tenant = _tenant(slug)
         policy.require_member_manager(request.user, tenant)
@@ -363,17 +445,86 @@ class MemberDetailView(APIView):
         )
         return Response(MemberOut(membership).data)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        operation_id="removeMember",
+        description="Remove a member from the tenant.",
+        request=None,
+        responses={204: None},
+    )
     def delete(self, request: Request, slug: str, username: str) -> Response:
         policy.remove_member(request.user, _tenant(slug), username)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+RegistryCommand = _named(
+    "RegistryCommand",
+    type=serializers.CharField(),
+    slice=serializers.CharField(),
+    aggregate=serializers.CharField(),
+    roles=serializers.ListField(child=serializers.CharField(), help_text="Who may send it."),
+    internal=serializers.BooleanField(help_text="Only the platform's sagas send it."),
+    description=serializers.CharField(),
+    schema=serializers.DictField(help_text="The payload's JSON Schema."),
+)
+RegistryEvent = _named(
+    "RegistryEvent",
+    type=serializers.CharField(),
+    slice=serializers.CharField(),
+    schema_version=serializers.IntegerField(),
+    description=serializers.CharField(),
+    schema=serializers.DictField(help_text="The payload's JSON Schema (current version)."),
+)
+RegistryReadRule = _named(
+    "RegistryReadRule",
+    all_rows=serializers.ListField(child=serializers.CharField()),
+    own_rows=serializers.ListField(child=serializers.CharField()),
+    own_field=serializers.CharField(allow_null=True),
+    redacted=serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+)
+RegistryOut = _named(
+    "Registry",
+    commands=RegistryCommand(many=True),
+    events=RegistryEvent(many=True),
+    aggregates=_named(
+        "RegistryAggregate", type=serializers.CharField(), snapshot_schema_version=serializers.IntegerField()
+    )(many=True),
+    sagas=_named(
+        "RegistrySaga",
+        name=serializers.CharField(),
+        events=serializers.ListField(child=serializers.CharField()),
+        commands=serializers.ListField(child=serializers.CharField()),
+    )(many=True),
+    roles=serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Role -> the commands it may send.",
+    ),
+    reads=_named(
+        "RegistryReads",
+        read_models=serializers.DictField(child=RegistryReadRule()),
+        messages=serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            help_text="Slice -> the roles that read its commands and events.",
+        ),
+    )(),
+    projections=_named(
+        "RegistryProjection",
+        name=serializers.CharField(),
+        version=serializers.IntegerField(),
+        event_types=serializers.ListField(child=serializers.CharField()),
+        read_models=serializers.ListField(child=serializers.CharField()),
+    )(many=True),
+    tenant_roles=_named("TenantRole", role=serializers.CharField(), label=serializers.CharField())(many=True),
+)
 
 
 class RegistryView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT, description="Command and event types with their JSON Schemas."
+        operation_id="getRegistry",
+        responses=RegistryOut,
+        description="Command and event types with their JSON Schemas, sagas, projections, and "
+        "who may send and read what.",
     )
     def get(self, request: Request) -> Response:
         body = get_registry().describe()

@@ -33,7 +33,11 @@ def test_the_openapi_document_describes_public_and_tenant_endpoints(world):
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/registry/", "/t/{tenant}/api/read-models/{name}/", "/t/{tenant}/api/read-models/{name}/{key}/"],
+    [
+        "/api/registry/",
+        "/t/{tenant}/api/read-models/account_balances/",
+        "/t/{tenant}/api/read-models/account_balances/{key}/",
+    ],
 )
 def test_the_openapi_document_describes_what_each_read_endpoint_returns(world, path):
     paths = json.loads(client_for().get("/api/schema/?format=json").content)["paths"]
