@@ -223,6 +223,9 @@ admin.site.site_url = "/api/docs/"  # the platform has no public home page; the 
 # The index lists the tenant admins its user may open above the models
 # (tenants/templates/admin/platform_index.html); who opens the index itself is unchanged.
 admin.site.index_template = "admin/platform_index.html"
+admin.site.site_header = "Intent: platform admin"
+admin.site.site_title = "Intent platform admin"
+admin.site.index_title = "Tenants, users and memberships"
 
 
 @admin.register(TenantDeletion)
