@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from knox.models import AuthToken
 
 from intent_project.tenancy import use_public_schema
 from intent_project.tenants import policy
-from intent_project.tenants.models import Domain, Membership, Tenant
-from intent_project.tenants.services import create_tenant
+from intent_project.tenants.models import Domain, Membership, Tenant, TenantDeletion
+from intent_project.tenants.services import DeletionRefused, create_tenant, delete_tenant
 
 User = get_user_model()
 
@@ -88,6 +92,47 @@ class TenantAdmin(PolicyAdminMixin, admin.ModelAdmin):
         obj.pk = tenant.pk
         obj.schema_name = tenant.schema_name
         obj._state.adding = False
+
+    # -- deletion: superusers only, one tenant at a time, with its slug typed ------------------
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_superuser)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # no bulk deletion: each one is typed
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        if not self.has_delete_permission(request, tenant):
+            raise PermissionDenied("Only superusers delete tenants.")
+        error = ""
+        if request.method == "POST":
+            try:
+                record = delete_tenant(
+                    tenant, confirm=request.POST.get("confirm", ""), by=request.user.get_username()
+                )
+            except DeletionRefused as exc:
+                error = str(exc)
+            else:
+                self.message_user(
+                    request, f"Deleted tenant {record.slug}: {record.counts}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:tenants_tenant_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Delete tenant {tenant.slug}?",
+            "opts": self.opts,
+            "object": tenant,
+            "error": error,
+            "members": tenant.memberships.count(),
+        }
+        return TemplateResponse(
+            request, "admin/tenants/delete_tenant.html", context, status=400 if error else 200
+        )
 
     @admin.display(description="tenant admin")
     def admin_link(self, obj: Tenant) -> Any:
@@ -178,3 +223,33 @@ admin.site.site_url = "/api/docs/"  # the platform has no public home page; the 
 # The index lists the tenant admins its user may open above the models
 # (tenants/templates/admin/platform_index.html); who opens the index itself is unchanged.
 admin.site.index_template = "admin/platform_index.html"
+admin.site.site_header = "Intent: platform admin"
+admin.site.site_title = "Intent platform admin"
+admin.site.index_title = "Tenants, users and memberships"
+
+
+@admin.register(TenantDeletion)
+class TenantDeletionAdmin(admin.ModelAdmin):
+    """The audit of deleted tenants: superusers read it; nobody edits it."""
+
+    list_display = ("slug", "name", "deleted_by", "deleted_at", "counts")
+    search_fields = ("slug", "deleted_by")
+    readonly_fields = ("slug", "name", "schema_name", "deleted_by", "deleted_at", "counts")
+
+    def _superuser(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._superuser(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._superuser(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -69,3 +69,21 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant}: {self.role}"
+
+
+class TenantDeletion(models.Model):
+    """What is left of a deleted tenant, in the public schema: who deleted it, when, and what
+    it held (its schema is gone)."""
+
+    slug = models.CharField(max_length=40)
+    name = models.CharField(max_length=200)
+    schema_name = models.CharField(max_length=63)
+    deleted_by = models.CharField(max_length=150)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.slug}, deleted by {self.deleted_by} at {self.deleted_at:%Y-%m-%d %H:%M:%S}"

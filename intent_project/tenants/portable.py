@@ -131,7 +131,9 @@ def export_tenant(tenant: Tenant, out: IO[bytes], progress: Progress | None = No
             )
             for kind, model, order in SECTIONS:
                 columns = _columns(model)
-                rows = model._default_manager.order_by(*order).values_list(*columns).iterator(chunk_size=CHUNK)
+                rows = (
+                    model._default_manager.order_by(*order).values_list(*columns).iterator(chunk_size=CHUNK)
+                )
                 for values in rows:
                     write({"kind": kind, "row": dict(zip(columns, values, strict=True))})
                     counts[kind] += 1

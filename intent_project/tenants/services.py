@@ -161,3 +161,46 @@ def members_of(tenant: Tenant) -> list[Any]:
         m.user
         for m in Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
     ]
+
+
+class DeletionRefused(Exception):
+    """A tenant deletion that did not happen, and why."""
+
+
+def _row_counts(schema_name: str) -> dict[str, int]:
+    """How many events and commands the tenant held (read just before its schema goes)."""
+    from django.apps import apps
+
+    counts: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for label, key in (("events_app.Event", "events"), ("commands_app.Command", "commands")):
+            table = apps.get_model(label)._meta.db_table
+            cursor.execute(
+                f"SELECT count(*) FROM {connection.ops.quote_name(schema_name)}.{connection.ops.quote_name(table)}"
+            )
+            counts[key] = int(cursor.fetchone()[0])
+    return counts
+
+
+def delete_tenant(tenant: Tenant, *, confirm: str, by: str) -> Any:
+    """Drop the tenant's schema and its rows (memberships, domains) and keep an audit record
+    in the public schema, in one transaction. `confirm` must be the tenant's slug, typed."""
+    from intent_project.tenants.models import TenantDeletion
+
+    if tenant.schema_name in (settings.PUBLIC_SCHEMA_NAME, settings.TENANT_TEMPLATE_SCHEMA):
+        raise DeletionRefused(f"'{tenant.slug}' is not a tenant that can be deleted.")
+    if confirm != tenant.slug:
+        raise DeletionRefused(f"Type the tenant's slug, '{tenant.slug}', to confirm its deletion.")
+    with transaction.atomic():
+        # Nobody else is creating or altering it meanwhile; the row lock holds until commit.
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        counts = _row_counts(locked.schema_name) if schema_exists(locked.schema_name) else {}
+        counts["members"] = Membership.objects.filter(tenant=locked).count()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(locked.schema_name)} CASCADE")
+        record = TenantDeletion.objects.create(
+            slug=locked.slug, name=locked.name, schema_name=locked.schema_name, deleted_by=by, counts=counts
+        )
+        locked.delete()  # its domains and memberships with it (auto_drop_schema is off: dropped above)
+    connection.set_schema_to_public()  # type: ignore[attr-defined]
+    return record
