@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from commands_app import operations
+from commands_app.domain.errors import IntentError
 from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import Reader, visible_commands
 from commands_app.registry import get_registry
@@ -24,11 +25,11 @@ from intent_project.admin_sites import (
     ObjectActionsAdmin,
     admin_reader,
     object_reader,
-    operator_action,
     pretty_json,
     run_operator_action,
     tenant_admin_site,
 )
+from intent_project.tenancy import refuse_commands_if_suspended
 from intent_project.tenants.services import members_of
 
 RECENT_FAILURES = 5000
@@ -94,6 +95,27 @@ class SentByFilter(admin.SimpleListFilter):
         return queryset.filter(metadata__user_id=self.value())
 
 
+def _retry(command: Command, by: Any) -> Command:
+    return operations.retry(command.id, by=by)
+
+
+def _suspended(request: HttpRequest) -> str:
+    """Why no command may be sent from this request's tenant now, or ""."""
+    try:
+        refuse_commands_if_suspended(getattr(request, "tenant", None))
+    except IntentError as exc:
+        return exc.message
+    return ""
+
+
+def _retry_from_page(request: HttpRequest, command: Command) -> None:
+    admin_ = tenant_admin_site.get_model_admin(Command)
+    if reason := _suspended(request):
+        admin_.message_user(request, reason, messages.ERROR)
+        return
+    run_operator_action(admin_, request, [command], _retry, "Retried (sent again)")
+
+
 def _as_uuid(term: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(term)
@@ -148,7 +170,7 @@ class CommandAdmin(ObjectActionsAdmin):
         ObjectAction(
             "retry",
             "Retry",
-            operator_action(lambda command, by: operations.retry(command.id, by=by), "Retried (sent again)"),
+            _retry_from_page,
             shown=lambda command: command.status == CommandStatus.FAILED,
         ),
     )
@@ -192,9 +214,10 @@ class CommandAdmin(ObjectActionsAdmin):
                 f"{len(queryset) - len(failed)} selected command(s) had not failed; only failed ones are retried.",
                 messages.WARNING,
             )
-        run_operator_action(
-            self, request, failed, lambda command, by: operations.retry(command.id, by=by), "Retried"
-        )
+        if reason := _suspended(request):
+            self.message_user(request, reason, messages.ERROR)
+            return
+        run_operator_action(self, request, failed, _retry, "Retried")
 
     @admin.display(description="id", ordering="id")
     def short(self, obj: Command) -> Any:

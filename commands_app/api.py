@@ -29,7 +29,7 @@ from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.api.schema import FailureSerializer, JSONObjectField, errors
 from intent_project.api.throttling import COMMAND_THROTTLES
-from intent_project.tenancy import current_schema
+from intent_project.tenancy import current_schema, refuse_commands_if_suspended
 from intent_project.waits import Recheck, Wait
 
 # Label keys end up in logs, traces and metric labels: short, and no characters that need
@@ -291,6 +291,7 @@ class CommandListView(GenericAPIView):
         data = envelope.validated_data
         wait = parse(request, SubmitParams)["wait"]
         tenant = current_tenant(request)
+        refuse_commands_if_suspended(tenant)
         # The id is settled before the command is stored, so a wait can listen for it
         # before a worker could possibly finish it. Once stored, a wait re-reads it by id
         # (the front door runs that GET on each wake, never the POST again).
@@ -413,5 +414,6 @@ class CommandRetryView(GenericAPIView):
         responses={202: CommandOut, **errors((409, "Only a failed command can be retried."))},
     )
     def post(self, request: Request, command_id: Any) -> Response:
+        refuse_commands_if_suspended(current_tenant(request))
         command = operations.retry(command_id, by=operations.api_operator(request))
         return Response(CommandOut(command).data, status=status.HTTP_202_ACCEPTED)

@@ -31,7 +31,7 @@ from commands_app.registry import get_registry
 from events_app.models import Event
 from intent_project.admin_sites import TenantAdminSite, admin_reader, operator_role, tenant_admin_site
 from intent_project.schema_forms import payload_form, payload_of, put_errors
-from intent_project.tenancy import current_schema
+from intent_project.tenancy import current_schema, refuse_commands_if_suspended
 from projections_app.models import DeadLetter, ProjectionState
 
 CHART_MINUTES = 60
@@ -86,6 +86,7 @@ def send_command(request: HttpRequest, type_name: str) -> HttpResponse:
     form = form_class(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
+            refuse_commands_if_suspended(request.tenant)  # type: ignore[attr-defined]
             submission = submit(
                 schema_name=current_schema(),
                 tenant=request.tenant.slug,  # type: ignore[attr-defined]

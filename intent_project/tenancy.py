@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 
@@ -30,3 +32,15 @@ def use_public_schema() -> None:
     from django.db import connection
 
     connection.set_schema_to_public()  # type: ignore[attr-defined]
+
+
+def refuse_commands_if_suspended(tenant: Any) -> None:
+    """Raise TenantSuspended for a suspended tenant (the request's, as resolved: at most
+    TENANT_CACHE_SECONDS old in another process)."""
+    from commands_app.domain.errors import TenantSuspended
+
+    if getattr(tenant, "suspended", False):
+        raise TenantSuspended(
+            f"Tenant '{tenant.slug}' is suspended: it can be read, but takes no commands until a "
+            "platform admin lifts the suspension."
+        )

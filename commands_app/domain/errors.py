@@ -54,3 +54,9 @@ class Forbidden(IntentError):
 
 class IdempotencyConflict(IntentError):
     code = "idempotency_conflict"
+
+
+class TenantSuspended(IntentError):
+    """The tenant reads but takes no commands until a platform admin lifts the suspension."""
+
+    code = "tenant_suspended"

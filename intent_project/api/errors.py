@@ -57,6 +57,7 @@ ERROR_CODES: dict[str, str] = {
     "operation_refused": "The projection is not in a state that allows this operation.",
     "user_exists": "A user with this username exists.",
     "tenant_exists": "A tenant with this slug exists.",
+    "tenant_suspended": "The tenant is suspended: it can be read, but takes no commands.",
     "payload_too_large": "The command's payload is larger than the server accepts.",
     "request_too_large": "The request body is larger than the server accepts.",
     "unsupported_media_type": "The body's Content-Type is not application/json.",
@@ -140,6 +141,7 @@ _STATUS_FOR_INTENT: dict[str, int] = {
     "conflict": 409,
     "not_retryable": 409,
     "operation_refused": 409,
+    "tenant_suspended": 409,
 }
 
 

@@ -64,7 +64,8 @@ class MembershipInline(PolicyAdminMixin, admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(PolicyAdminMixin, admin.ModelAdmin):
-    list_display = ("slug", "name", "schema_name", "created_at", "admin_link")
+    list_display = ("slug", "name", "schema_name", "suspended", "created_at", "admin_link")
+    list_filter = ("suspended",)
     search_fields = ("slug", "name")
     inlines = [MembershipInline]
 
@@ -72,7 +73,7 @@ class TenantAdmin(PolicyAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).exclude(schema_name="public")
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = ("slug", "name", "schema_name", "created_at")
+        fields = ("slug", "name", "suspended", "schema_name", "created_at")
         return (*fields, "admin_link") if obj else fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -37,6 +37,9 @@ class Tenant(TenantMixin):
         max_length=40, unique=True, validators=[validate_slug]
     )
     name: models.CharField[str, str] = models.CharField(max_length=200)
+    # Read-only: its reads answer, its commands (sent or retried, by the API or the admin) are
+    # refused with `tenant_suspended`; flows already running finish.
+    suspended: models.BooleanField[bool, bool] = models.BooleanField(default=False)
     created_at: models.DateTimeField[Any, Any] = models.DateTimeField(auto_now_add=True)
 
     # Creating a Tenant row creates and migrates its schema (django-tenants).
