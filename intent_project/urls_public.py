@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/auth/logout-all/", views.LogoutAllView.as_view(), name="auth-logout-all"),
     path("api/users/", views.UserListView.as_view(), name="users"),
     path("api/tenants/", views.TenantListView.as_view(), name="tenants"),
+    path("api/tenants/<str:slug>/export/", views.TenantExportView.as_view(), name="tenant-export"),
     path("api/tenants/<str:slug>/members/", views.MemberListView.as_view(), name="tenant-members"),
     path(
         "api/tenants/<str:slug>/members/<str:username>/",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import redis
@@ -10,10 +11,11 @@ from django.contrib.auth import authenticate, get_user_model, user_logged_in, us
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -31,6 +33,7 @@ from intent_project.tenancy import use_public_schema
 from intent_project.tenants import policy
 from intent_project.tenants.models import Membership, Tenant, validate_slug
 from intent_project.tenants.policy import PlatformAction
+from intent_project.tenants.portable import export_tenant
 from intent_project.tenants.roles import Role
 from intent_project.tenants.services import TenantExists, create_tenant, role_in
 from projections_app.registry import get_projections, get_read_models
@@ -383,6 +386,43 @@ def _tenant(slug: str) -> Tenant:
     if tenant is None:
         raise ApiError(404, "tenant_not_found", f"There is no tenant '{slug[:60]}'.")
     return tenant
+
+
+class TenantExportView(APIView):
+    """A tenant as one file (intent_project/tenants/portable.py): superusers only."""
+
+    permission_classes = [IsAuthenticated]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The answer is a file, whatever the client accepts; errors stay JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="exportTenant",
+        description="The tenant's events, commands with their outcomes, saga instances, dead letters "
+        "and snapshots as one gzip-compressed JSON-lines file (`manage.py import_tenant FILE --as SLUG` "
+        "loads it), read from one consistent snapshot. Superusers only.",
+        responses={
+            (200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, description="The export file."),
+            **errors(404),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Any:
+        if not (request.user.is_active and request.user.is_superuser):
+            raise ApiError(403, "superuser_only", "Only a superuser may export a tenant.")
+        tenant = _tenant(slug)
+        spooled = tempfile.TemporaryFile()  # on disk, not in memory, however big the tenant
+        try:
+            export_tenant(tenant, spooled)
+        finally:
+            use_public_schema()
+        spooled.seek(0)
+        return FileResponse(
+            spooled,
+            as_attachment=True,
+            filename=f"{tenant.slug}.intent.jsonl.gz",
+            content_type="application/gzip",
+        )
 
 
 class MemberListView(APIView):

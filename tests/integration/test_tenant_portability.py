@@ -171,3 +171,24 @@ def test_a_cut_file_and_a_taken_slug_are_refused_by_the_command_with_nothing_cre
         call_command("import_tenant", str(path), slug=source.slug)
     with pytest.raises(CommandError, match="No tenant"):
         call_command("export_tenant", "nobody-here", out=str(tmp_path / "x.gz"))
+
+
+def test_a_superuser_downloads_the_export_over_the_api_and_others_are_refused(exported, world, tmp_path):
+    from rest_framework.test import APIClient
+
+    source, _ = exported
+    url = f"/api/tenants/{source.slug}/export/"
+    root = APIClient()
+    root.credentials(HTTP_AUTHORIZATION=f"Bearer {world['root'].token}")
+
+    answer = root.get(url, HTTP_ACCEPT="application/json")
+
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/gzip"
+    downloaded = tmp_path / "downloaded.gz"
+    downloaded.write_bytes(b"".join(answer.streaming_content))
+    assert _rows(downloaded) == _rows(exported[1])
+    assert root.get("/api/tenants/no-such-tenant/export/").status_code == 404
+    for persona in ("ada", "opal", "stan"):  # a tenant admin, a platform operator, plain staff
+        refused = world[persona].client().get(url)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "superuser_only"), persona
+    assert APIClient().get(url).status_code == 401
