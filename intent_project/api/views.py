@@ -403,7 +403,9 @@ class TenantExportView(APIView):
         "and snapshots as one gzip-compressed JSON-lines file (`manage.py import_tenant FILE --as SLUG` "
         "loads it), read from one consistent snapshot. Superusers only.",
         responses={
-            (200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, description="The export file."),
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The export file."
+            ),
             **errors(404),
         },
     )
@@ -421,7 +423,7 @@ class TenantExportView(APIView):
             spooled,
             as_attachment=True,
             filename=f"{tenant.slug}.intent.jsonl.gz",
-            content_type="application/gzip",
+            content_type="application/octet-stream",
         )
 
 

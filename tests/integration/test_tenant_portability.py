@@ -183,7 +183,7 @@ def test_a_superuser_downloads_the_export_over_the_api_and_others_are_refused(ex
 
     answer = root.get(url, HTTP_ACCEPT="application/json")
 
-    assert answer.status_code == 200 and answer["Content-Type"] == "application/gzip"
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/octet-stream"
     downloaded = tmp_path / "downloaded.gz"
     downloaded.write_bytes(b"".join(answer.streaming_content))
     assert _rows(downloaded) == _rows(exported[1])
