@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 
+from commands_app.domain.errors import TenantSuspended
+
 
 class WrongSchema(RuntimeError):
     pass
@@ -37,8 +39,6 @@ def use_public_schema() -> None:
 def refuse_commands_if_suspended(tenant: Any) -> None:
     """Raise TenantSuspended for a suspended tenant (the request's, as resolved: at most
     TENANT_CACHE_SECONDS old in another process)."""
-    from commands_app.domain.errors import TenantSuspended
-
     if getattr(tenant, "suspended", False):
         raise TenantSuspended(
             f"Tenant '{tenant.slug}' is suspended: it can be read, but takes no commands until a "

@@ -320,12 +320,12 @@ def test_the_commands_a_member_sent_are_found_by_an_index(world):
     from commands_app.read_policy import Reader, visible_commands
 
     with schema_context(world.acme.schema_name):
-        qs = Command.objects.filter(visible_commands(Reader(role="tester", user_id="7"))).order_by(
-            "-created_at"
-        )
+        # Unordered: on a near-empty table the planner may as well walk the created_at index
+        # and filter (commands_app 0005); what matters is that the filter matches this index.
+        qs = Command.objects.filter(visible_commands(Reader(role="tester", user_id="7"))).order_by()
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
-        plan = qs[:50].explain()
+        plan = qs.explain()
 
     assert "command_user_created" in plan, plan
 
