@@ -6,6 +6,7 @@ tenant's urlconf has one route for all of them.
 
 from django.urls import include, path
 
+from intent_project.api.metrics import MetricsDocumented
 from intent_project.urls_public import urlpatterns as public_patterns
 from intent_project.urls_tenant import api_patterns
 from projections_app.api import documented_read_model_views
@@ -24,9 +25,10 @@ def _read_model_patterns() -> list:
 
 
 urlpatterns = [
-    # The API's own routes; `/` (a redirect for browsers), the admin, health, ready and
-    # metrics are not part of it.
+    # The API's own routes and the metrics scrape; `/` (a redirect for browsers), the admin,
+    # health and ready are not part of it.
     *[p for p in public_patterns if str(getattr(p, "pattern", "")).startswith("api/")],
+    path("metrics", MetricsDocumented.as_view()),
     path(
         "t/<slug:tenant>/",
         include([*[p for p in api_patterns if p.name not in _ONE_ROUTE_FOR_ALL], *_read_model_patterns()]),

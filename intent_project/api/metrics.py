@@ -4,12 +4,18 @@ METRICS_TOKEN (`Authorization: Bearer <token>`, as a Prometheus scrape config se
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
 
 from intent_project.api.errors import error_response
+from intent_project.api.schema import errors
 from intent_project.metrics import exposition
 
 
@@ -30,3 +36,25 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsDocumented(APIView):
+    """`GET /metrics` as the OpenAPI document describes it (intent_project/urls_docs.py); the
+    route itself is metrics_view. Its token is not an API token, so it declares no API security."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="getMetrics",
+        tags=["operations"],
+        description="The Prometheus text exposition (format 0.0.4) of the platform's metrics, for a "
+        "scraper holding METRICS_TOKEN: send `Authorization: Bearer <METRICS_TOKEN>`. 404 while "
+        "METRICS_TOKEN is unset.",
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="Prometheus text."),
+            **errors((401, "No or a wrong metrics token."), (404, "Metrics are off (METRICS_TOKEN unset).")),
+        },
+    )
+    def get(self, request: Any) -> HttpResponse:
+        return metrics_view(request._request)

@@ -91,6 +91,7 @@ TAGS = [
     {"name": "traces", "description": "One flow's commands and events as a causation tree."},
     {"name": "projections", "description": "Projections and sagas: status, lag, and operator actions."},
     {"name": "read-models", "description": "Read-model rows, typed per read model, cursor-paginated."},
+    {"name": "operations", "description": "For the platform's operators: the Prometheus metrics scrape."},
 ]
 
 

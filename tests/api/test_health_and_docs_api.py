@@ -80,3 +80,15 @@ def test_the_admin_styles_are_served_by_the_app_itself(world):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/css")
     assert b"".join(response.streaming_content if response.streaming else [response.content])
+
+
+def test_the_document_describes_the_metrics_scrape_and_the_tenant_export():
+    paths = json.loads(client_for().get("/api/schema/?format=json").content)["paths"]
+
+    metrics = paths["/metrics"]["get"]
+    assert metrics["operationId"] == "getMetrics" and "text/plain" in metrics["responses"]["200"]["content"]
+    assert {"401", "404"} <= set(metrics["responses"])
+    export = paths["/api/tenants/{slug}/export/"]["get"]
+    assert export["operationId"] == "exportTenant"
+    assert "application/octet-stream" in export["responses"]["200"]["content"]
+    assert "403" in export["responses"]
