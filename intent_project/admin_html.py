@@ -1,4 +1,4 @@
-"""Small pieces of HTML the admin pages share: short ids, status badges, money, times."""
+"""Small pieces of HTML the admin pages share: short ids, status badges, times."""
 
 from __future__ import annotations
 
@@ -27,13 +27,3 @@ def when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def money(minor: int | None, currency: str | None, exponent: int = 2) -> str:
-    """Minor units as an amount with its currency: 123456, "EUR" -> "1,234.56 EUR"."""
-    if minor is None:
-        return "—"
-    sign = "-" if minor < 0 else ""
-    whole, part = divmod(abs(int(minor)), 10**exponent)
-    amount = f"{whole:,}.{part:0{exponent}d}" if exponent else f"{whole:,}"
-    return f"{sign}{amount} {currency}".strip() if currency else f"{sign}{amount}"
