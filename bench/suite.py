@@ -69,6 +69,12 @@ def _projections(ctx: Context) -> list[Result]:
     return run_projections(ctx)
 
 
+def _portability(ctx: Context) -> list[Result]:
+    from bench.portability import run_portability
+
+    return run_portability(ctx)
+
+
 def _loads(ctx: Context) -> list[Result]:
     from bench.loads import run_loads
 
@@ -87,6 +93,7 @@ BENCHMARKS = (
     Benchmark("streams", "500 live event streams while commands flow vs another tenant's reads", _streams),
     Benchmark("projection", "projection catch-up and rebuild", _projections),
     Benchmark("load", "aggregate load with snapshots, 10 vs 10,000 events", _loads),
+    Benchmark("portability", "tenant export, and import beside raw COPY", _portability),
 )
 
 

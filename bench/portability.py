@@ -1,0 +1,149 @@
+"""Tenant export and import (intent_project/tenants/portable.py) beside raw COPY.
+
+1. seed: N `messageLogged` events in 1,000 streams of a fresh tenant, loaded with COPY.
+2. export: `export_tenant` to a file: events per second.
+3. import: `import_tenant` of that file as a new tenant (checked whole, COPY, projections
+   built from the log, one transaction): events per second, beside
+4. raw: psycopg COPY of the same rows into a copy of the events table in the same run.
+Target: import ≥ 0.5 × raw COPY (the issue's), reported with and without building the
+projections (the import's own load is the COPY part; the projections are the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import Context, Result, Target
+
+EVENTS = 100_000
+STREAMS = 1_000
+
+
+def _seed_rows(count: int) -> list[tuple[object, ...]]:
+    streams = [uuid.uuid4() for _ in range(STREAMS)]
+    versions = [0] * STREAMS
+    now = datetime.now(UTC)
+    rows = []
+    for position in range(1, count + 1):
+        index = position % STREAMS
+        versions[index] += 1
+        payload = json.dumps({"text": f"message {position}", "level": "info"})
+        rows.append(
+            (
+                position,
+                str(uuid.uuid4()),
+                "system",
+                str(streams[index]),
+                versions[index],
+                "messageLogged",
+                3,
+                payload,
+                "{}",
+                None,
+                None,
+                None,
+                now,
+            )
+        )
+    return rows
+
+
+COLUMNS = (
+    "position",
+    "id",
+    "stream_type",
+    "stream_id",
+    "version",
+    "type",
+    "schema_version",
+    "payload",
+    "metadata",
+    "correlation_id",
+    "causation_id",
+    "command_id",
+    "recorded_at",
+)
+
+
+def _copy(table: str, rows: list[tuple[object, ...]]) -> float:
+    from django.db import connection, transaction
+
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return time.perf_counter() - start
+
+
+def run_portability(ctx: Context) -> list[Result]:
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from intent_project.tenants.portable import export_tenant, import_tenant
+
+    count = ctx.n(EVENTS, minimum=1_000)
+    source = ctx.fresh_tenant("export")
+    rows = _seed_rows(count)
+    with schema_context(source.schema_name):
+        _copy("events_app_event", rows)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence('events_app_event', 'position'), %s)", [count]
+            )
+    connection.set_schema_to_public()  # type: ignore[attr-defined]
+    ctx.log(f"portability: {count:,} events seeded; exporting")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "export.jsonl.gz"
+        start = time.perf_counter()
+        with path.open("wb") as out:
+            export_tenant(source, out)
+        export_seconds = time.perf_counter() - start
+        size = path.stat().st_size
+        ctx.log(f"portability: exported in {export_seconds:.2f} s ({size / 1e6:.1f} MB); importing")
+
+        slug = f"{source.slug[:30]}-in"
+        start = time.perf_counter()
+        imported = import_tenant(path, slug)
+        import_seconds = time.perf_counter() - start
+        connection.set_schema_to_public()  # type: ignore[attr-defined]
+        ctx.tenants.append(imported)
+
+    scratch = ctx.scratch_schema("copy")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'CREATE TABLE "{scratch}".events (LIKE "{source.schema_name}".events_app_event INCLUDING ALL)'
+        )
+    raw_seconds = _copy(f'"{scratch}".events', rows)
+    ctx.log(f"portability: import {import_seconds:.2f} s, raw COPY {raw_seconds:.2f} s")
+
+    shape = {"events": count, "streams": STREAMS, "file_bytes": size}
+    return [
+        Result(
+            name="tenant_import_vs_raw_copy",
+            ours=count / import_seconds,
+            baseline=count / raw_seconds,
+            baseline_name="psycopg COPY of the same rows into a copy of the events table, same run",
+            unit="events/s",
+            target=Target("≥ 0.5 × raw COPY", "ratio", ">=", 0.5),
+            extra=shape,
+            note="import_tenant: the file checked whole, every section COPYed, the projections built "
+            "from the log, in one transaction",
+        ),
+        Result(
+            name="tenant_export",
+            ours=count / export_seconds,
+            baseline=None,
+            baseline_name="",
+            unit="events/s",
+            target=None,
+            extra=shape,
+            note="export_tenant: one REPEATABLE READ snapshot, server-side cursors, gzip JSON lines",
+        ),
+    ]
