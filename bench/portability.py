@@ -24,60 +24,42 @@ EVENTS = 100_000
 STREAMS = 1_000
 
 
-def _seed_rows(count: int) -> list[tuple[object, ...]]:
+def _seed_rows(count: int) -> list[dict[str, object]]:
     streams = [uuid.uuid4() for _ in range(STREAMS)]
     versions = [0] * STREAMS
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, object]] = []
     for position in range(1, count + 1):
         index = position % STREAMS
         versions[index] += 1
-        payload = json.dumps({"text": f"message {position}", "level": "info"})
         rows.append(
-            (
-                position,
-                str(uuid.uuid4()),
-                "system",
-                str(streams[index]),
-                versions[index],
-                "messageLogged",
-                3,
-                payload,
-                "{}",
-                None,
-                None,
-                None,
-                now,
-            )
+            {
+                "position": position,
+                "id": str(uuid.uuid4()),
+                "stream_type": "system",
+                "stream_id": str(streams[index]),
+                "version": versions[index],
+                "type": "messageLogged",
+                "schema_version": 3,
+                "payload": json.dumps({"text": f"message {position}", "level": "info"}),
+                "metadata": "{}",
+                "recorded_at": now,
+            }
         )
     return rows
 
 
-COLUMNS = (
-    "position",
-    "id",
-    "stream_type",
-    "stream_id",
-    "version",
-    "type",
-    "schema_version",
-    "payload",
-    "metadata",
-    "correlation_id",
-    "causation_id",
-    "command_id",
-    "recorded_at",
-)
-
-
-def _copy(table: str, rows: list[tuple[object, ...]]) -> float:
+def _copy(table: str, rows: list[dict[str, object]]) -> float:
     from django.db import connection, transaction
 
+    from events_app.models import Event
+
+    columns = [field.column for field in Event._meta.concrete_fields]  # the event table's, in order
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row([row.get(column) for column in columns])
     return time.perf_counter() - start
 
 

@@ -113,7 +113,6 @@ def send_command(request: HttpRequest, type_name: str) -> HttpResponse:
         f"Send {type_name}",
         command=described,
         form=form,
-        api_example={"type": type_name, "payload": {}},
     )
     return TemplateResponse(
         request, "admin/intent/send_form.html", context, status=400 if form.errors else 200

@@ -152,11 +152,17 @@ class TenantReadOnlyAdmin(admin.ModelAdmin):
         return super().get_queryset(request).filter(self.visible_rows(admin_reader(request)))
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
-        obj = super().get_object(request, object_id, from_field)
-        if obj is not None:
-            # Display methods get only the object; the flow tree needs to know who looks.
-            obj._reader = admin_reader(request)
-        return obj
+        # A page asks for its object more than once (its buttons, its live status, Django's
+        # own view): one query per request.
+        fetched = request.__dict__.setdefault("_intent_objects", {})
+        key = (self.model, str(object_id), from_field)
+        if key not in fetched:
+            obj = super().get_object(request, object_id, from_field)
+            if obj is not None:
+                # Display methods get only the object; the flow tree needs to know who looks.
+                obj._reader = admin_reader(request)
+            fetched[key] = obj
+        return fetched[key]
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         if not may_operate(operator_role(request)):

@@ -164,6 +164,7 @@ def check_file(path: Path) -> dict[str, Any]:
     section = 0
     last_position = 0
     registry = get_registry()
+    order = [kind for kind, _, _ in SECTIONS]
     for line, record in _records(path):
         kind = record.get("kind") if isinstance(record, dict) else None
         if manifest is not None:
@@ -180,7 +181,6 @@ def check_file(path: Path) -> dict[str, Any]:
             manifest = record
             continue
         digest.update(line)
-        order = [k for k, _, _ in SECTIONS]
         if kind not in order or not isinstance(record.get("row"), dict):
             raise ImportRefused(f"an unknown line kind {kind!r}")
         if order.index(kind) < section:

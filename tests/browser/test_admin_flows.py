@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from django.db import connections
 from django_tenants.utils import schema_context
@@ -55,7 +56,7 @@ def _reload_until(page: Page, text: str, seconds: float = 30) -> None:
             page.reload()
 
 
-def test_a_transfer_sent_through_the_form_reaches_processed_live_and_its_flow_fits(app, page):
+def test_a_transfer_sent_through_the_form_reaches_processed_and_its_flow_fits(app, page):
     source, target = _account(app, "Ada", deposit=5000), _account(app, "Bob")
     page.goto(app.admin("send/"))
     page.click("text=transferMoney")
@@ -80,6 +81,24 @@ def test_a_transfer_sent_through_the_form_reaches_processed_live_and_its_flow_fi
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
     expect(page.locator(".intent-trace .current")).to_contain_text("transferMoney")
     shot(page, "11-transfer-command-page", full_page=True)
+
+
+def test_a_command_page_follows_a_pending_command_live_until_it_is_processed(app, page):
+    """Due in a few seconds (not_before): the page opens on `pending` and changes by itself."""
+    due = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    status, body, _ = app.web.request(
+        "POST",
+        f"/t/{app.tenant.slug}/api/commands/",
+        app.members["stella"].token,
+        {"type": "logMessage", "payload": {"message": "later"}, "not_before": due},
+    )
+    assert status == 202, body
+    page.goto(app.admin(f"commands_app/command/{body['id']}/change/"))
+    expect(page.locator('[data-command-status="pending"]').first).to_be_visible()
+    expect(page.locator("[data-command-stream]")).to_be_visible()  # the stream is open
+
+    expect(page.locator("[data-command-stream]")).to_contain_text("processed", timeout=30_000)
+    expect(page.locator('[data-command-status="processed"]').first).to_be_visible(timeout=10_000)
 
 
 def test_a_failed_command_is_retried_from_its_page(app, page):
