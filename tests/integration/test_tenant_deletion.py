@@ -96,3 +96,18 @@ def test_the_shell_deletes_only_with_the_slug_repeated(doomed):
 
     _gone(doomed)
     assert TenantDeletion.objects.get(slug=doomed.slug).deleted_by.startswith("shell:")
+
+
+def test_only_superusers_read_the_deletion_records(doomed, world):
+    call_command("remove_tenant", doomed.slug, confirm=doomed.slug)
+    record = TenantDeletion.objects.get(slug=doomed.slug)
+
+    assert _browser(world["root"].user).get("/admin/tenants/tenantdeletion/").status_code == 200
+    for persona in ("opal", "ada", "stan"):  # a platform operator, a tenant admin, plain staff
+        browser = _browser(get_user_model().objects.get(username=persona))
+        assert browser.get("/admin/tenants/tenantdeletion/").status_code == 403, persona
+        assert (
+            browser.post(f"/admin/tenants/tenantdeletion/{record.pk}/delete/", {"post": "yes"}).status_code
+            == 403
+        )
+    assert TenantDeletion.objects.filter(pk=record.pk).exists()
