@@ -16,6 +16,7 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 from django.conf import settings
 from kombu.transport import redis as kombu_redis
@@ -80,6 +81,16 @@ def _start_heartbeat(sender: Any = None, **kwargs: object) -> None:
 
     queues = list(sender.app.amqp.queues.consume_from) if sender is not None else []
     _heartbeat = readiness.start_heartbeat(getattr(sender, "hostname", "worker"), queues)
+
+
+@worker_shutting_down.connect
+def _leave_readiness(**kwargs: object) -> None:
+    """A worker that has begun to shut down takes no new work: it leaves `/ready/` then,
+    not after its warm shutdown has finished the tasks in hand (which may outlast the
+    supervisor's patience and end in SIGKILL, leaving the key until its TTL)."""
+    from intent_project import readiness
+
+    readiness.stop_heartbeat(_heartbeat, wait=False)
 
 
 @worker_shutdown.connect

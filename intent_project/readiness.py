@@ -61,10 +61,12 @@ def start_heartbeat(hostname: str, queues: list[str]) -> threading.Thread:
     return thread
 
 
-def stop_heartbeat(thread: threading.Thread | None) -> None:
+def stop_heartbeat(thread: threading.Thread | None, *, wait: bool = True) -> None:
+    """End the beats; the thread removes the key. `wait=False` from a signal handler."""
     if thread is not None:
         thread.stop.set()  # type: ignore[attr-defined]
-        thread.join(timeout=2)
+        if wait:
+            thread.join(timeout=2)
 
 
 # ---- the probe ------------------------------------------------------------------------
