@@ -45,6 +45,13 @@ def _tenant_slug(schema_name: str) -> str:
     return str(Tenant.objects.filter(schema_name=schema_name).values_list("slug", flat=True).first() or "")
 
 
+def _reacts_to(rec: Recorded[DomainEvent]) -> bool:
+    """Events brought in by `import_events` are history whose reactions happened in the
+    system they came from: sagas pass over them, unless the import asked them to react."""
+    imported = rec.metadata.get("import")
+    return not isinstance(imported, dict) or bool(imported.get("sagas"))
+
+
 @dataclass(frozen=True, eq=False)
 class SagaConsumer(Projection):
     KIND = "saga"
@@ -133,7 +140,7 @@ class SagaConsumer(Projection):
             command_id = rec.metadata.get("command_id")
             if rec.metadata.get("seq") == 1 and command_id and UUID(str(command_id)) in handled:
                 triggers.append(handled[UUID(str(command_id))])
-            if type(rec.event) in self.saga.on_events:
+            if type(rec.event) in self.saga.on_events and _reacts_to(rec):
                 triggers.append(rec)
         return triggers
 
