@@ -192,3 +192,31 @@ def test_a_superuser_downloads_the_export_over_the_api_and_others_are_refused(ex
         refused = world[persona].client().get(url)
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "superuser_only"), persona
     assert APIClient().get(url).status_code == 401
+
+
+def test_a_superuser_downloads_the_export_from_the_platform_admin_and_others_are_refused(exported, world, tmp_path):
+    from django.test import Client
+
+    source, _ = exported
+    page, url = f"/admin/tenants/tenant/{source.pk}/change/", f"/admin/tenants/tenant/{source.pk}/export/"
+
+    def browser(persona: str) -> Client:
+        client = Client(raise_request_exception=False)
+        client.force_login(world[persona].user)
+        return client
+
+    root = browser("root")
+    assert url.encode() in root.get(page).content  # the page's Export button
+    answer = root.get(url)
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/octet-stream"
+    assert f'filename="{source.slug}.intent.jsonl.gz"' in answer["Content-Disposition"]
+    downloaded = tmp_path / "from-admin.gz"
+    downloaded.write_bytes(b"".join(answer.streaming_content))
+    assert _rows(downloaded) == _rows(exported[1])
+    for persona in ("opal", "ada", "stan"):  # a platform operator, a tenant admin, plain staff
+        client = browser(persona)
+        refused = client.get(url)
+        assert refused.status_code in (302, 403) and refused.get("Content-Type") != "application/octet-stream", persona
+        assert url.encode() not in client.get(page).content, persona
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
