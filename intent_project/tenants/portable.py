@@ -15,25 +15,27 @@ of every line before the manifest, newline included. The export reads one snapsh
 schema (REPEATABLE READ, read only), so an export taken while commands flow is a consistent
 cut, and streams rows through server-side cursors: memory stays constant whatever the size.
 
-The import validates the whole file first (checksum, order, every event type and stored
-schema version known to the registry) and refuses a bad file before creating anything. It
-then creates the tenant, loads every section with COPY, sets the
-sagas' checkpoints at the head (their reactions are already in the file, as commands), and
-builds every projection from the imported log, all in one transaction: a failure anywhere
-leaves no tenant, schema or row behind.
+The import reads the file once. It checks the header before creating anything, then
+creates the tenant and loads every section with COPY while it checks every line (order,
+every event type and stored schema version known to the registry) and, at the end, the
+manifest's counts and checksum, all in one transaction: a refusal at any line leaves no
+tenant, schema or row behind. In the same transaction it sets the sequences past the
+imported ids and the sagas' checkpoints at the head (their reactions are already in the
+file, as commands). After commit it builds every projection from the imported log, in
+checkpointed batches as a worker would (an interrupted build is carried on by the workers).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django_tenants.utils import schema_context
@@ -69,18 +71,17 @@ def _columns(model: type[models.Model]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields]
 
 
-class _Encoder(DjangoJSONEncoder):
-    """Django's, but times to the microsecond (its own keeps milliseconds): an import must
-    give back the same rows, in the same order."""
+_DJANGO = DjangoJSONEncoder()
 
-    def default(self, o: Any) -> Any:
-        if isinstance(o, datetime):
-            return o.isoformat()
-        return super().default(o)
+
+def _default(value: Any) -> Any:
+    """What orjson does not write itself (decimals, durations, lazy text): as Django would."""
+    return _DJANGO.default(value)
 
 
 def _line(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, cls=_Encoder, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One line: times to the microsecond, uuids as text, UTF-8 as it is."""
+    return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
 @dataclass
@@ -143,132 +144,189 @@ def export_tenant(tenant: Tenant, out: IO[bytes], progress: Progress | None = No
 
 
 # -- reading and checking a file -------------------------------------------------------------
-def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def _records(path: Path) -> Iterator[tuple[bytes, Any]]:
     try:
         with gzip.open(path, "rb") as packed:
             for number, line in enumerate(packed, start=1):
                 try:
-                    yield line, json.loads(line)
-                except ValueError:
+                    yield line, orjson.loads(line)
+                except orjson.JSONDecodeError:
                     raise ImportRefused(f"line {number} is not JSON") from None
     except (OSError, EOFError) as exc:
         raise ImportRefused(f"{path} is not a gzip-compressed export: {exc}") from None
 
 
-def check_file(path: Path) -> dict[str, Any]:
-    """Read the whole file once and refuse it if anything is wrong; returns its header."""
-    digest = hashlib.sha256()
-    header: dict[str, Any] | None = None
-    manifest: dict[str, Any] | None = None
-    counts = {kind: 0 for kind, _, _ in SECTIONS}
-    section = 0
-    last_position = 0
-    registry = get_registry()
-    order = [kind for kind, _, _ in SECTIONS]
-    for line, record in _records(path):
+class _Checker:
+    """Checks a file line by line as it is read: the header first, every line's kind and
+    section order, the events' order, types and stored schema versions, then (`finish`) the
+    manifest's counts and checksum. The import loads while it checks, in one transaction,
+    and a refusal at any line, the last included, rolls all of it back."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.header: dict[str, Any] | None = None
+        self.manifest: dict[str, Any] | None = None
+        self.counts = {kind: 0 for kind, _, _ in SECTIONS}
+        self.order = [kind for kind, _, _ in SECTIONS]
+        self.section = 0
+        self.last_position = 0
+        self.registry = get_registry()
+
+    def check_header(self, line: bytes, record: Any) -> dict[str, Any]:
+        if not isinstance(record, dict) or record.get("kind") != "header" or record.get("format") != FORMAT:
+            raise ImportRefused(f"not an {FORMAT} file (its first line is no header)")
+        if record.get("version") != VERSION:
+            raise ImportRefused(f"format version {record.get('version')!r}; this version reads {VERSION}")
+        for kind, model, _ in SECTIONS:
+            if record.get("columns", {}).get(kind) != _columns(model):
+                raise ImportRefused(f"the {kind} columns differ from this version's")
+        self.digest.update(line)
+        self.header = record
+        return record
+
+    def check(self, line: bytes, record: Any) -> str | None:
+        """The line's section, or None for the manifest."""
         kind = record.get("kind") if isinstance(record, dict) else None
-        if manifest is not None:
+        if self.manifest is not None:
             raise ImportRefused("lines after the manifest")
-        if header is None:
-            if kind != "header" or record.get("format") != FORMAT:
-                raise ImportRefused(f"not an {FORMAT} file (its first line is no header)")
-            if record.get("version") != VERSION:
-                raise ImportRefused(f"format version {record.get('version')!r}; this version reads {VERSION}")
-            header = record
-            digest.update(line)
-            continue
         if kind == "manifest":
-            manifest = record
-            continue
-        digest.update(line)
-        if kind not in order or not isinstance(record.get("row"), dict):
+            self.manifest = record
+            return None
+        self.digest.update(line)
+        if kind not in self.order or not isinstance(record.get("row"), dict):
             raise ImportRefused(f"an unknown line kind {kind!r}")
-        if order.index(kind) < section:
-            raise ImportRefused(f"a {kind} line after the {order[section]} section: out of order")
-        section = order.index(kind)
-        counts[kind] += 1
+        index = self.order.index(kind)
+        if index < self.section:
+            raise ImportRefused(f"a {kind} line after the {self.order[self.section]} section: out of order")
+        self.section = index
+        self.counts[kind] += 1
         if kind == "event":
-            row = record["row"]
-            position, type_name, stored = row.get("position"), row.get("type"), row.get("schema_version")
-            if not isinstance(position, int) or position <= last_position:
-                raise ImportRefused(f"event positions out of order at {position!r} (after {last_position})")
-            last_position = position
-            known = registry.events.get(type_name)
-            if known is None:
-                raise ImportRefused(f"event {position}: type {type_name!r} is not in the registry")
-            if not isinstance(stored, int) or not 1 <= stored <= known.SCHEMA_VERSION:
-                raise ImportRefused(
-                    f"event {position}: {type_name} schema version {stored!r}; the registry knows 1..{known.SCHEMA_VERSION}"
-                )
-    if header is None:
-        raise ImportRefused("the file is empty")
-    if manifest is None:
-        raise ImportRefused("no manifest: the file is cut short")
-    if manifest.get("sha256") != digest.hexdigest():
-        raise ImportRefused("the checksum does not match: the file was changed or damaged")
-    if manifest.get("counts") != counts:
-        raise ImportRefused(f"the manifest counts {manifest.get('counts')} lines but the file holds {counts}")
-    for kind, model, _ in SECTIONS:
-        if header.get("columns", {}).get(kind) != _columns(model):
-            raise ImportRefused(f"the {kind} columns differ from this version's")
-    return {**header, "counts": counts}
+            self._check_event(record["row"])
+        return kind
+
+    def _check_event(self, row: dict[str, Any]) -> None:
+        position, type_name, stored = row.get("position"), row.get("type"), row.get("schema_version")
+        if not isinstance(position, int) or position <= self.last_position:
+            raise ImportRefused(f"event positions out of order at {position!r} (after {self.last_position})")
+        self.last_position = position
+        known = self.registry.events.get(type_name) if isinstance(type_name, str) else None
+        if known is None:
+            raise ImportRefused(f"event {position}: type {type_name!r} is not in the registry")
+        if not isinstance(stored, int) or not 1 <= stored <= known.SCHEMA_VERSION:
+            raise ImportRefused(
+                f"event {position}: {type_name} schema version {stored!r}; the registry knows 1..{known.SCHEMA_VERSION}"
+            )
+
+    def finish(self) -> dict[str, Any]:
+        if self.header is None:
+            raise ImportRefused("the file is empty")
+        if self.manifest is None:
+            raise ImportRefused("no manifest: the file is cut short")
+        if self.manifest.get("sha256") != self.digest.hexdigest():
+            raise ImportRefused("the checksum does not match: the file was changed or damaged")
+        if self.manifest.get("counts") != self.counts:
+            raise ImportRefused(
+                f"the manifest counts {self.manifest.get('counts')} lines but the file holds {self.counts}"
+            )
+        return {**self.header, "counts": self.counts}
+
+
+def check_file(path: Path) -> dict[str, Any]:
+    """Read the whole file and refuse it if anything is wrong; returns its header and counts."""
+    checker = _Checker()
+    records = _records(path)
+    for line, record in records:
+        checker.check_header(line, record)
+        break
+    for line, record in records:
+        checker.check(line, record)
+    return checker.finish()
 
 
 # -- import ----------------------------------------------------------------------------------
-def _copy(model: type[models.Model], rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """COPY rows into the model's table as they are: ids, positions and times included (no
-    auto_now, no sequence)."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    fields = {f.attname: f for f in model._meta.concrete_fields}
-    as_json = {name for name, f in fields.items() if isinstance(f, models.JSONField)}
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(row[c], cls=DjangoJSONEncoder, ensure_ascii=False)
-                    if c in as_json and row[c] is not None
-                    else row[c]
-                    for c in columns
-                ]
-            )
+class _Loader:
+    """One COPY per section, open while its lines stream in."""
+
+    def __init__(self, cursor: Any, columns: dict[str, list[str]]) -> None:
+        self.cursor = cursor
+        self.columns = columns
+        self.kind: str | None = None
+        self.copy: Any = None
+        self.as_json: set[int] = set()
+
+    def write(self, kind: str, row: dict[str, Any]) -> None:
+        if kind != self.kind:
+            self.close()
+            self._open(kind)
+        values = [row[c] for c in self.columns[kind]]
+        for index in self.as_json:
+            if values[index] is not None:
+                values[index] = orjson.dumps(values[index]).decode()
+        self.copy.write_row(values)
+
+    def _open(self, kind: str) -> None:
+        # Rows as they are: ids, positions and times included (no auto_now, no sequence).
+        model, columns = _MODELS[kind], self.columns[kind]
+        fields = {f.attname: f for f in model._meta.concrete_fields}
+        self.as_json = {i for i, c in enumerate(columns) if isinstance(fields[c], models.JSONField)}
+        table = connection.ops.quote_name(model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(c) for c in columns)
+        self.kind = kind
+        self._context = self.cursor.copy(f"COPY {table} ({names}) FROM STDIN")
+        self.copy = self._context.__enter__()
+
+    def close(self) -> None:
+        if self.copy is not None:
+            self._context.__exit__(None, None, None)
+            self.copy = None
 
 
-def import_tenant(path: Path, slug: str, name: str | None = None, progress: Progress | None = None) -> Tenant:
-    """Create tenant `slug` from an export; refuses (ImportRefused) with nothing created."""
-    header = check_file(path)
+def import_tenant(
+    path: Path,
+    slug: str,
+    name: str | None = None,
+    progress: Progress | None = None,
+    *,
+    build: bool = True,
+) -> Tenant:
+    """Create tenant `slug` from an export; refuses (ImportRefused) with nothing created.
+
+    The file is read once: checked as it is loaded, in one transaction with the tenant's
+    creation, so a refusal at any line (the checksum at the end included) leaves nothing.
+    The header is checked before anything is created. After commit, with `build`, every
+    projection is built from the imported log here (in batches, each with its checkpoint,
+    as a worker would: an interrupted build is resumed by the workers, woken by the sweep).
+    """
     progress = progress or Progress()
-    columns = header["columns"]
+    checker = _Checker()
+    records = _records(path)
+    first = next(records, None)
+    if first is None:
+        raise ImportRefused("the file is empty")
+    header = checker.check_header(*first)
     with transaction.atomic():
         tenant = create_tenant(slug, name or header["tenant"].get("name") or slug)
         with schema_context(tenant.schema_name):
-            batch: list[dict[str, Any]] = []
-            current: str | None = None
-
-            def flush() -> None:
-                if not batch or current is None:
-                    return
-                _copy(_MODELS[current], batch, columns[current])
-                batch.clear()
-
-            for _, record in _records(path):
-                kind = record["kind"]
-                if kind in ("header", "manifest"):
-                    continue
-                if kind != current:
-                    flush()
-                    current = kind
-                batch.append(record["row"])
-                progress.step(kind)
-                if len(batch) >= CHUNK:
-                    flush()
-            flush()
-            _after_load()
+            with connection.cursor() as cursor:
+                loader = _Loader(cursor.cursor, header["columns"])
+                try:
+                    for line, record in records:
+                        kind = checker.check(line, record)
+                        if kind is not None:
+                            loader.write(kind, record["row"])
+                            progress.step(kind)
+                finally:
+                    loader.close()
+            checker.finish()
+            head = _after_load()
+    if build:
+        with schema_context(tenant.schema_name):
+            build_projections(head)
     return tenant
 
 
-def _after_load() -> None:
-    """Sequences past the imported ids, sagas at the head, projections built from the log."""
+def _after_load() -> int:
+    """Sequences past the imported ids and the sagas at the head; returns the head."""
     with connection.cursor() as cursor:
         for model in (Event, SagaInstance, DeadLetter, Snapshot):
             table, pk = model._meta.db_table, model._meta.pk.column
@@ -279,6 +337,11 @@ def _after_load() -> None:
     head = Event.objects.order_by("-position").values_list("position", flat=True).first() or 0
     # The sagas' reactions are in the file already (as the commands they issued).
     ProjectionState.objects.filter(name__in=[saga.name for saga in get_sagas()]).update(position=head)
+    return int(head)
+
+
+def build_projections(head: int) -> None:
+    """Run every projection of the current schema up to `head` (or until none advances)."""
     while True:
         results = run_all(max_batches=50)
         states = ProjectionState.objects.values_list("position", "status")

@@ -17,9 +17,9 @@ from intent_project.tenants.services import TenantExists
 
 class Command(BaseCommand):
     help = (
-        "Create a tenant from an export_tenant file: the file is checked whole first (checksum, "
-        "order, event types and schema versions), then loaded with COPY and its projections "
-        "built, in one transaction; a refused file creates nothing."
+        "Create a tenant from an export_tenant file: loaded with COPY while every line is checked "
+        "(order, event types and schema versions, then the counts and checksum), in one "
+        "transaction, so a refused file creates nothing; then its projections are built."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
