@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -83,6 +84,28 @@ def align_names(template: str, clone: str) -> None:
                 cursor.execute(f"ALTER INDEX {q(clone)}.{q(name)} RENAME TO {q(target)}")
 
 
+class _Clone(CloneSchema):
+    """django-tenants' clone, without re-creating its PL/pgSQL functions on every call.
+
+    Its `clone_schema` runs `CREATE OR REPLACE FUNCTION` for a dozen large functions each
+    time. Every replacement is compiled anew by the database session that calls it, and
+    the old compiled versions stay in that session's memory: on one long-lived connection
+    (a web process creating tenants on sign-up) 30 creations went from 0.27 s to 1.3-1.8 s
+    each and the PostgreSQL backend grew to 379 MB. Created once per database session
+    instead (remembered once the creating transaction commits, so a rollback re-creates
+    them), the same 30 stayed at 0.4-0.6 s with the backend at 81 MB.
+    """
+
+    _sessions: ClassVar[weakref.WeakSet[Any]] = weakref.WeakSet()
+
+    def _create_clone_schema_function(self) -> None:
+        session = connection.connection
+        if session in self._sessions:
+            return
+        super()._create_clone_schema_function()
+        transaction.on_commit(lambda: self._sessions.add(session))
+
+
 def create_tenant(slug: str, name: str) -> Tenant:
     """Create the tenant row, its schema (migrated) and its path domain, or raise."""
     validate_slug(slug)
@@ -100,7 +123,7 @@ def create_tenant(slug: str, name: str) -> Tenant:
             ensure_template()
             # Tables, indexes, sequences, the immutability trigger and the migration history
             # (the template's only rows) in one server-side call.
-            CloneSchema().clone_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name, "DATA")
+            _Clone().clone_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name, "DATA")
             align_names(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
             tenant.auto_create_schema = False
         tenant.save(verbosity=0)

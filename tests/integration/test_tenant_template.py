@@ -63,3 +63,39 @@ def test_migrate_tenants_skips_current_schemas_and_migrates_stale_ones(fresh_ten
     with reference_catalog() as reference:
         # Tables, columns and migrations are whole again.
         assert check_schema(fresh_tenant.schema_name, reference) == []
+
+
+def _function_creations(create) -> int:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        create()
+    connection.set_schema_to_public()
+    return sum("CREATE OR REPLACE FUNCTION" in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_clone_functions_are_created_once_per_database_session_and_again_after_a_rollback(
+    live_db, settings
+):
+    """Re-created on every clone, their compiled copies pile up in the session's memory and
+    each clone gets slower (services._Clone)."""
+    from django.db import transaction
+
+    settings.TENANT_CLONE_FROM_TEMPLATE = True
+    connection.close()  # a new session: nothing created in it yet
+    first = _function_creations(lambda: create_tenant("f" + uuid.uuid4().hex[:12], "first"))
+    again = _function_creations(lambda: create_tenant("f" + uuid.uuid4().hex[:12], "again"))
+    assert first > 0 and again == 0
+
+    connection.close()
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            create_tenant("r" + uuid.uuid4().hex[:12], "rolled back")
+            transaction.set_rollback(True)
+
+    assert _function_creations(rolled_back) > 0
+    after = _function_creations(lambda: create_tenant("a" + uuid.uuid4().hex[:12], "after"))
+    # Not remembered from a transaction that rolled back (in a fresh database it would have
+    # taken the functions with it): created again.
+    assert after > 0
