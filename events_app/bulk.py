@@ -129,7 +129,8 @@ def _optional_uuid(value: Any) -> uuid.UUID | None:
 
 
 class _Checker:
-    """Checks line after line; keeps one entry per stream (the only state that grows)."""
+    """Checks line after line; keeps one entry per stream (the only state that grows with
+    the file)."""
 
     def __init__(self, import_id: uuid.UUID, react: bool, now: datetime) -> None:
         self.registry = get_registry()
@@ -137,7 +138,6 @@ class _Checker:
         self.now = now
         # (stream_type, stream_id) -> [first version in the file, last version so far]
         self.streams: dict[tuple[str, uuid.UUID], list[int]] = {}
-        self.ids: set[uuid.UUID] = set()
 
     def row(self, number: int, line: Any) -> list[Any]:
         if not isinstance(line, dict):
@@ -184,10 +184,9 @@ class _Checker:
             )
         else:
             seen[1] = version
+        # A duplicate id, in the file or against the log, is the unique constraint's to catch
+        # (a set of every id would grow with the file).
         event_id = _uuid(line["id"], "id", number) if "id" in line else uuid.uuid4()
-        if event_id in self.ids:
-            raise EventsRefused(f"line {number}: event id {event_id} appears twice in the file")
-        self.ids.add(event_id)
         metadata = line.get("metadata", {})
         if not isinstance(metadata, dict):
             raise EventsRefused(f"line {number}: metadata is a JSON object")
@@ -286,7 +285,9 @@ def import_events(path: Path, schema_name: str, *, react: bool = False) -> Impor
                 "a stream version in the file is taken in the tenant already (was the file imported before?)"
             ) from None
         if constraint.endswith("_id_key"):
-            raise EventsRefused("an event id in the file exists in the tenant already") from None
+            raise EventsRefused(
+                "an event id appears twice in the file, or exists in the tenant already"
+            ) from None
         raise
     result.streams = len(checker.streams)
     result.new_streams = sum(1 for first, _ in checker.streams.values() if first == 1)

@@ -185,6 +185,10 @@ def test_versions_out_of_order_in_the_file_and_files_that_are_not_events_are_ref
         "gap.jsonl": ([_opened(cy, "Cy"), _deposited(cy, 3, 1, 1)], "does not follow its version 1"),
         "empty.jsonl": ([], "no events"),
         "list.jsonl": ([[1, 2]], "a JSON object"),
+        "twice.jsonl": (
+            [{**_opened(cy, "Cy"), "id": str(cy)}, {**_opened(uuid.uuid4(), "Di"), "id": str(cy)}],
+            "event id appears twice",
+        ),
     }
     before = _log(tenant)
     for name, (lines, reason) in cases.items():
