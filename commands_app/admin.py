@@ -18,6 +18,7 @@ from commands_app.domain.errors import IntentError
 from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import Reader, visible_commands
 from commands_app.registry import get_registry
+from events_app.personal import reveal_one
 from events_app.traces import tree_html
 from intent_project.admin_html import short_id, status_badge, when
 from intent_project.admin_sites import (
@@ -256,7 +257,8 @@ class CommandAdmin(ObjectActionsAdmin):
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: Command) -> Any:
-        return pretty_json(obj.payload)
+        # Personal data is stored sealed; the page shows it opened (or erased).
+        return pretty_json(reveal_one("command", obj.type, obj.payload))
 
     @admin.display(description="metadata")
     def metadata_pretty(self, obj: Command) -> Any:

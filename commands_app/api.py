@@ -21,6 +21,7 @@ from commands_app import operations
 from commands_app.bus import submit
 from commands_app.models import Command, CommandStatus
 from commands_app.read_policy import api_reader, visible_commands
+from events_app.personal import Keyring
 from intent_project import streams
 from intent_project.api.errors import ApiError
 from intent_project.api.fields import DateTimeInField, UUIDStringField
@@ -179,6 +180,17 @@ class CommandErrorOut(FailureSerializer):
 # the output is built directly from them, because building the serializer's fields anew
 # for every response was a fifth of the CPU of POST + GET. A test holds it equal to the
 # generic ModelSerializer output. The JSON columns are declared for the schema's sake.
+class _CommandPage(serializers.ListSerializer):
+    """A page of commands opens its personal data with one keyring, fetched in one query."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.context.setdefault(
+            "keys", Keyring().prefetch("command", ((row.type, row.payload) for row in rows))
+        )
+        return super().to_representation(rows)
+
+
 class CommandOut(serializers.ModelSerializer):
     """A stored command: its status, then its result or error."""
 
@@ -188,10 +200,15 @@ class CommandOut(serializers.ModelSerializer):
     error = CommandErrorOut(read_only=True, allow_null=True, help_text="Once failed, or while retrying.")
 
     def to_representation(self, instance: Command) -> dict[str, Any]:
-        return {name: _wire(getattr(instance, name)) for name in self.Meta.fields}
+        out = {name: _wire(getattr(instance, name)) for name in self.Meta.fields}
+        # Personal data is stored sealed; a page of commands shares one prefetched keyring.
+        keys = self.context.get("keys") or Keyring()
+        out["payload"] = keys.reveal("command", instance.type, out["payload"])
+        return out
 
     class Meta:
         model = Command
+        list_serializer_class = _CommandPage
         fields = [
             "id",
             "type",

@@ -23,6 +23,7 @@ from commands_app.domain.messages import CommandMetadata, DomainCommand
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from commands_app.tasks import enqueue
+from events_app.personal import Keyring
 from intent_project import lifecycle, tracing
 from intent_project.tenancy import current_schema
 
@@ -90,11 +91,14 @@ def submit(
             labels=client_metadata.get("labels") or {},
             trace=tracing.carrier(),
         )
-        # The hash covers the normalised payload, so `testId` and `test_id` are the same body.
-        digest = body_hash(type_name, command.to_wire(), client_metadata, not_before)
         row = new_command_row(
-            command, command_id=command_id, metadata=metadata, body_hash=digest, not_before=not_before
+            command,
+            command_id=command_id,
+            metadata=metadata,
+            client_metadata=client_metadata,
+            not_before=not_before,
         )
+        digest = row.body_hash
         try:
             # The primary key is what makes "same id twice" impossible: a re-sent id fails the
             # INSERT (one round trip, like the lookup it replaces) and we answer with the stored
@@ -154,22 +158,31 @@ def new_command_row(
     *,
     command_id: UUID,
     metadata: CommandMetadata,
-    body_hash: str,
+    client_metadata: dict[str, Any],
     not_before: datetime | None,
 ) -> Command:
-    """An unsaved pending command row; the one place its columns are laid out."""
+    """An unsaved pending command row; the one place its columns are laid out.
+
+    Its personal data is sealed (events_app/personal.py; a subject erased refuses new
+    personal data with SubjectErased) and its body hash covers the normalised payload, so
+    `testId` and `test_id` are the same body, with personal values by their keyed
+    fingerprint instead of in clear."""
     now = timezone.now()
     metadata = metadata.model_copy(
         update={"correlation_id": metadata.correlation_id or command_id, "received_at": now}
     )
+    aggregate_id = command.aggregate_id(metadata.context(command_id, None, now))
+    wire = command.to_wire()
+    keys = Keyring()
+    hashed = keys.for_hash("command", command.TYPE, wire, aggregate_id)
     return Command(
         id=command_id,
         type=command.TYPE,
-        payload=command.to_wire(),
+        payload=keys.seal("command", command.TYPE, wire, aggregate_id),
         metadata=metadata.to_json(),
-        body_hash=body_hash,
+        body_hash=body_hash(command.TYPE, hashed, client_metadata, not_before),
         aggregate_type=command.AGGREGATE_TYPE,
-        aggregate_id=command.aggregate_id(metadata.context(command_id, None, now)),
+        aggregate_id=aggregate_id,
         correlation_id=metadata.correlation_id,
         causation_id=metadata.causation_id,
         not_before=not_before,

@@ -29,6 +29,10 @@ _HINTS = {
     "intent.E018": "Name the row field holding the reader's user id (own_field=...) or drop own_rows.",
     "intent.E019": "A role reads all rows or its own rows, not both; remove it from one set.",
     "intent.W020": "Add READS = SliceReads(...) beside the slice's ACCESS in access.py.",
+    "intent.E021": "Name the field as the message or aggregate declares it (its Python name) in personal.py.",
+    "intent.E022": "An aggregate's personal state is its own subject's: drop subject= for the aggregate.",
+    "intent.E023": "Declare personal data in the slice that registers the command, event or aggregate.",
+    "intent.E024": "A personal field must accept the placeholder '[erased]': a str field, long enough.",
 }
 
 

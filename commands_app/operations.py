@@ -72,6 +72,22 @@ def require_operator(by: Operator) -> None:
         )
 
 
+# Erasing a person's data cannot be undone: the tenant's admins only (and the shell).
+ERASURE_ROLES: frozenset[str] = frozenset({ADMIN_ROLE})
+
+
+def may_erase(role: str | None) -> bool:
+    return role in ERASURE_ROLES
+
+
+def require_eraser(by: Operator) -> None:
+    if not may_erase(by.role):
+        raise OperatorRequired(
+            "Only the tenant's admins may erase personal data.",
+            details={"role": by.role, "allowed_roles": sorted(ERASURE_ROLES)},
+        )
+
+
 def retry(command_id: UUID, *, by: Operator) -> Command:
     """Send a failed command again (it appended nothing when it failed).
 

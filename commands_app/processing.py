@@ -28,10 +28,12 @@ from django.utils import timezone
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import ConcurrencyError, IntentError, RetryableDomainError
 from commands_app.domain.messages import CommandContext, CommandMetadata, DomainCommand, DomainEvent, Recorded
+from commands_app.domain.personal import SubjectErased
 from commands_app.domain.registry import Registry
 from commands_app.domain.store import decide
 from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
+from events_app.personal import Keyring
 from events_app.store import PostgresEventStore, Staged
 from intent_project import lifecycle, notifications, retries, tracing, wakeups
 from intent_project.rowsets import Columns
@@ -249,7 +251,8 @@ class _Batch:
         # head until this transaction commits, so decisions never race another writer in
         # this tenant and an aggregate can be reused across the batch.
         self.store.lock_for_append()
-        jobs = {row.id: self._job(row) for row in rows}
+        keys = Keyring(self.registry).prefetch("command", ((row.type, row.payload) for row in rows))
+        jobs = {row.id: self._job(row, keys) for row in rows}
         try:
             with transaction.atomic():  # one savepoint: the fast path rolls back as a whole
                 return self._all_at_once(rows, jobs)
@@ -260,9 +263,9 @@ class _Batch:
             self.aggregates.clear()
             return {row.id: self._one(row, jobs[row.id]) for row in rows}
 
-    def _job(self, row: Command) -> _Job | IntentError:
+    def _job(self, row: Command, keys: Keyring) -> _Job | IntentError:
         try:
-            command = self.registry.parse_command(row.type, row.payload)
+            command = self.registry.parse_command(row.type, keys.reveal("command", row.type, row.payload))
         except IntentError as exc:  # stored before its type or schema changed
             return exc
         ctx = context_for(row)
@@ -295,7 +298,8 @@ class _Batch:
             every = [item for staged in staged_of.values() for item in staged]
             with tracing.span("append", attributes={"intent.events": len(every)}):
                 written = self.store.write_staged(every)
-        except ConcurrencyError as exc:
+        except (ConcurrencyError, SubjectErased) as exc:
+            # An erased subject refuses new personal data: one by one, only that command fails.
             raise _SlowPath(str(exc)) from exc
         recorded = {rec.id: rec for rec in written}
         return {
@@ -341,6 +345,9 @@ class _Batch:
                         )
                 self.aggregates[job.key] = aggregate
                 return self._done(job.row, recorded)
+            except SubjectErased as exc:
+                self.aggregates.pop(job.key, None)  # it evolved before the append refused
+                return self._refused(job.row, exc)
             except ConcurrencyError:
                 # Only a writer that skips the append lock can cause this; reload.
                 self.aggregates.pop(job.key, None)

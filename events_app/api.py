@@ -25,6 +25,7 @@ from commands_app.models import CommandStatus
 from commands_app.read_policy import api_reader, sees_event, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
+from events_app.personal import Keyring
 from events_app.stream import Selection, TenantLog
 from events_app.traces import current_payload, trace
 from intent_project import streams
@@ -45,6 +46,17 @@ FILTERS = {
 }
 
 
+class _EventPage(serializers.ListSerializer):
+    """A page of events opens its personal data with one keyring, fetched in one query."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.context.setdefault(
+            "keys", Keyring().prefetch("event", ((row.type, row.payload) for row in rows))
+        )
+        return super().to_representation(rows)
+
+
 class EventOut(serializers.ModelSerializer):
     aggregate_type = serializers.CharField(source="stream_type")
     aggregate_id = serializers.UUIDField(source="stream_id")
@@ -54,6 +66,7 @@ class EventOut(serializers.ModelSerializer):
 
     class Meta:
         model = Event
+        list_serializer_class = _EventPage
         fields = [
             "id",
             "position",
@@ -74,7 +87,7 @@ class EventOut(serializers.ModelSerializer):
 
     def get_payload(self, row: Event) -> dict[str, Any]:
         # Old payload versions are upcast on read; the stored row is never rewritten.
-        return current_payload(row.type, row.schema_version, row.payload)
+        return current_payload(row.type, row.schema_version, row.payload, self.context.get("keys"))
 
     def get_schema_version(self, row: Event) -> int:
         event_cls = get_registry().events.get(row.type)

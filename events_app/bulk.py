@@ -45,8 +45,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from pydantic import ValidationError
 
+from commands_app.domain.errors import IntentError
 from commands_app.registry import get_registry
 from events_app.models import Event
+from events_app.personal import Keyring
 from events_app.store import _LOCK, _VERSION_CONSTRAINT
 from intent_project import wakeups
 
@@ -132,8 +134,9 @@ class _Checker:
     """Checks line after line; keeps one entry per stream (the only state that grows with
     the file)."""
 
-    def __init__(self, import_id: uuid.UUID, react: bool, now: datetime) -> None:
+    def __init__(self, import_id: uuid.UUID, react: bool, now: datetime, keys: Keyring) -> None:
         self.registry = get_registry()
+        self.keys = keys  # every subject's key, fetched before the COPY (none can be asked during it)
         self.import_mark = {"id": str(import_id), "sagas": react}
         self.now = now
         # (stream_type, stream_id) -> [first version in the file, last version so far]
@@ -204,6 +207,10 @@ class _Checker:
                     f"line {number}: occurred_at {occurred!r} is not an ISO time with a time zone"
                 )
             metadata["occurred_at"] = parsed.isoformat()
+        try:
+            payload = self.keys.seal("event", type_name, payload, stream_id)
+        except IntentError as exc:  # an erased subject's personal data, or no subject
+            raise EventsRefused(f"line {number}: {exc.message}") from None
         return [
             event_id,
             stream_type,
@@ -241,14 +248,36 @@ def _conflicts(first_position: int, streams: dict[tuple[str, uuid.UUID], list[in
         ]
 
 
+def _subjects(path: Path, keys: Keyring) -> set[str]:
+    """The data subjects of the file's personal events (a first pass over the file: during
+    the COPY the connection can ask nothing else, the keys included). Lines that do not
+    parse are left for the checking pass to refuse."""
+    found: set[str] = set()
+    for _, line in _lines(path):
+        if isinstance(line, dict) and line.get("type") in keys.registry.personal_events:
+            payload = line.get("payload")
+            if not isinstance(payload, dict):
+                continue
+            try:
+                subject = keys.subject("event", line["type"], payload, uuid.UUID(str(line.get("stream_id"))))
+            except (IntentError, ValueError, TypeError, AttributeError):
+                continue
+            if subject is not None:
+                found.add(subject)
+    return found
+
+
 def import_events(path: Path, schema_name: str, *, react: bool = False) -> Imported:
     """Append the events of `path` to the current tenant schema's log, or refuse them all."""
     result = Imported(id=uuid.uuid4())
     table = connection.ops.quote_name(Event._meta.db_table)
     names = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
-    checker = _Checker(result.id, react, timezone.now())
+    keys = Keyring()
+    checker = _Checker(result.id, react, timezone.now(), keys)
     try:
         with transaction.atomic():
+            if keys.registry.personal_events:
+                keys.ensure(_subjects(path, keys))  # in the import's transaction: refused, no keys
             with connection.cursor() as cursor:
                 # See PostgresEventStore.lock_for_append: positions in commit order.
                 cursor.execute(_LOCK)

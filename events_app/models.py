@@ -66,3 +66,34 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_type}/{self.stream_id} @ v{self.version}"
+
+
+class SubjectKey(models.Model):
+    """A data subject's key for their sealed personal data (commands_app/domain/personal.py).
+
+    Erasing the subject sets `key` to NULL and records who erased them and when: the row
+    stays as the tombstone, so a writer racing the erasure finds "erased" rather than
+    making a fresh key (see events_app/personal.py, Keyring.ensure). The key never leaves
+    this table: no API, admin page or export shows it.
+    """
+
+    subject = models.CharField(max_length=200, primary_key=True)
+    key = models.BinaryField(null=True, editable=False)
+    created_at = models.DateTimeField(db_default=Now())
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_by = models.CharField(max_length=150, blank=True, db_default="")
+
+    class Meta:
+        ordering = ["subject"]
+        constraints = [
+            # The key and the erasure go together: a live key was never erased, and an
+            # erased subject has no key.
+            models.CheckConstraint(
+                condition=models.Q(key__isnull=True, erased_at__isnull=False)
+                | models.Q(key__isnull=False, erased_at__isnull=True),
+                name="subject_key_or_erasure",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({'erased' if self.erased_at else 'live'})"

@@ -23,6 +23,7 @@ from commands_app.domain.errors import ConcurrencyError
 from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 from events_app.models import Event, Snapshot
+from events_app.personal import Keyring
 from intent_project.rowsets import Columns
 
 A = TypeVar("A", bound=Aggregate)
@@ -70,10 +71,14 @@ RECORD_FIELDS = (
 )
 
 
-def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[DomainEvent]:
+def recorded_from_values(
+    values: Sequence[Any], registry: Registry, keys: Keyring | None = None
+) -> Recorded[DomainEvent]:
     """A stored event, given as the values of RECORD_FIELDS, as a typed event upcast to the
-    payload's current schema version (the projection runner reads tuples, not rows)."""
+    payload's current schema version, its personal data opened (the projection runner
+    reads tuples, not rows, and prefetches a batch's `keys`)."""
     event_id, position, type_name, schema_version, payload, stream_type, stream_id, version, at, meta = values
+    payload = (keys or Keyring(registry)).reveal("event", type_name, payload)
     return Recorded(
         event=registry.parse_event(type_name, schema_version, payload),
         id=event_id,
@@ -86,9 +91,14 @@ def recorded_from_values(values: Sequence[Any], registry: Registry) -> Recorded[
     )
 
 
-def to_recorded(row: Event, registry: Registry) -> Recorded[DomainEvent]:
+def to_recorded(row: Event, registry: Registry, keys: Keyring | None = None) -> Recorded[DomainEvent]:
     """A stored row as a typed event, upcast to the payload's current schema version."""
-    return recorded_from_values([getattr(row, name) for name in RECORD_FIELDS], registry)
+    return recorded_from_values([getattr(row, name) for name in RECORD_FIELDS], registry, keys)
+
+
+def prefetch_keys(rows: Sequence[Sequence[Any]], registry: Registry) -> Keyring:
+    """The keys a batch of RECORD_FIELDS tuples needs, fetched in one query."""
+    return Keyring(registry).prefetch("event", ((row[2], row[4]) for row in rows))
 
 
 def snapshot_interval(aggregate_cls: type[Aggregate]) -> int:
@@ -182,6 +192,7 @@ class PostgresEventStore:
             return {}
         keys = list(wanted)
         found: dict[tuple[str, UUID], Aggregate] = {}
+        keyring = Keyring(self.registry)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT DISTINCT ON (stream_id, stream_type) stream_type, stream_id, version, schema_version,"
@@ -189,10 +200,12 @@ class PostgresEventStore:
                 " ORDER BY stream_id, stream_type, version DESC",
                 [part for key in keys for part in key],
             )
-            for stream_type, stream_id, version, schema_version, state in cursor.fetchall():
+            snapshots = cursor.fetchall()
+            keyring.prefetch("state", ((row[0], _json(row[4])) for row in snapshots))
+            for stream_type, stream_id, version, schema_version, state in snapshots:
                 key = (stream_type, stream_id)
                 cls = wanted[key]
-                restored = self._restore(cls, stream_id, version, schema_version, state)
+                restored = self._restore(cls, stream_id, version, schema_version, state, keyring)
                 # The newest snapshot is unusable: let the one-by-one path try older ones.
                 found[key] = restored or self._from_snapshot(cls, stream_id) or cls(id=stream_id)
             for key in keys:
@@ -205,9 +218,12 @@ class PostgresEventStore:
                 " ORDER BY e.stream_id, e.stream_type, e.version",
                 [part for key in keys for part in (key[0], key[1], found[key].version)],
             )
-            for stream_type, stream_id, type_name, schema_version, payload, version in cursor.fetchall():
-                event = self.registry.parse_event(type_name, schema_version, _json(payload))
-                found[(stream_type, stream_id)].evolve(event, version)
+            events = [(*row[:4], _json(row[4]), row[5]) for row in cursor.fetchall()]
+        keyring.prefetch("event", ((row[2], row[4]) for row in events))
+        for stream_type, stream_id, type_name, schema_version, payload, version in events:
+            payload = keyring.reveal("event", type_name, payload)
+            event = self.registry.parse_event(type_name, schema_version, payload)
+            found[(stream_type, stream_id)].evolve(event, version)
         return found
 
     def _from_snapshot(self, aggregate_cls: type[A], aggregate_id: UUID) -> A | None:
@@ -220,21 +236,29 @@ class PostgresEventStore:
                 [aggregate_id, aggregate_cls.TYPE, aggregate_cls.SNAPSHOT_SCHEMA_VERSION],
             )
             snapshots = cursor.fetchall()
+        keyring = Keyring(self.registry)
         for version, schema_version, state in snapshots:
-            aggregate = self._restore(aggregate_cls, aggregate_id, version, schema_version, state)
+            aggregate = self._restore(aggregate_cls, aggregate_id, version, schema_version, state, keyring)
             if aggregate is not None:
                 return aggregate
         return None
 
     def _restore(
-        self, aggregate_cls: type[A], aggregate_id: UUID, version: int, schema_version: int, state: Any
+        self,
+        aggregate_cls: type[A],
+        aggregate_id: UUID,
+        version: int,
+        schema_version: int,
+        state: Any,
+        keyring: Keyring,
     ) -> A | None:
         """One snapshot as an aggregate, upcast if needed; None when it cannot be used.
 
         A snapshot is only a cache: one that cannot be upcast or no longer fits the fields
         is skipped (an older one, or the whole stream, is used instead)."""
         try:
-            upcast = self.registry.upcast_snapshot(aggregate_cls, schema_version, _json(state))
+            state = keyring.reveal("state", aggregate_cls.TYPE, _json(state))
+            upcast = self.registry.upcast_snapshot(aggregate_cls, schema_version, state)
             if upcast is None:
                 return None
             aggregate = aggregate_cls.from_snapshot(upcast)
@@ -327,6 +351,14 @@ class PostgresEventStore:
         same round trip; with `expect` (aggregate, version), insert only if that stream is
         still at that version (raise ConcurrencyError, without aborting, if not)."""
         rows = [_row(item, n) for n, item in enumerate(staged, start=1)]
+        if self.registry.personal_events:
+            # Personal data is sealed on its way in (events_app/personal.py); a subject
+            # erased refuses new personal data here, before anything is written.
+            sealed = Keyring(self.registry).seal_all(
+                "event", [(row["type"], row["payload"], row["stream_id"]) for row in rows]
+            )
+            for row, payload in zip(rows, sealed, strict=True):
+                row["payload"] = payload
         source, params = _APPENDED.values(rows) if len(rows) <= _VALUES_UP_TO else _APPENDED.recordset(rows)
         guard = ""
         if expect is not None:
@@ -375,7 +407,9 @@ class PostgresEventStore:
                     "stream_id": aggregate.id,
                     "version": aggregate.version,
                     "schema_version": aggregate.SNAPSHOT_SCHEMA_VERSION,
-                    "state": aggregate.snapshot_state(),
+                    "state": Keyring(self.registry).seal(
+                        "state", aggregate.TYPE, aggregate.snapshot_state(), aggregate.id
+                    ),
                 }
             ]
         )
@@ -387,5 +421,10 @@ class PostgresEventStore:
             )
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]:
-        rows = Event.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type).order_by("version")
-        return [to_recorded(row, self.registry) for row in rows]
+        rows = list(
+            Event.objects.filter(stream_id=aggregate_id, stream_type=aggregate_type)
+            .order_by("version")
+            .values_list(*RECORD_FIELDS)
+        )
+        keys = prefetch_keys(rows, self.registry)
+        return [recorded_from_values(row, self.registry, keys) for row in rows]

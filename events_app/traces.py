@@ -23,6 +23,7 @@ from commands_app.models import Command
 from commands_app.read_policy import Reader, visible_commands, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
+from events_app.personal import Keyring
 from intent_project.admin_html import short_id, status_badge
 
 # A flow is a conversation, not a log: past this many messages the tree is cut (and says so).
@@ -192,9 +193,13 @@ def _label(node: dict[str, Any], highlight: str) -> SafeString:
     return format_html('<span class="node">{}</span>', text)
 
 
-def current_payload(type_name: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:
-    """A stored payload upcast to its event type's current schema (unknown types as stored)."""
+def current_payload(
+    type_name: str, schema_version: int, payload: dict[str, Any], keys: Keyring | None = None
+) -> dict[str, Any]:
+    """A stored payload, its personal data opened, upcast to its event type's current
+    schema (unknown types as stored). `keys`: a keyring prefetched for a page of events."""
     registry = get_registry()
     if type_name not in registry.events:
         return dict(payload)
-    return registry.upcast(type_name, schema_version, payload)
+    opened = (keys or Keyring(registry)).reveal("event", type_name, payload)
+    return registry.upcast(type_name, schema_version, opened)

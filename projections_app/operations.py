@@ -7,16 +7,18 @@ changes anything, so no surface decides on its own and a refusal leaves nothing 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from commands_app.domain.errors import IntentError
-from commands_app.operations import Operator, require_operator
+from commands_app.operations import Operator, require_eraser, require_operator
 from commands_app.registry import get_registry
+from events_app import personal
 from events_app.models import Event
 from events_app.store import to_recorded
 from intent_project import lifecycle
@@ -26,9 +28,11 @@ from projections_app.drift import Finding, check_schema, reference_catalog
 from projections_app.lookup import OperationRefused, projection_named
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import Projection
-from projections_app.rebuild import request_cancel
-from projections_app.registry import get_projections
+from projections_app.rebuild import rebuild, request_cancel
+from projections_app.registry import get_projections, projections_for_event_types
 from projections_app.runner import ensure_checkpoints, run_projection
+
+log = logging.getLogger(__name__)
 
 
 def _locked_state(name: str) -> ProjectionState:
@@ -162,6 +166,59 @@ def request_repair(schema_name: str, *, by: Operator) -> None:
     require_operator(by)
     transaction.on_commit(lambda: tasks.repair_schema.delay(schema_name))
     _audit("repair", by, schema_name)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """An erasure: the subjects erased now and before, and the projections rebuilt."""
+
+    erased: tuple[str, ...]
+    already: tuple[str, ...]
+    projections: tuple[str, ...]
+
+
+def forget_subjects(subjects: list[str], *, by: Operator, rebuild_here: bool = False) -> Forgotten:
+    """Erase the personal data of `subjects` for good: delete their keys (their sealed
+    values, in every row and backup, then read as the placeholder), record who and when,
+    and rebuild every projection that reads personal data, so the read models hold the
+    placeholder too. The events stay as they are: immutable and replayable.
+
+    The rebuilds run on a worker, or here with `rebuild_here` (the management command
+    waits for them). Until a rebuild swaps in, its live read model still shows the old
+    values. Tenant admins only; a refusal, or an unknown subject, changes nothing.
+    """
+    require_eraser(by)
+    if not subjects:
+        raise IntentError("Name at least one subject to forget.", code="invalid_request")
+    names = tuple(sorted(projections_for_event_types(get_registry().personal_events)))
+    schema = current_schema()
+    with transaction.atomic():
+        erasure = personal.erase(subjects, by=by.name)
+        if erasure.erased:
+            # Until rebuilt, these read models still hold what the keys opened: marked as
+            # built by other code, they show as drift (admin, check_drift) and a repair
+            # rebuilds them, should the queued rebuild below be lost with the broker.
+            ProjectionState.objects.filter(name__in=names).update(fingerprint="")
+        if erasure.erased and not rebuild_here:
+            for name in names:
+                transaction.on_commit(functools.partial(tasks.rebuild_after_erasure.delay, schema, name))
+        _audit(
+            "forget_subject",
+            by,
+            ",".join(erasure.erased or erasure.already),
+            erased=len(erasure.erased),
+            already=len(erasure.already),
+            rebuilds=list(names) if erasure.erased else [],
+        )
+    try:
+        # The old row versions still hold the keys until VACUUM takes them out of the table.
+        personal.vacuum_keys()
+    except DatabaseError:
+        log.warning("could not vacuum the subject keys after an erasure", exc_info=True)
+    if erasure.erased and rebuild_here:
+        for name in names:
+            rebuild(name)
+    return Forgotten(erasure.erased, erasure.already, names if erasure.erased else ())
 
 
 @dataclass(frozen=True)

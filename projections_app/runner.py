@@ -29,7 +29,7 @@ from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
-from events_app.store import recorded_from_values
+from events_app.store import prefetch_keys, recorded_from_values
 from intent_project import lifecycle, notifications, retries, tracing
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
@@ -188,10 +188,11 @@ class _Unreadable(Exception):
 
 def _parsed(rows: list[tuple[Any, ...]]) -> list[Recorded[DomainEvent]]:
     registry = get_registry()
+    keys = prefetch_keys(rows, registry)  # the batch's personal-data keys, one query
     records = []
     for row in rows:
         try:
-            records.append(recorded_from_values(row, registry))
+            records.append(recorded_from_values(row, registry, keys))
         except Exception as exc:
             raise _Unreadable(Event(id=row[0], position=row[1], type=row[2]), exc) from exc
     return records

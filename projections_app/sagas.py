@@ -27,12 +27,13 @@ from uuid import UUID
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
-from commands_app.bus import body_hash, enqueue_on_commit, new_command_row
+from commands_app.bus import enqueue_on_commit, new_command_row
 from commands_app.domain.messages import CommandMetadata, DomainEvent, Recorded, SagaTrigger
 from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, instance_key, react
 from commands_app.models import Command
 from commands_app.registry import get_registry
 from commands_app.tasks import wake_commands
+from events_app.personal import Keyring
 from intent_project import lifecycle, tracing
 from intent_project.tenancy import current_schema
 from intent_project.tenants.models import Tenant
@@ -131,9 +132,15 @@ class SagaConsumer(Projection):
             if rec.metadata.get("seq") == 1 and rec.metadata.get("command_type") in self.command_types
         }
         registry = get_registry()
+        rows = list(Command.objects.filter(id__in=list(firsts)))
+        keys = Keyring(registry).prefetch("command", ((row.type, row.payload) for row in rows))
         handled = {
-            row.id: HandledCommand(row.id, registry.parse_command(row.type, row.payload), firsts[row.id])
-            for row in Command.objects.filter(id__in=list(firsts))
+            row.id: HandledCommand(
+                row.id,
+                registry.parse_command(row.type, keys.reveal("command", row.type, row.payload)),
+                firsts[row.id],
+            )
+            for row in rows
         }
         triggers: list[Recorded[DomainEvent] | HandledCommand] = []
         for rec in records:
@@ -156,7 +163,6 @@ class SagaConsumer(Projection):
         self, event: Recorded[DomainEvent], trigger_id: UUID, command_id: UUID, issue: Issue
     ) -> Command:
         not_before: datetime | None = event.recorded_at + issue.delay if issue.delay > timedelta(0) else None
-        wire = issue.command.to_wire()
         metadata = CommandMetadata(
             tenant=_tenant_slug(current_schema()),
             source="saga",
@@ -171,7 +177,7 @@ class SagaConsumer(Projection):
             issue.command,
             command_id=command_id,
             metadata=metadata,
-            body_hash=body_hash(issue.command.TYPE, wire, {}, not_before),
+            client_metadata={},
             not_before=not_before,
         )
 

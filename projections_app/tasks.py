@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Set
+from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -13,6 +14,7 @@ from intent_project import wakeups
 from intent_project.tenancy import assert_tenant_schema
 from projections_app import runner
 from projections_app.drift import reference_catalog
+from projections_app.lookup import OperationRefused
 from projections_app.rebuild import rebuild
 from projections_app.registry import projections_for_event_types
 from projections_app.repair import repair_schema as repair
@@ -78,3 +80,24 @@ def repair_schema(schema_name: str) -> list[str]:
     assert_tenant_schema(schema_name)
     with reference_catalog() as reference:
         return [f.message for f in repair(schema_name, reference, label=schema_name, say=log.info)]
+
+
+@shared_task(
+    name="projections_app.tasks.rebuild_after_erasure",
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=720,
+)
+def rebuild_after_erasure(self: Any, schema_name: str, name: str) -> str:
+    """Rebuild a projection so that its read model holds an erased subject's placeholder.
+
+    Acked late: a worker that dies mid-way leaves the live version untouched and the task
+    is delivered again. A rebuild already running may have opened the keys before the
+    erasure, so this one waits for it (a retry every 5 s, for up to an hour) and runs after."""
+    assert_tenant_schema(schema_name)
+    try:
+        with schema_context(schema_name):
+            return str(rebuild(name).status)
+    except OperationRefused as exc:
+        raise self.retry(countdown=5) from exc

@@ -7,16 +7,19 @@ handler, or a gap in an upcaster chain, stops the process before it serves anyth
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from commands_app.domain.aggregate import Aggregate
 from commands_app.domain.errors import Forbidden, InvalidPayload, UnknownCommandType
-from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent
+from commands_app.domain.messages import CommandContext, DomainCommand, DomainEvent, Message
+from commands_app.domain.personal import PLACEHOLDER, PersonalData
 from commands_app.domain.reads import ReadRule, SliceReads
 from commands_app.domain.saga import Saga
 
@@ -44,6 +47,18 @@ class Slice:
     snapshot_upcasters: Mapping[tuple[str, int], SnapshotUpcaster] = field(default_factory=dict)
     # Who reads the slice's read models, commands and events; None: nobody but the admin.
     reads: SliceReads | None = None
+    # Command, event or aggregate class -> its fields that are personal data, and whose
+    # (commands_app/domain/personal.py): stored sealed, erased by forgetting the subject.
+    personal: Mapping[type[Message] | type[Aggregate], PersonalData] = field(default_factory=dict)
+
+
+def _accepts_placeholder(info: FieldInfo) -> bool:
+    try:
+        annotated: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        TypeAdapter(annotated).validate_python(PLACEHOLDER)
+    except ValidationError:
+        return False
+    return True
 
 
 def _pydantic_details(exc: ValidationError) -> dict[str, Any]:
@@ -84,6 +99,11 @@ class Registry:
         self.message_readers: dict[str, frozenset[str]] = {}
         # command type / event type / aggregate type / saga name -> the slice that owns it
         self.slice_of: dict[str, str] = {}
+        # Personal fields by command type, event type and aggregate type, as stored: wire
+        # (camelCase) names in payloads, attribute names in snapshot state.
+        self.personal_commands: dict[str, PersonalData] = {}
+        self.personal_events: dict[str, PersonalData] = {}
+        self.personal_state: dict[str, PersonalData] = {}
         self._problems: list[tuple[str, str]] = []
         for sl in self.slices:
             self._add(sl)
@@ -137,7 +157,56 @@ class Registry:
                 self._problem("intent.E014", f"saga '{saga.name}' is registered twice")
             self.sagas[saga.name] = saga
         self.roles[ADMIN_ROLE].update(t for t, cls in self.commands.items() if not cls.INTERNAL)
+        for owner, spec in sl.personal.items():
+            self._add_personal(sl, owner, spec)
         self._add_reads(sl)
+
+    def _add_personal(self, sl: Slice, owner: type[Message] | type[Aggregate], spec: PersonalData) -> None:
+        """Record one personal-data declaration, checked: the fields exist, accept the
+        placeholder (an erased value must still validate), and the subject field exists."""
+        name = getattr(owner, "TYPE", owner.__name__)
+        if isinstance(owner, type) and issubclass(owner, Aggregate):
+            known = {f.name for f in dataclasses.fields(owner)}
+            for field_name in spec.fields:
+                if field_name not in known:
+                    self._problem(
+                        "intent.E021", f"personal field '{field_name}' is not a field of aggregate '{name}'"
+                    )
+            if spec.subject is not None:
+                self._problem(
+                    "intent.E022",
+                    f"aggregate '{name}': personal state belongs to the aggregate itself (no subject field)",
+                )
+            if owner not in sl.aggregates:
+                self._problem(
+                    "intent.E023", f"personal data declared for aggregate '{name}' of another slice"
+                )
+            self.personal_state[name] = spec
+            return
+        model_fields = owner.model_fields
+        wire: list[str] = []
+        for field_name in (*spec.fields, *((spec.subject,) if spec.subject else ())):
+            info = model_fields.get(field_name)
+            if info is None:
+                self._problem("intent.E021", f"personal field '{field_name}' is not a field of '{name}'")
+                continue
+            wire.append(info.alias or field_name)
+            if field_name in spec.fields and not _accepts_placeholder(info):
+                self._problem(
+                    "intent.E024",
+                    f"personal field '{field_name}' of '{name}' does not accept the placeholder {PLACEHOLDER!r}",
+                )
+        fields, subject = tuple(wire[: len(spec.fields)]), (wire[-1] if spec.subject else None)
+        stored = PersonalData(fields=fields, subject=subject)
+        if issubclass(owner, DomainCommand) and owner in sl.command_handlers:
+            self.personal_commands[name] = stored
+        elif issubclass(owner, DomainEvent) and owner in sl.events:
+            self.personal_events[name] = stored
+        else:
+            self._problem(
+                "intent.E023",
+                f"personal data declared for '{name}', which is not a command or event of slice '{sl.name}'",
+            )
 
     def _add_reads(self, sl: Slice) -> None:
         for name in (

@@ -58,6 +58,7 @@ ERROR_CODES: dict[str, str] = {
     "user_exists": "A user with this username exists.",
     "tenant_exists": "A tenant with this slug exists.",
     "tenant_suspended": "The tenant is suspended: it can be read, but takes no commands.",
+    "subject_erased": "The data subject's personal data was erased; no new personal data is recorded for it.",
     "payload_too_large": "The command's payload is larger than the server accepts.",
     "request_too_large": "The request body is larger than the server accepts.",
     "unsupported_media_type": "The body's Content-Type is not application/json.",
@@ -142,6 +143,7 @@ _STATUS_FOR_INTENT: dict[str, int] = {
     "not_retryable": 409,
     "operation_refused": 409,
     "tenant_suspended": 409,
+    "subject_erased": 409,
 }
 
 

@@ -3,6 +3,7 @@
 The file is gzip-compressed JSON lines (format `intent-tenant-export`, version 1):
 
     {"kind": "header", "format": ..., "version": 1, "tenant": {...}, "registry": {...}, ...}
+    {"kind": "erasure", "row": {...}}          data subjects erased (never a key)
     {"kind": "event", "row": {...}}            every event, in position order
     {"kind": "command", "row": {...}}          every command with its outcome
     {"kind": "saga", "row": {...}}             saga instances
@@ -10,7 +11,11 @@ The file is gzip-compressed JSON lines (format `intent-tenant-export`, version 1
     {"kind": "snapshot", "row": {...}}
     {"kind": "manifest", "counts": {...}, "sha256": "<hex>"}
 
-A row holds the model's columns by name (uuids and times as text). `sha256` is the digest
+A row holds the model's columns by name (uuids and times as text). Personal data is
+written opened, in clear (an erased subject's as the placeholder): the subjects' keys stay
+in their tenant, so a file is as sensitive as the data in it, and an erasure after the
+export does not reach it. The import seals it again with new keys, one per subject, and
+keeps the erasures: an erased subject stays erased in the new tenant. `sha256` is the digest
 of every line before the manifest, newline included. The export reads one snapshot of the
 schema (REPEATABLE READ, read only), so an export taken while commands flow is a consistent
 cut, and streams rows through server-side cursors: memory stays constant whatever the size.
@@ -40,9 +45,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django_tenants.utils import schema_context
 
+from commands_app.domain.errors import IntentError
 from commands_app.models import Command
 from commands_app.registry import get_registry
-from events_app.models import Event, Snapshot
+from events_app.models import Event, Snapshot, SubjectKey
+from events_app.personal import FreshKeys, Keyring, Kind
 from intent_project.tenants.models import Tenant
 from intent_project.tenants.services import create_tenant
 from projections_app.models import DeadLetter, ProjectionState, SagaInstance
@@ -54,6 +61,7 @@ VERSION = 1
 CHUNK = 2000
 # The sections in the order they are written and loaded; events first (the others refer to them).
 SECTIONS: tuple[tuple[str, type[models.Model], tuple[str, ...]], ...] = (
+    ("erasure", SubjectKey, ("subject",)),  # first: the import seals the events knowing them
     ("event", Event, ("position",)),
     ("command", Command, ("created_at", "id")),  # a saga's commands share their transaction's time
     ("saga", SagaInstance, ("id",)),
@@ -61,6 +69,13 @@ SECTIONS: tuple[tuple[str, type[models.Model], tuple[str, ...]], ...] = (
     ("snapshot", Snapshot, ("id",)),
 )
 _MODELS = {kind: model for kind, model, _ in SECTIONS}
+# Sections with personal data: kind -> (what it is, its type column, its data column, the
+# column naming its aggregate).
+_PERSONAL: dict[str, tuple[Kind, str, str, str]] = {
+    "event": ("event", "type", "payload", "stream_id"),
+    "command": ("command", "type", "payload", "aggregate_id"),
+    "snapshot": ("state", "stream_type", "state", "stream_id"),
+}
 
 
 class ImportRefused(Exception):
@@ -68,7 +83,27 @@ class ImportRefused(Exception):
 
 
 def _columns(model: type[models.Model]) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields]
+    # A subject's key never leaves its tenant.
+    return [
+        f.attname for f in model._meta.concrete_fields if not (model is SubjectKey and f.attname == "key")
+    ]
+
+
+def _exported(model: type[models.Model]) -> models.QuerySet[Any]:
+    if model is SubjectKey:
+        return SubjectKey.objects.filter(key__isnull=True)  # the erasures; live keys stay here
+    return model._default_manager.all()
+
+
+def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 _DJANGO = DjangoJSONEncoder()
@@ -132,15 +167,25 @@ def export_tenant(tenant: Tenant, out: IO[bytes], progress: Progress | None = No
             )
             for kind, model, order in SECTIONS:
                 columns = _columns(model)
-                rows = (
-                    model._default_manager.order_by(*order).values_list(*columns).iterator(chunk_size=CHUNK)
-                )
-                for values in rows:
-                    write({"kind": kind, "row": dict(zip(columns, values, strict=True))})
-                    counts[kind] += 1
-                    progress.step(kind)
+                rows = _exported(model).order_by(*order).values_list(*columns).iterator(chunk_size=CHUNK)
+                for chunk in _chunks(rows, CHUNK):
+                    records = [dict(zip(columns, values, strict=True)) for values in chunk]
+                    if kind in _PERSONAL:
+                        _open_personal(kind, records, registry)
+                    for record in records:
+                        write({"kind": kind, "row": record})
+                        counts[kind] += 1
+                        progress.step(kind)
         write({"kind": "manifest", "counts": counts, "sha256": digest.hexdigest()}, checked=False)
     return counts
+
+
+def _open_personal(kind: str, records: list[dict[str, Any]], registry: Any) -> None:
+    """Open the personal data of a chunk of rows, with one query for their keys."""
+    what, type_column, data_column, _ = _PERSONAL[kind]
+    keys = Keyring(registry).prefetch(what, ((r[type_column], r[data_column]) for r in records))
+    for record in records:
+        record[data_column] = keys.reveal(what, record[type_column], record[data_column])
 
 
 # -- reading and checking a file -------------------------------------------------------------
@@ -178,7 +223,10 @@ class _Checker:
         if record.get("version") != VERSION:
             raise ImportRefused(f"format version {record.get('version')!r}; this version reads {VERSION}")
         for kind, model, _ in SECTIONS:
-            if record.get("columns", {}).get(kind) != _columns(model):
+            columns = record.get("columns", {}).get(kind)
+            if columns is None and kind == "erasure":
+                continue  # written before erasures existed: it has none
+            if columns != _columns(model):
                 raise ImportRefused(f"the {kind} columns differ from this version's")
         self.digest.update(line)
         self.header = record
@@ -224,7 +272,10 @@ class _Checker:
             raise ImportRefused("no manifest: the file is cut short")
         if self.manifest.get("sha256") != self.digest.hexdigest():
             raise ImportRefused("the checksum does not match: the file was changed or damaged")
-        if self.manifest.get("counts") != self.counts:
+        listed = self.manifest.get("counts")
+        # A file from before a section existed lists no count for it (and holds no line of it).
+        counts = {k: n for k, n in self.counts.items() if n or not isinstance(listed, dict) or k in listed}
+        if listed != counts:
             raise ImportRefused(
                 f"the manifest counts {self.manifest.get('counts')} lines but the file holds {self.counts}"
             )
@@ -253,11 +304,17 @@ class _Loader:
         self.kind: str | None = None
         self.copy: Any = None
         self.as_json: set[int] = set()
+        # The new tenant's subjects get new keys; the erased ones (the first section) none.
+        self.keys = FreshKeys()
 
     def write(self, kind: str, row: dict[str, Any]) -> None:
         if kind != self.kind:
             self.close()
             self._open(kind)
+        if kind == "erasure":
+            self.keys.erased.add(str(row.get("subject")))
+        elif kind in _PERSONAL:
+            row = self._sealed(kind, row)
         values = [row[c] for c in self.columns[kind]]
         for index in self.as_json:
             if values[index] is not None:
@@ -275,10 +332,31 @@ class _Loader:
         self._context = self.cursor.copy(f"COPY {table} ({names}) FROM STDIN")
         self.copy = self._context.__enter__()
 
+    def _sealed(self, kind: str, row: dict[str, Any]) -> dict[str, Any]:
+        what, type_column, data_column, subject_column = _PERSONAL[kind]
+        data = row.get(data_column)
+        if not isinstance(data, dict):
+            return row
+        try:
+            sealed = self.keys.seal(what, row.get(type_column, ""), data, row.get(subject_column))
+        except IntentError as exc:  # an erased subject's data in clear, or no subject
+            raise ImportRefused(f"a {kind} line: {exc.message}") from None
+        return {**row, data_column: sealed}
+
     def close(self) -> None:
         if self.copy is not None:
             self._context.__exit__(None, None, None)
             self.copy = None
+
+    def write_keys(self) -> None:
+        """The keys made for the imported subjects, in the same transaction as their data."""
+        self.close()
+        if not self.keys.made:
+            return
+        table = connection.ops.quote_name(SubjectKey._meta.db_table)
+        with self.cursor.copy(f"COPY {table} (subject, key) FROM STDIN") as copy:
+            for subject, key in self.keys.made:
+                copy.write_row((subject, key))
 
 
 def import_tenant(
@@ -315,6 +393,7 @@ def import_tenant(
                         if kind is not None:
                             loader.write(kind, record["row"])
                             progress.step(kind)
+                    loader.write_keys()
                 finally:
                     loader.close()
             checker.finish()

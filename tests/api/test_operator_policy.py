@@ -299,6 +299,8 @@ def test_a_destructive_list_action_asks_first_and_runs_only_when_confirmed(
     assert asked.status_code == 200 and b'name="post" value="yes"' in asked.content
 
     with django_capture_on_commit_callbacks() as queued:
-        done = browser.post(ADMIN + "projections_app/projectionstate/", {**chosen, "post": "yes"}, follow=True)
+        done = browser.post(
+            ADMIN + "projections_app/projectionstate/", {**chosen, "post": "yes"}, follow=True
+        )
 
     assert done.status_code == 200 and queued, "the confirmed action queued nothing"

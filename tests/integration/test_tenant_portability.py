@@ -194,7 +194,9 @@ def test_a_superuser_downloads_the_export_over_the_api_and_others_are_refused(ex
     assert APIClient().get(url).status_code == 401
 
 
-def test_a_superuser_downloads_the_export_from_the_platform_admin_and_others_are_refused(exported, world, tmp_path):
+def test_a_superuser_downloads_the_export_from_the_platform_admin_and_others_are_refused(
+    exported, world, tmp_path
+):
     from django.test import Client
 
     source, _ = exported
@@ -216,7 +218,9 @@ def test_a_superuser_downloads_the_export_from_the_platform_admin_and_others_are
     for persona in ("opal", "ada", "stan"):  # a platform operator, a tenant admin, plain staff
         client = browser(persona)
         refused = client.get(url)
-        assert refused.status_code in (302, 403) and refused.get("Content-Type") != "application/octet-stream", persona
+        assert (
+            refused.status_code in (302, 403) and refused.get("Content-Type") != "application/octet-stream"
+        ), persona
         assert url.encode() not in client.get(page).content, persona
     anonymous = Client().get(url)
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]

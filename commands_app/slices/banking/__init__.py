@@ -20,6 +20,7 @@ from commands_app.slices.banking.payloads import (
     TransferRefunded,
     TransferRequested,
 )
+from commands_app.slices.banking.personal import PERSONAL
 from commands_app.slices.banking.sagas import SAGAS
 from commands_app.slices.banking.upcasters import SNAPSHOT_UPCASTERS, UPCASTERS
 
@@ -47,4 +48,5 @@ SLICE = Slice(
     upcasters=UPCASTERS,
     sagas=SAGAS,
     snapshot_upcasters=SNAPSHOT_UPCASTERS,
+    personal=PERSONAL,
 )

@@ -11,6 +11,7 @@ from commands_app.slices.system.payloads import (
     RetryableTestExecuted,
     TestExecuted,
 )
+from commands_app.slices.system.personal import PERSONAL
 from commands_app.slices.system.sagas import SAGAS
 from commands_app.slices.system.upcasters import SNAPSHOT_UPCASTERS, UPCASTERS
 
@@ -30,4 +31,5 @@ SLICE = Slice(
     upcasters=UPCASTERS,
     sagas=SAGAS,
     snapshot_upcasters=SNAPSHOT_UPCASTERS,
+    personal=PERSONAL,
 )
