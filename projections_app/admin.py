@@ -13,8 +13,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from commands_app.operations import OperatorRequired
+from commands_app.domain.personal import PLACEHOLDER
+from commands_app.operations import OperatorRequired, may_erase
 from commands_app.read_policy import Reader, read_model_scope, visible_sagas
+from events_app.models import SubjectKey
 from events_app.traces import tree_html
 from intent_project import admin_pages
 from intent_project.admin_filters import ExactValueFilter
@@ -27,6 +29,7 @@ from intent_project.admin_sites import (
     confirm_first,
     object_reader,
     operator_action,
+    operator_role,
     pretty_json,
     run_operator_action,
     tenant_admin_site,
@@ -46,6 +49,12 @@ SKIP_QUESTION = (
 REBUILD_QUESTION = (
     "A worker rebuilds the projection from the whole log beside the live version, then swaps it in. The "
     "live version keeps answering until then; the rebuild can be cancelled under Rebuild jobs."
+)
+FORGET_QUESTION = (
+    "This cannot be undone. The subject's key is deleted: their personal data, in every command, event "
+    f"and snapshot (and every backup of them), reads as {PLACEHOLDER!r} from now on, and no new personal "
+    "data is taken for them. A worker rebuilds the read models that hold personal data; until it swaps "
+    "them in they still show the old values."
 )
 REPAIR_QUESTION = (
     "A worker applies this tenant's pending migrations and rebuilds every projection whose tables or code "
@@ -562,6 +571,68 @@ class SagaInstanceAdmin(TenantReadOnlyAdmin):
     @admin.display(description="flow")
     def flow(self, obj: SagaInstance) -> Any:
         return tree_html(obj.correlation_id, object_reader(obj))
+
+
+class ErasedFilter(admin.SimpleListFilter):
+    title = "erased"
+    parameter_name = "erased"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Live"), ("yes", "Erased")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(erased_at__isnull=self.value() == "no")
+        return queryset
+
+
+# Here rather than in events_app (which keeps the keys): forgetting rebuilds projections.
+@admin.register(SubjectKey, site=tenant_admin_site)
+class DataSubjectAdmin(ObjectActionsAdmin):
+    """The data subjects this tenant keeps personal data of, and those erased. Tenant admins
+    only (other roles see no such page); the keys themselves are never shown."""
+
+    list_display = ("subject", "state", "created_at", "erased_at", "erased_by")
+    list_filter = (ErasedFilter,)
+    search_fields = ("=subject",)
+    search_help_text = "A whole subject id (for banking: an account id)."
+    fields = ("subject", "state", "created_at", "erased_at", "erased_by")
+    readonly_fields = fields
+    actions = ["forget"]
+    object_actions = (
+        ObjectAction(
+            "forget",
+            "Forget this subject",
+            operator_action(
+                lambda subject, by: operations.forget_subjects([subject.subject], by=by),
+                "Erased (the read models are rebuilt on a worker)",
+            ),
+            confirm=FORGET_QUESTION,
+            shown=lambda subject: subject.erased_at is None,
+        ),
+    )
+
+    def readable(self, reader: Reader) -> bool:
+        return may_erase(reader.role)
+
+    def _offered(self, request: HttpRequest, obj: Any) -> list[ObjectAction]:
+        return super()._offered(request, obj) if may_erase(operator_role(request)) else []
+
+    @admin.display(description="personal data")
+    def state(self, obj: SubjectKey) -> str:
+        return f"erased: reads as {PLACEHOLDER}" if obj.erased_at else "kept, sealed"
+
+    @admin.action(description="Forget the selected subjects (erase their personal data)")
+    @confirm_first(FORGET_QUESTION)
+    def forget(self, request: HttpRequest, queryset: Any) -> None:
+        subjects = [row.subject for row in queryset if row.erased_at is None]
+        run_operator_action(
+            self,
+            request,
+            [subjects] if subjects else [],
+            lambda chosen, by: operations.forget_subjects(chosen, by=by),
+            f"Erased {len(subjects)} subject(s); the read models are rebuilt on a worker",
+        )
 
 
 # The tenant admin's own pages (send a command, live events, dashboard) read both sides.

@@ -210,11 +210,12 @@ def forget_subjects(subjects: list[str], *, by: Operator, rebuild_here: bool = F
             already=len(erasure.already),
             rebuilds=list(names) if erasure.erased else [],
         )
-    try:
-        # The old row versions still hold the keys until VACUUM takes them out of the table.
-        personal.vacuum_keys()
-    except DatabaseError:
-        log.warning("could not vacuum the subject keys after an erasure", exc_info=True)
+    if not connection.in_atomic_block:  # VACUUM runs outside a transaction only
+        try:
+            # The old row versions still hold the keys until VACUUM takes them out of the table.
+            personal.vacuum_keys()
+        except DatabaseError:
+            log.warning("could not vacuum the subject keys after an erasure", exc_info=True)
     if erasure.erased and rebuild_here:
         for name in names:
             rebuild(name)
