@@ -53,8 +53,8 @@ def test_a_tenant_admin_sees_the_subjects_and_never_a_key(world, subject):
 def test_a_tenant_admin_forgets_a_subject_after_confirming(
     world, subject, django_capture_on_commit_callbacks
 ):
-    from projections_app.registry import projections_for_event_types
     from commands_app.registry import get_registry
+    from projections_app.registry import projections_for_event_types
 
     browser = _browser(world["ada"])
     asked = browser.get(f"{PAGE}{subject}/do/forget/")
