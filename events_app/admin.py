@@ -97,7 +97,7 @@ class EventAdmin(TenantReadOnlyAdmin):
     def recorded(self, obj: Event) -> str:
         return when(obj.recorded_at)
 
-    @admin.display(description="payload (upcast to the current schema)")
+    @admin.display(description="payload (upcast to the current schema, personal data opened)")
     def payload_current(self, obj: Event) -> Any:
         return pretty_json(current_payload(obj.type, obj.schema_version, obj.payload))
 

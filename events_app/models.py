@@ -85,6 +85,7 @@ class SubjectKey(models.Model):
 
     class Meta:
         ordering = ["subject"]
+        verbose_name = "data subject"
         constraints = [
             # The key and the erasure go together: a live key was never erased, and an
             # erased subject has no key.

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                 ('erased_by', models.CharField(blank=True, db_default='', max_length=150)),
             ],
             options={
+                'verbose_name': 'data subject',
                 'ordering': ['subject'],
                 'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('erased_at__isnull', False), ('key__isnull', True)), models.Q(('erased_at__isnull', True), ('key__isnull', False)), _connector='OR'), name='subject_key_or_erasure')],
             },
