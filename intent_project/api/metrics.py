@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,7 +20,17 @@ from intent_project.api.schema import errors
 from intent_project.metrics import exposition
 
 
+# No session, no cookie: a scrape carries its token, so there is nothing for CSRF to guard,
+# and a method other than GET gets its 405 rather than the CSRF check's 403.
+@csrf_exempt
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        # The method first: the path takes GET whether or not metrics are on.
+        response = error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed here; use GET.", request=request
+        )
+        response["Allow"] = "GET, HEAD"
+        return response
     token: str = settings.METRICS_TOKEN
     if not token:
         return error_response(

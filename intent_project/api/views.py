@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 import redis
@@ -11,7 +10,7 @@ from django.contrib.auth import authenticate, get_user_model, user_logged_in, us
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from django.http import FileResponse, HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -33,7 +32,7 @@ from intent_project.tenancy import use_public_schema
 from intent_project.tenants import policy
 from intent_project.tenants.models import Membership, Tenant, validate_slug
 from intent_project.tenants.policy import PlatformAction
-from intent_project.tenants.portable import export_tenant
+from intent_project.tenants.portable import export_download
 from intent_project.tenants.roles import Role
 from intent_project.tenants.services import TenantExists, create_tenant, role_in
 from projections_app.registry import get_projections, get_read_models
@@ -412,19 +411,7 @@ class TenantExportView(APIView):
     def get(self, request: Request, slug: str) -> Any:
         if not (request.user.is_active and request.user.is_superuser):
             raise ApiError(403, "superuser_only", "Only a superuser may export a tenant.")
-        tenant = _tenant(slug)
-        spooled = tempfile.TemporaryFile()  # on disk, not in memory, however big the tenant
-        try:
-            export_tenant(tenant, spooled)
-        finally:
-            use_public_schema()
-        spooled.seek(0)
-        return FileResponse(
-            spooled,
-            as_attachment=True,
-            filename=f"{tenant.slug}.intent.jsonl.gz",
-            content_type="application/octet-stream",
-        )
+        return export_download(_tenant(slug), operator=request.user.get_username())
 
 
 class MemberListView(APIView):

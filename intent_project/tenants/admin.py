@@ -9,7 +9,6 @@ superuser, permissions, groups) and changing an operator's account are for super
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,17 +17,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from knox.models import AuthToken
 
-from intent_project import lifecycle
 from intent_project.tenancy import use_public_schema
 from intent_project.tenants import policy
 from intent_project.tenants.models import Domain, Membership, Tenant, TenantDeletion
-from intent_project.tenants.portable import export_tenant
+from intent_project.tenants.portable import export_download
 from intent_project.tenants.services import DeletionRefused, create_tenant, delete_tenant
 
 User = get_user_model()
@@ -123,21 +121,7 @@ class TenantAdmin(PolicyAdminMixin, admin.ModelAdmin):
         tenant = self.get_object(request, unquote(object_id))
         if tenant is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        spooled = tempfile.TemporaryFile()
-        try:
-            counts = export_tenant(tenant, spooled)
-        finally:
-            use_public_schema()
-        lifecycle.operator_action(
-            "export_tenant", operator=request.user.get_username(), target=tenant.schema_name, counts=counts
-        )
-        spooled.seek(0)
-        return FileResponse(
-            spooled,
-            as_attachment=True,
-            filename=f"{tenant.slug}.intent.jsonl.gz",
-            content_type="application/octet-stream",
-        )
+        return export_download(tenant, operator=request.user.get_username())
 
     # -- deletion: superusers only, one tenant at a time, with its slug typed ------------------
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from typing import IO, Any
 import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
+from django.http import FileResponse
 from django_tenants.utils import schema_context
 
 from commands_app.domain.errors import IntentError
@@ -50,6 +52,8 @@ from commands_app.models import Command
 from commands_app.registry import get_registry
 from events_app.models import Event, Snapshot, SubjectKey
 from events_app.personal import FreshKeys, Keyring, Kind
+from intent_project import lifecycle
+from intent_project.tenancy import use_public_schema
 from intent_project.tenants.models import Tenant
 from intent_project.tenants.services import create_tenant
 from projections_app.models import DeadLetter, ProjectionState, SagaInstance
@@ -186,6 +190,25 @@ def _open_personal(kind: str, records: list[dict[str, Any]], registry: Any) -> N
     keys = Keyring(registry).prefetch(what, ((r[type_column], r[data_column]) for r in records))
     for record in records:
         record[data_column] = keys.reveal(what, record[type_column], record[data_column])
+
+
+def export_download(tenant: Tenant, *, operator: str) -> FileResponse:
+    """The export as a download (the API's and the platform admin's): spooled to a file on
+    disk, not held in memory however big the tenant, and logged as an operator action.
+    Callers decide who may (superusers)."""
+    spooled = tempfile.TemporaryFile()
+    try:
+        counts = export_tenant(tenant, spooled)
+    finally:
+        use_public_schema()
+    lifecycle.operator_action("export_tenant", operator=operator, target=tenant.schema_name, counts=counts)
+    spooled.seek(0)
+    return FileResponse(
+        spooled,
+        as_attachment=True,
+        filename=f"{tenant.slug}.intent.jsonl.gz",
+        content_type="application/octet-stream",
+    )
 
 
 # -- reading and checking a file -------------------------------------------------------------

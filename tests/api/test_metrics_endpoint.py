@@ -22,6 +22,17 @@ def test_without_a_token_configured_there_are_no_metrics(world, settings):
     assert response.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("token", ["", TOKEN], ids=["metrics-off", "metrics-on"])
+@pytest.mark.parametrize("method", ["post", "put", "delete", "trace", "query"])
+def test_a_method_other_than_get_is_405_whether_metrics_are_on_or_not(world, settings, token, method):
+    settings.METRICS_TOKEN = token
+    response = client_for().generic(method.upper(), "/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert b"intent_" not in response.content
+
+
 @pytest.mark.parametrize(
     "authorization",
     ["", "Bearer wrong-token", f"Token {TOKEN}", f"Bearer {TOKEN}x", "Bearer"],
