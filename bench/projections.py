@@ -67,6 +67,7 @@ def seed(tenant: Any, script: Iterator[tuple[str, dict[str, Any]]]) -> int:
     from commands_app.domain.store import InMemoryEventStore, execute
     from commands_app.registry import get_registry
     from events_app.models import Event
+    from events_app.personal import Keyring
 
     registry = get_registry()
     memory = InMemoryEventStore(registry)
@@ -109,6 +110,10 @@ def seed(tenant: Any, script: Iterator[tuple[str, dict[str, Any]]]) -> int:
         for rec in memory.read_all()
     ]
     with schema_context(tenant.schema_name):
+        # Personal data sealed as the event store would (the projections open it again).
+        sealed = Keyring(registry).seal_all("event", [(row.type, row.payload, row.stream_id) for row in rows])
+        for row, payload in zip(rows, sealed, strict=True):
+            row.payload = payload
         for start in range(0, len(rows), 5000):
             with transaction.atomic():
                 Event.objects.bulk_create(rows[start : start + 5000])
