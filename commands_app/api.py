@@ -24,7 +24,7 @@ from commands_app.read_policy import api_reader, visible_commands
 from events_app.personal import Keyring
 from intent_project import streams
 from intent_project.api.errors import ApiError
-from intent_project.api.fields import DateTimeInField, UUIDStringField
+from intent_project.api.fields import DateTimeInField, PersonalDataPage, UUIDStringField
 from intent_project.api.pagination import StrictCursorPagination
 from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds, parse
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
@@ -180,15 +180,8 @@ class CommandErrorOut(FailureSerializer):
 # the output is built directly from them, because building the serializer's fields anew
 # for every response was a fifth of the CPU of POST + GET. A test holds it equal to the
 # generic ModelSerializer output. The JSON columns are declared for the schema's sake.
-class _CommandPage(serializers.ListSerializer):
-    """A page of commands opens its personal data with one keyring, fetched in one query."""
-
-    def to_representation(self, data: Any) -> list[Any]:
-        rows = list(data.all() if hasattr(data, "all") else data)
-        self.context.setdefault(
-            "keys", Keyring().prefetch("command", ((row.type, row.payload) for row in rows))
-        )
-        return super().to_representation(rows)
+class _CommandPage(PersonalDataPage):
+    kind = "command"
 
 
 class CommandOut(serializers.ModelSerializer):

@@ -64,12 +64,13 @@ def may_operate(role: str | None) -> bool:
     return role in OPERATOR_ROLES
 
 
+def _require(by: Operator, roles: frozenset[str], message: str) -> None:
+    if by.role not in roles:
+        raise OperatorRequired(message, details={"role": by.role, "allowed_roles": sorted(roles)})
+
+
 def require_operator(by: Operator) -> None:
-    if not may_operate(by.role):
-        raise OperatorRequired(
-            "Only the tenant's admins and developers may do this.",
-            details={"role": by.role, "allowed_roles": sorted(OPERATOR_ROLES)},
-        )
+    _require(by, OPERATOR_ROLES, "Only the tenant's admins and developers may do this.")
 
 
 # Erasing a person's data cannot be undone: the tenant's admins only (and the shell).
@@ -81,11 +82,7 @@ def may_erase(role: str | None) -> bool:
 
 
 def require_eraser(by: Operator) -> None:
-    if not may_erase(by.role):
-        raise OperatorRequired(
-            "Only the tenant's admins may erase personal data.",
-            details={"role": by.role, "allowed_roles": sorted(ERASURE_ROLES)},
-        )
+    _require(by, ERASURE_ROLES, "Only the tenant's admins may erase personal data.")
 
 
 def retry(command_id: UUID, *, by: Operator) -> Command:

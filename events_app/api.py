@@ -25,11 +25,11 @@ from commands_app.models import CommandStatus
 from commands_app.read_policy import api_reader, sees_event, visible_events
 from commands_app.registry import get_registry
 from events_app.models import Event
-from events_app.personal import Keyring
 from events_app.stream import Selection, TenantLog
 from events_app.traces import current_payload, trace
 from intent_project import streams
 from intent_project.api.errors import ApiError
+from intent_project.api.fields import PersonalDataPage
 from intent_project.api.params import POSITION_MAX, QueryParams, parse
 from intent_project.api.permissions import IsTenantMember
 from intent_project.api.schema import FailureSerializer, errors
@@ -46,15 +46,8 @@ FILTERS = {
 }
 
 
-class _EventPage(serializers.ListSerializer):
-    """A page of events opens its personal data with one keyring, fetched in one query."""
-
-    def to_representation(self, data: Any) -> list[Any]:
-        rows = list(data.all() if hasattr(data, "all") else data)
-        self.context.setdefault(
-            "keys", Keyring().prefetch("event", ((row.type, row.payload) for row in rows))
-        )
-        return super().to_representation(rows)
+class _EventPage(PersonalDataPage):
+    kind = "event"
 
 
 class EventOut(serializers.ModelSerializer):

@@ -308,10 +308,11 @@ class PostgresEventStore:
             return []
         expected = aggregate.version
         staged = self.stage(aggregate, events, metadata)
-        positions = self._insert(staged, lock=not lock_held, expect=(aggregate, expected))
+        keys = Keyring(self.registry)
+        positions = self._insert(staged, keys, lock=not lock_held, expect=(aggregate, expected))
         for item in staged:
             aggregate.evolve(item.event, item.version)
-        self._maybe_snapshot(aggregate, expected)
+        self._snapshot([(aggregate, expected)], keys)
         return _recorded(staged, positions)
 
     def stage(
@@ -334,18 +335,23 @@ class PostgresEventStore:
         """
         if not staged:
             return []
-        positions = self._insert(staged, lock=False, expect=None)
+        keys = Keyring(self.registry)
+        positions = self._insert(staged, keys, lock=False, expect=None)
         # Each aggregate's version before the batch (its first staged row's, less one), to
         # take the snapshots whose threshold the batch crossed.
         before: dict[int, tuple[Aggregate, int]] = {}
         for item in staged:
             before.setdefault(id(item.aggregate), (item.aggregate, item.version - 1))
-        for aggregate, version in before.values():
-            self._maybe_snapshot(aggregate, version)
+        self._snapshot(list(before.values()), keys)
         return _recorded(staged, positions)
 
     def _insert(
-        self, staged: Sequence[Staged], *, lock: bool, expect: tuple[Aggregate, int] | None
+        self,
+        staged: Sequence[Staged],
+        keys: Keyring,
+        *,
+        lock: bool,
+        expect: tuple[Aggregate, int] | None,
     ) -> list[int]:
         """Insert staged rows in one statement; with `lock`, take the append lock in the
         same round trip; with `expect` (aggregate, version), insert only if that stream is
@@ -354,7 +360,7 @@ class PostgresEventStore:
         if self.registry.personal_events:
             # Personal data is sealed on its way in (events_app/personal.py); a subject
             # erased refuses new personal data here, before anything is written.
-            sealed = Keyring(self.registry).seal_all(
+            sealed = keys.seal_all(
                 "event", [(row["type"], row["payload"], row["stream_id"]) for row in rows]
             )
             for row, payload in zip(rows, sealed, strict=True):
@@ -394,10 +400,16 @@ class PostgresEventStore:
                 raise _moved(first.aggregate.TYPE, first.aggregate.id, first.version - 1) from exc
             raise
 
-    def _maybe_snapshot(self, aggregate: Aggregate, previous_version: int) -> None:
-        every = snapshot_interval(type(aggregate)) if self.snapshot_every is None else self.snapshot_every
-        if every <= 0 or previous_version // every == aggregate.version // every:
+    def _snapshot(self, crossed: Sequence[tuple[Aggregate, int]], keys: Keyring) -> None:
+        """Snapshot each (aggregate, its version before this append) whose append crossed
+        its snapshot threshold: one INSERT for all of them, their personal data sealed with
+        the append's keyring (keys it already holds are not asked for again)."""
+        due = [aggregate for aggregate, previous in crossed if self._crossed(aggregate, previous)]
+        if not due:
             return
+        states = keys.seal_all(
+            "state", [(aggregate.TYPE, aggregate.snapshot_state(), aggregate.id) for aggregate in due]
+        )
         # Same transaction as the events that crossed the threshold: never a snapshot of
         # state whose events were rolled back.
         source, params = _SNAPSHOTTED.values(
@@ -407,10 +419,9 @@ class PostgresEventStore:
                     "stream_id": aggregate.id,
                     "version": aggregate.version,
                     "schema_version": aggregate.SNAPSHOT_SCHEMA_VERSION,
-                    "state": Keyring(self.registry).seal(
-                        "state", aggregate.TYPE, aggregate.snapshot_state(), aggregate.id
-                    ),
+                    "state": state,
                 }
+                for aggregate, state in zip(due, states, strict=True)
             ]
         )
         columns = _SNAPSHOTTED.names()
@@ -419,6 +430,10 @@ class PostgresEventStore:
                 f"INSERT INTO {_SNAPSHOTS} ({columns}) SELECT {columns} FROM {source} ON CONFLICT DO NOTHING",
                 params,
             )
+
+    def _crossed(self, aggregate: Aggregate, previous_version: int) -> bool:
+        every = snapshot_interval(type(aggregate)) if self.snapshot_every is None else self.snapshot_every
+        return every > 0 and previous_version // every != aggregate.version // every
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]:
         rows = list(

@@ -1,12 +1,15 @@
-"""Serializer fields stricter than DRF's about what JSON they take."""
+"""Serializer fields stricter than DRF's about what JSON they take, and the page of stored
+commands or events that opens their personal data."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from events_app.personal import Keyring, Kind
 
 
 class UUIDStringField(serializers.UUIDField):
@@ -27,3 +30,17 @@ class UUIDStringField(serializers.UUIDField):
 class DateTimeInField(serializers.DateTimeField):
     """An ISO 8601 date-time taken from a client; the document says its shape as a pattern
     too, since a `format` alone is only a hint to JSON Schema validators."""
+
+
+class PersonalDataPage(serializers.ListSerializer):
+    """A page of stored commands or events (`kind`) opens its personal data with one
+    keyring, fetched in one query; each item's serializer finds it as `context["keys"]`."""
+
+    kind: ClassVar[Kind]
+
+    def to_representation(self, data: Any) -> list[Any]:
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.context.setdefault(
+            "keys", Keyring().prefetch(self.kind, ((row.type, row.payload) for row in rows))
+        )
+        return super().to_representation(rows)
