@@ -75,6 +75,12 @@ def _portability(ctx: Context) -> list[Result]:
     return run_portability(ctx)
 
 
+def _fleet(ctx: Context) -> list[Result]:
+    from bench.fleet import run_fleet
+
+    return run_fleet(ctx)
+
+
 def _loads(ctx: Context) -> list[Result]:
     from bench.loads import run_loads
 
@@ -94,6 +100,7 @@ BENCHMARKS = (
     Benchmark("projection", "projection catch-up and rebuild", _projections),
     Benchmark("load", "aggregate load with snapshots, 10 vs 10,000 events", _loads),
     Benchmark("portability", "tenant export, and import beside raw COPY", _portability),
+    Benchmark("fleet", "worker and web memory after serving 1,000 tenants", _fleet),
 )
 
 
