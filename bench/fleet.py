@@ -150,32 +150,44 @@ def run_fleet(ctx: Context) -> list[Result]:
         "seconds_sending": round(sent_seconds, 1),
         "sweep_seconds": round(sweep_seconds, 2),
     }
-    target = Target(f"< {LIMIT_MB:.0f} MB per process", "ours", "<", LIMIT_MB)
     return [
-        Result(
-            name="worker_memory_many_tenants",
-            ours=_tier(after_worker),
-            unit="MB RSS",
-            target=target,
-            extra={
-                **common,
-                "worker": "1 Celery worker process, --concurrency 2 (prefork)",
-                "rss_mb_by_pid_before": {str(p): round(mb, 1) for p, mb in before_worker.items()},
-                "rss_mb_by_pid": {str(p): round(mb, 1) for p, mb in after_worker.items()},
-            },
-            note=f"largest worker process after commands and a sweep in each of {n} tenants",
+        _row(
+            "worker",
+            after_worker,
+            before_worker,
+            common,
+            "Celery worker, --concurrency 2 (prefork)",
+            f"largest worker process after commands and a sweep in each of {n} tenants",
         ),
-        Result(
-            name="web_memory_many_tenants",
-            ours=_tier(after_web),
-            unit="MB RSS",
-            target=target,
-            extra={
-                **common,
-                "web": web_shape(),
-                "rss_mb_by_pid_before": {str(p): round(mb, 1) for p, mb in before_web.items()},
-                "rss_mb_by_pid": {str(p): round(mb, 1) for p, mb in after_web.items()},
-            },
-            note=f"largest web process after serving commands in each of {n} tenants",
+        _row(
+            "web",
+            after_web,
+            before_web,
+            common,
+            web_shape(),
+            f"largest web process after serving commands in each of {n} tenants",
         ),
     ]
+
+
+def _row(
+    tier: str,
+    after: dict[int, float],
+    before: dict[int, float],
+    common: dict[str, Any],
+    shape: str,
+    note: str,
+) -> Result:
+    return Result(
+        name=f"{tier}_memory_many_tenants",
+        ours=_tier(after),
+        unit="MB RSS",
+        target=Target(f"< {LIMIT_MB:.0f} MB per process", "ours", "<", LIMIT_MB),
+        extra={
+            **common,
+            tier: shape,
+            "rss_mb_by_pid_before": {str(p): round(mb, 1) for p, mb in before.items()},
+            "rss_mb_by_pid": {str(p): round(mb, 1) for p, mb in after.items()},
+        },
+        note=note,
+    )
