@@ -154,6 +154,37 @@ class Postgres:
             time.sleep(attempt)
         raise PostgresError(f"PostgreSQL did not start; the end of {self.log_path}:\n{self.log_tail()}")
 
+    def start_replica_of(self, primary: Postgres) -> None:
+        """Start this server as a streaming replica of `primary` (a hot standby): copied with
+        `pg_basebackup -R` the first time (the copy then follows the primary's WAL), as is
+        after that."""
+        if not (self.pgdata / "PG_VERSION").exists():
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+            self.pgdata.chmod(0o700)
+            user = self._system_user()
+            if user is not None:
+                _traversable(self.pgdata)
+                os.chown(self.pgdata, pwd.getpwnam(user).pw_uid, -1)
+            done = self._run(
+                "pg_basebackup",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-h",
+                str(primary.socket_dir),
+                "-p",
+                str(PORT),
+                "-U",
+                SUPERUSER,
+                timeout=300,
+            )
+            if done.returncode != 0:
+                raise PostgresError(f"pg_basebackup failed:\n{done.stdout}\n{done.stderr}")
+            self.log_path.unlink(missing_ok=True)  # the primary's log, copied with the rest
+        self.start()
+
     def stop(self, mode: str = "fast") -> bool:
         """pg_ctl stop (`fast` cuts every connection; `immediate` is a crash), falling back
         to signals. True if it was running."""

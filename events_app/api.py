@@ -33,6 +33,7 @@ from intent_project.api.fields import PersonalDataPage
 from intent_project.api.params import POSITION_MAX, QueryParams, parse
 from intent_project.api.permissions import IsTenantMember
 from intent_project.api.schema import FailureSerializer, errors
+from intent_project.db import replicas
 from intent_project.tenancy import current_schema
 
 DEFAULT_LIMIT = 100
@@ -130,16 +131,18 @@ class EventListView(GenericAPIView):
         for name, column in FILTERS.items():
             if name in params:
                 qs = qs.filter(**{column: params[name]})
-        rows = list(qs.order_by("position")[: limit + 1])
-        more = len(rows) > limit
-        rows = rows[:limit]
+        with replicas.reading(request):
+            rows = list(qs.order_by("position")[: limit + 1])
+            more = len(rows) > limit
+            rows = rows[:limit]
+            results = EventOut(rows, many=True).data
         last = rows[-1].position if rows else None
         next_url = None
         if more and last is not None:
             query = request.query_params.copy()
             query["after"] = str(last)
             next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query)
-        return Response({"results": EventOut(rows, many=True).data, "next": next_url, "last_position": last})
+        return Response({"results": results, "next": next_url, "last_position": last})
 
 
 class EventDetailView(GenericAPIView):
@@ -149,10 +152,12 @@ class EventDetailView(GenericAPIView):
     @extend_schema(operation_id="getEvent", description="One event.", responses=EventOut)
     def get(self, request: Request, event_id: uuid.UUID) -> Response:
         # An event outside the caller's scope answers exactly as a missing one.
-        row = Event.objects.filter(visible_events(api_reader(request)), id=event_id).first()
-        if row is None:
-            raise ApiError(404, "not_found", f"No event {event_id} in this tenant.")
-        return Response(EventOut(row).data)
+        visible = visible_events(api_reader(request))
+        with replicas.reading(request):
+            row = Event.objects.filter(visible, id=event_id).first()
+            if row is None:
+                raise ApiError(404, "not_found", f"No event {event_id} in this tenant.")
+            return Response(EventOut(row).data)
 
 
 @extend_schema_field({"type": "array", "items": {"$ref": "#/components/schemas/TraceNode"}})
@@ -212,7 +217,9 @@ class TraceView(APIView):
         ),
     )
     def get(self, request: Request, correlation_id: UUID) -> Response:
-        flow = trace(correlation_id, api_reader(request))
+        reader = api_reader(request)
+        with replicas.reading(request):
+            flow = trace(correlation_id, reader)
         if flow is None:
             raise ApiError(404, "not_found", f"No command or event in flow {correlation_id}.")
         return Response(flow)

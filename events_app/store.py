@@ -360,9 +360,7 @@ class PostgresEventStore:
         if self.registry.personal_events:
             # Personal data is sealed on its way in (events_app/personal.py); a subject
             # erased refuses new personal data here, before anything is written.
-            sealed = keys.seal_all(
-                "event", [(row["type"], row["payload"], row["stream_id"]) for row in rows]
-            )
+            sealed = keys.seal_all("event", [(row["type"], row["payload"], row["stream_id"]) for row in rows])
             for row, payload in zip(rows, sealed, strict=True):
                 row["payload"] = payload
         source, params = _APPENDED.values(rows) if len(rows) <= _VALUES_UP_TO else _APPENDED.recordset(rows)

@@ -279,6 +279,8 @@ class FrontDoor:
                         if remaining > 0:
                             if not notifications.listening():
                                 remaining = min(remaining, notifications.FALLBACK_POLL_SECONDS)
+                            if park.poll is not None:
+                                remaining = min(remaining, park.poll)
                             woken = asyncio.ensure_future(subscription.wait(remaining))
                             await asyncio.wait({woken, gone}, return_when=asyncio.FIRST_COMPLETED)
                             woken.cancel()

@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from intent_project.db import replicas
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PREFIX = "intent:worker:"
@@ -129,4 +131,8 @@ def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
         except Exception as exc:
             # The error's class, not its message: a message may carry a host or a DSN.
             results[name] = {"ok": False, "error": type(exc).__name__}
+    if replicas.aliases():
+        # Reported, never failing: a replica that is down or lagging is skipped and the
+        # primary serves its reads.
+        results["replicas"] = replicas.report()
     return all(r["ok"] for r in results.values()), results

@@ -109,7 +109,7 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 TENANT_SUBFOLDER_PREFIX = "t"
 PUBLIC_SCHEMA_NAME = "public"
-DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DATABASE_ROUTERS = ["intent_project.db.replicas.ReplicaRouter", "django_tenants.routers.TenantSyncRouter"]
 # Issue `SET search_path` once per schema switch instead of before every query (a round
 # trip each); django-tenants re-issues it after set_tenant() and after any rollback.
 TENANT_LIMIT_SET_CALLS = True
@@ -173,6 +173,27 @@ if env_str("DATABASE_NAME", ""):
 _db.setdefault("OPTIONS", {})
 _db["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_" + str(_db["NAME"]))}
 DATABASES = {"default": _db}
+# Streaming replicas of that database (comma-separated URLs, same database name): the read
+# side's reads (read models, events, traces, projection status) go to one that is up and
+# caught up enough; everything else uses the primary (intent_project/db/replicas.py).
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+for _n, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
+    _replica = dj_database_url.parse(
+        _url,
+        conn_max_age=_db["CONN_MAX_AGE"],
+        conn_health_checks=True,
+    )
+    _replica["ENGINE"] = _db["ENGINE"]
+    _replica["OPTIONS"] = dict(_db["OPTIONS"])
+    _replica["TEST"] = {"MIRROR": "default"}
+    if env_str("DATABASE_NAME", ""):
+        _replica["NAME"] = _db["NAME"]
+    _replica["OPTIONS"].setdefault("connect_timeout", 2)
+    DATABASES[f"replica_{_n}"] = _replica
+# A replica further behind the primary than this is skipped until it catches up; its
+# state is checked at most every DATABASE_REPLICA_CHECK_SECONDS per process.
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_float("DATABASE_REPLICA_MAX_LAG_SECONDS", 5.0, minimum=0.0)
+DATABASE_REPLICA_CHECK_SECONDS = env_float("DATABASE_REPLICA_CHECK_SECONDS", 1.0, minimum=0.05)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis / Celery ------------------------------------------------------------------------

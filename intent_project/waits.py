@@ -121,6 +121,9 @@ class ParkOrder:
     seconds: float  # from the first run's start
     slot: WaitSlot
     recheck: Recheck | None = None
+    # Run again after at most this many seconds even if nothing is announced (a replica
+    # that replays what the primary announced: intent_project/db/replicas.py).
+    poll: float | None = None
 
 
 @dataclass
@@ -322,7 +325,12 @@ class Wait:
         self._stack.close()
 
     def until(
-        self, value: T, reread: Callable[[], T], ready: Callable[[T], bool], recheck: Recheck | None = None
+        self,
+        value: T,
+        reread: Callable[[], T],
+        ready: Callable[[T], bool],
+        recheck: Recheck | None = None,
+        poll: float | None = None,
     ) -> T:
         """`value` once ready (re-read with `reread`), or the last value read when the time
         is up. Under the front door it never blocks: `value` if ready or the time is up,
@@ -334,12 +342,21 @@ class Wait:
             if self.run.final:
                 return value
             self.run.park = ParkOrder(
-                key=f"{self.schema_name}:{self.key}", seconds=self.seconds, slot=self._slot, recheck=recheck
+                key=f"{self.schema_name}:{self.key}",
+                seconds=self.seconds,
+                slot=self._slot,
+                recheck=recheck,
+                poll=poll,
             )
             raise Parked()
         assert self._subscription is not None
         deadline = time.monotonic() + self.seconds
         while not ready(value) and time.monotonic() < deadline:
-            self._subscription.wait(min(notifications.FALLBACK_POLL_SECONDS, deadline - time.monotonic()))
+            every = (
+                notifications.FALLBACK_POLL_SECONDS
+                if poll is None
+                else min(poll, notifications.FALLBACK_POLL_SECONDS)
+            )
+            self._subscription.wait(min(every, deadline - time.monotonic()))
             value = reread()
         return value

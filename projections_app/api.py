@@ -32,6 +32,7 @@ from intent_project.api.params import (
 )
 from intent_project.api.permissions import IsTenantMember
 from intent_project.api.schema import FailureSerializer, JSONObjectField, errors
+from intent_project.db import replicas
 from intent_project.tenancy import current_schema
 from intent_project.waits import Wait
 from projections_app import operations
@@ -94,8 +95,9 @@ class ProjectionListView(APIView):
         responses=ProjectionOut(many=True),
     )
     def get(self, request: Request) -> Response:
-        states = checkpoints()
-        head = head_position()
+        with replicas.reading(request):
+            states = checkpoints()
+            head = head_position()
         return Response([describe(p, states[p.name], head) for p in get_consumers()])
 
 
@@ -150,11 +152,12 @@ class ProjectionDetailView(APIView):
         responses=ProjectionDetailOut,
     )
     def get(self, request: Request, name: str) -> Response:
-        projection, state = _state_of(name)
-        body = describe(projection, state, head_position())
-        body["dead_letter_records"] = DeadLetterOut(
-            DeadLetter.objects.filter(projection=name).order_by("-created_at")[:100], many=True
-        ).data
+        with replicas.reading(request):
+            projection, state = _state_of(name)
+            body = describe(projection, state, head_position())
+            body["dead_letter_records"] = DeadLetterOut(
+                DeadLetter.objects.filter(projection=name).order_by("-created_at")[:100], many=True
+            ).data
         return Response(body)
 
 
@@ -290,10 +293,12 @@ def _await_position(request: Request, projection_name: str, params: dict[str, An
     # will not move, so it is answered at once.
     key = notifications.projection_key(projection_name)
     with Wait(request, current_schema(), key, params["wait"]) as waiting:
+        state = checkpoint(projection)
         state = waiting.until(
-            checkpoint(projection),
+            state,
             lambda: checkpoint(projection),
             lambda s: s.position >= wanted or s.status == ProjectionStatus.STALLED,
+            poll=_replica_poll(projection, state, wanted),
         )
     if state.position >= wanted:
         return state.position
@@ -309,6 +314,17 @@ def _await_position(request: Request, projection_name: str, params: dict[str, An
             "last_error": state.last_error,
         },
     )
+
+
+def _replica_poll(projection: Projection, state: ProjectionState, wanted: int) -> float | None:
+    """Read from a replica that has not replayed position `wanted` yet although the primary
+    has passed it: no notification will say when the replica has, so look again every
+    REPLICA_POLL_SECONDS. Otherwise the notification of the projection's move wakes us."""
+    if replicas.current() is None or state.position >= wanted:
+        return None
+    with replicas.primary():
+        ahead = checkpoint(projection).position >= wanted
+    return replicas.POLL_SECONDS if ahead else None
 
 
 def _read_model(request: Request, name: str) -> tuple[Any, ReadModelScope]:
@@ -339,13 +355,14 @@ class ReadModelListView(APIView):
         read_model, scope = _read_model(request, name)
         # Every parameter is checked before any wait: a bad filter is refused at once.
         params = parse(request, list_params(name, scope.redacted))
-        position = _await_position(request, read_model.projection, params)
-        filters = {key: value for key, value in params.items() if key in read_model.filter_fields}
-        qs = read_model.model.objects.filter(scope.filter, **filters)
-        paginator = ReadModelCursor()
-        paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
-        page = paginator.paginate_queryset(qs, request, view=self)
-        rows = [redact(row, scope) for row in row_serializer(name)(page, many=True).data]
+        with replicas.reading(request):
+            position = _await_position(request, read_model.projection, params)
+            filters = {key: value for key, value in params.items() if key in read_model.filter_fields}
+            qs = read_model.model.objects.filter(scope.filter, **filters)
+            paginator = ReadModelCursor()
+            paginator.ordering = read_model.ordering or (read_model.model._meta.pk.name,)
+            page = paginator.paginate_queryset(qs, request, view=self)
+            rows = [redact(row, scope) for row in row_serializer(name)(page, many=True).data]
         response = paginator.get_paginated_response(rows)
         response["X-Projection-Checkpoint"] = str(position)
         return response
@@ -359,20 +376,20 @@ class ReadModelDetailView(APIView):
 
     def get(self, request: Request, name: str, key: str) -> Response:
         read_model, scope = _read_model(request, name)
-        position = _await_position(request, read_model.projection, parse(request, ReadYourWritesParams))
+        params = parse(request, ReadYourWritesParams)
         pk_field = read_model.model._meta.pk
         try:
             pk = pk_field.to_python(key)
         except DjangoValidationError:
             raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.") from None
-        # A row outside the caller's scope answers exactly as a missing one.
-        row = read_model.model.objects.filter(scope.filter, pk=pk).first()
-        if row is None:
-            raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
-        return Response(
-            redact(row_serializer(name)(row).data, scope),
-            headers={"X-Projection-Checkpoint": str(position)},
-        )
+        with replicas.reading(request):
+            position = _await_position(request, read_model.projection, params)
+            # A row outside the caller's scope answers exactly as a missing one.
+            row = read_model.model.objects.filter(scope.filter, pk=pk).first()
+            if row is None:
+                raise ApiError(404, "not_found", f"No {name} row '{key[:80]}'.")
+            body = redact(row_serializer(name)(row).data, scope)
+        return Response(body, headers={"X-Projection-Checkpoint": str(position)})
 
 
 # -- the OpenAPI document: one list and one detail operation per read model ---------------------
