@@ -39,7 +39,7 @@ from honcho.process import Popen as HonchoPopen
 from honcho.process import Process as HonchoProcess
 
 from devenv import local
-from devenv.postgres import PostgresError
+from devenv.postgres import Postgres, PostgresError
 from devenv.procs import BIN, ROOT, die_with_parent, exit_code, http_ok, log, manage, pid_alive, read_int
 from devenv.redis_server import RedisError
 
@@ -157,6 +157,27 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
+def _start_replicas(servers: list[Postgres]) -> list[Postgres]:
+    """REPLICAS=N: N streaming replicas of the embedded PostgreSQL, copied afresh for this
+    run (`pg_basebackup -R`) under .var/pg-replica-<n>, stopped when it ends."""
+    wanted = int(os.environ.get("REPLICAS", "0") or "0")
+    if wanted <= 0:
+        return []
+    if os.environ.get("DATABASE_URL"):
+        raise SystemExit(
+            "[devenv] error: REPLICAS copies the embedded PostgreSQL; with DATABASE_URL set, "
+            "name your replicas in DATABASE_REPLICA_URLS instead"
+        )
+    for n in range(1, wanted + 1):
+        server = Postgres(local.VAR / f"pg-replica-{n}")
+        server.stop("fast")  # one a killed run left behind
+        shutil.rmtree(server.pgdata, ignore_errors=True)
+        servers.append(server)  # stopped by the caller even if the copy fails halfway
+        server.start_replica_of(local.PG)
+        log(f"replica {n} started (pid {server.pid()}): {server.url(local.DB_NAME)}")
+    return servers
+
+
 def cmd_run() -> int:
     """`make run`: the services, bootstrap, then web + worker + beat until Ctrl-C."""
     t0 = time.monotonic()
@@ -164,10 +185,15 @@ def cmd_run() -> int:
     if _port_in_use(port):
         raise SystemExit(f"[devenv] error: port {port} is already in use; run with PORT=<other port>")
     session = local.Session()
+    standbys: list[Postgres] = []
     try:
         signal.signal(signal.SIGTERM, _interrupt)  # SIGINT raises KeyboardInterrupt already
         env = session.acquire()
         child_env = session.child_env()
+        if _start_replicas(standbys):
+            env["DATABASE_REPLICA_URLS"] = child_env["DATABASE_REPLICA_URLS"] = ",".join(
+                server.url(local.DB_NAME) for server in standbys
+            )
         # The Procfile's commands are the venv's, as in an activated venv; readable log lines.
         child_env.update(
             PATH=f"{BIN}{os.pathsep}{child_env.get('PATH', '')}",
@@ -211,6 +237,8 @@ def cmd_run() -> int:
         return 0
     finally:
         _ignore_signals()
+        for server in standbys:
+            server.stop("fast")
         session.release()
 
 
@@ -234,7 +262,11 @@ def _announce(manager: Manager, base: str, env: dict[str, str], t0: float) -> No
         f"\n  intent-django is ready in {time.monotonic() - t0:.1f}s: web, worker, beat\n"
         f"    {'DATABASE_URL':<15} {env['DATABASE_URL']}\n"
         f"    {'REDIS_URL':<15} {env['REDIS_URL']}\n"
-        f"{summary}"
+        + "".join(
+            f"    {'replica':<15} {url}\n"
+            for url in filter(None, env.get("DATABASE_REPLICA_URLS", "").split(","))
+        )
+        + f"{summary}"
         "  Ctrl-C stops web, worker, beat and the embedded services this run started.\n\n"
     )
     manager.events.put(Message(type="line", data=text, time=datetime.now(), name=None, colour=None))
