@@ -87,6 +87,12 @@ def _loads(ctx: Context) -> list[Result]:
     return run_loads(ctx)
 
 
+def _tenants(ctx: Context) -> list[Result]:
+    from bench.tenants import run_tenants
+
+    return run_tenants(ctx)
+
+
 BENCHMARKS = (
     Benchmark("append_1", "append, 1 writer, 1 event per transaction", _appends("run_single")),
     Benchmark(
@@ -100,6 +106,7 @@ BENCHMARKS = (
     Benchmark("projection", "projection catch-up and rebuild", _projections),
     Benchmark("load", "aggregate load with snapshots, 10 vs 10,000 events", _loads),
     Benchmark("portability", "tenant export, and import beside raw COPY", _portability),
+    Benchmark("tenants", "creating a tenant among 1,000; migrate_tenants with nothing to do", _tenants),
     Benchmark("fleet", "worker and web memory after serving 1,000 tenants", _fleet),
 )
 

@@ -115,9 +115,10 @@ DATABASE_ROUTERS = ["intent_project.db.replicas.ReplicaRouter", "django_tenants.
 TENANT_LIMIT_SET_CALLS = True
 # Tenant schemas are named "t_<slug>"; slugs are validated before any lookup.
 TENANT_SCHEMA_PREFIX = "t_"
-# New tenants are cloned (structure and migration history) from a template schema that is
-# kept fully migrated (tenants.services.ensure_template), instead of running every
-# migration from scratch. TENANT_CLONE_FROM_TEMPLATE=0 migrates each new schema instead.
+# New tenants are copied (structure and migration history) from a template schema that is
+# kept fully migrated (tenants.services.ensure_template), by DDL read from it once per
+# process (tenants/template.py), instead of running every migration from scratch.
+# TENANT_CLONE_FROM_TEMPLATE=0 migrates each new schema instead.
 TENANT_TEMPLATE_SCHEMA = "intent_tenant_template"
 TENANT_CLONE_FROM_TEMPLATE = env_bool("TENANT_CLONE_FROM_TEMPLATE", True)
 

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.db.models import Model
+
+from intent_project.catalog import catalog
+
+__all__ = [
+    "catalog",
+    "create_schema_with_models",
+    "drop_schema",
+    "scratch_schema_name",
+    "search_path",
+    "tenant_models",
+]
 
 
 def scratch_schema_name(*parts: str) -> str:
@@ -73,51 +82,3 @@ def create_schema_with_models(schema: str, models: Iterable[type[Model]]) -> Non
 def drop_schema(schema: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
-
-
-_INDEX_NAME = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+\.(\S+) ")
-
-
-def catalog(schema: str) -> dict[str, dict[str, Any]]:
-    """Tables of `schema` with their columns (type, nullability, default), index
-    definitions and triggers. Names that embed the schema are normalised away, so two
-    schemas built the same way have equal catalogs."""
-    tables: dict[str, dict[str, Any]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
-              FROM pg_class c
-              JOIN pg_namespace n ON n.oid = c.relnamespace
-              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-             WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
-            """,
-            [schema],
-        )
-        for table, column, type_name, not_null in cursor.fetchall():
-            entry = tables.setdefault(table, {"columns": {}, "indexes": {}, "triggers": set()})
-            entry["columns"][column] = (type_name, bool(not_null))
-        cursor.execute(
-            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s", [schema]
-        )
-        for table, index_name, definition in cursor.fetchall():
-            if table in tables:
-                # Compare definitions without the index and schema names.
-                shape = _INDEX_NAME.sub(
-                    lambda m: f"CREATE {m.group(1) or ''}INDEX ON {m.group(2)} ", definition
-                )
-                tables[table]["indexes"][shape] = index_name
-        cursor.execute(
-            """
-            SELECT c.relname, t.tgname
-              FROM pg_trigger t
-              JOIN pg_class c ON c.oid = t.tgrelid
-              JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = %s AND NOT t.tgisinternal
-            """,
-            [schema],
-        )
-        for table, trigger in cursor.fetchall():
-            if table in tables:
-                tables[table]["triggers"].add(trigger)
-    return tables

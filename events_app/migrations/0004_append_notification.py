@@ -5,7 +5,7 @@ from django.db import migrations
 # the log, delivered when the appending transaction commits, i.e. exactly when the events
 # become visible. PostgreSQL folds identical notifications of one transaction into one, so
 # a command batch appending hundreds of events sends one. Every writer of the log is
-# covered, whatever code path appends; cloned tenants get the trigger with the template.
+# covered, whatever code path appends; copied tenants get the trigger with the template.
 FORWARD = """
 CREATE OR REPLACE FUNCTION events_app_event_appended() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
 from intent_project import wakeups
 from intent_project.tenants.models import Domain, Membership, Tenant, schema_name_for, validate_slug
 from intent_project.tenants.roles import Role
+from intent_project.tenants.template import copy_template
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,9 @@ class TenantExists(Exception):
 def ensure_template() -> None:
     """Make sure the template schema exists and has every migration applied.
 
-    Cloning a stale template and then recording all migrations as applied would give a
+    Copying a stale template and then recording all migrations as applied would give a
     tenant tables that lie about their history, so the template is brought up to date
-    (cheap when it already is) before every clone. Callers hold the template lock.
+    (cheap when it already is) before every copy. Callers hold the template lock.
     """
     template = settings.TENANT_TEMPLATE_SCHEMA
     if not schema_exists(template):
@@ -40,70 +39,6 @@ def ensure_template() -> None:
         current = not executor.migration_plan(executor.loader.graph.leaf_nodes())
     if not current:
         call_command("migrate_schemas", schema_name=template, interactive=False, verbosity=0)
-
-
-def align_names(template: str, clone: str) -> None:
-    """Give the clone's constraints and indexes the template's names.
-
-    The clone function recreates constraints under PostgreSQL's default names. Names
-    matter: migrations drop constraints by name, and the event store recognises a lost
-    version race by its constraint's name. Objects are matched by table and definition.
-    """
-    q = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        constraints = """
-            SELECT r.relname, c.conname, pg_get_constraintdef(c.oid)
-              FROM pg_constraint c
-              JOIN pg_class r ON r.oid = c.conrelid
-              JOIN pg_namespace n ON n.oid = r.relnamespace
-             WHERE n.nspname = %s
-        """
-        cursor.execute(constraints, [template])
-        wanted = {(table, definition): name for table, name, definition in cursor.fetchall()}
-        cursor.execute(constraints, [clone])
-        for table, name, definition in cursor.fetchall():
-            target = wanted.get((table, definition))
-            if target and target != name:
-                cursor.execute(
-                    f"ALTER TABLE {q(clone)}.{q(table)} RENAME CONSTRAINT {q(name)} TO {q(target)}"
-                )
-        indexes = """
-            SELECT i.tablename, i.indexname, replace(replace(i.indexdef, i.indexname, ''), %s, '')
-              FROM pg_indexes i
-             WHERE i.schemaname = %s
-               AND NOT EXISTS (SELECT 1 FROM pg_constraint c
-                                JOIN pg_namespace n ON n.oid = c.connamespace
-                               WHERE n.nspname = i.schemaname AND c.conname = i.indexname)
-        """
-        cursor.execute(indexes, [f"{template}.", template])
-        wanted = {(table, definition): name for table, name, definition in cursor.fetchall()}
-        cursor.execute(indexes, [f"{clone}.", clone])
-        for table, name, definition in cursor.fetchall():
-            target = wanted.get((table, definition))
-            if target and target != name:
-                cursor.execute(f"ALTER INDEX {q(clone)}.{q(name)} RENAME TO {q(target)}")
-
-
-class _Clone(CloneSchema):
-    """django-tenants' clone, without re-creating its PL/pgSQL functions on every call.
-
-    Its `clone_schema` runs `CREATE OR REPLACE FUNCTION` for a dozen large functions each
-    time. Every replacement is compiled anew by the database session that calls it, and
-    the old compiled versions stay in that session's memory: on one long-lived connection
-    (a web process creating tenants on sign-up) 30 creations went from 0.27 s to 1.3-1.8 s
-    each and the PostgreSQL backend grew to 379 MB. Created once per database session
-    instead (remembered once the creating transaction commits, so a rollback re-creates
-    them), the same 30 stayed at 0.4-0.6 s with the backend at 81 MB.
-    """
-
-    _sessions: ClassVar[weakref.WeakSet[Any]] = weakref.WeakSet()
-
-    def _create_clone_schema_function(self) -> None:
-        session = connection.connection
-        if session in self._sessions:
-            return
-        super()._create_clone_schema_function()
-        transaction.on_commit(lambda: self._sessions.add(session))
 
 
 def create_tenant(slug: str, name: str) -> Tenant:
@@ -117,14 +52,13 @@ def create_tenant(slug: str, name: str) -> Tenant:
         tenant = Tenant(slug=slug, name=name or slug, schema_name=schema_name_for(slug))
         if settings.TENANT_CLONE_FROM_TEMPLATE:
             # Serialise tenant creation around the template: two creators must not migrate
-            # it at once, and nobody may clone it halfway through a migration.
+            # it at once, and nobody may copy it halfway through a migration.
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext('intent_tenant_template'))")
             ensure_template()
-            # Tables, indexes, sequences, the immutability trigger and the migration history
-            # (the template's only rows) in one server-side call.
-            _Clone().clone_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name, "DATA")
-            align_names(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
+            # Tables, constraints and indexes under the template's names, fresh sequences,
+            # functions, triggers and the migration history, from DDL read once per process.
+            copy_template(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
             tenant.auto_create_schema = False
         tenant.save(verbosity=0)
         Domain.objects.create(domain=slug, tenant=tenant, is_primary=True)
