@@ -75,6 +75,12 @@ def _portability(ctx: Context) -> list[Result]:
     return run_portability(ctx)
 
 
+def _sweep(ctx: Context) -> list[Result]:
+    from bench.sweep import run_sweep
+
+    return run_sweep(ctx)
+
+
 def _loads(ctx: Context) -> list[Result]:
     from bench.loads import run_loads
 
@@ -94,6 +100,7 @@ BENCHMARKS = (
     Benchmark("projection", "projection catch-up and rebuild", _projections),
     Benchmark("load", "aggregate load with snapshots, 10 vs 10,000 events", _loads),
     Benchmark("portability", "tenant export, and import beside raw COPY", _portability),
+    Benchmark("sweep", "the sweep with 1,000 idle tenants: marked, busy and full passes; trigger cost", _sweep),
 )
 
 
