@@ -81,6 +81,12 @@ def _fleet(ctx: Context) -> list[Result]:
     return run_fleet(ctx)
 
 
+def _sweep(ctx: Context) -> list[Result]:
+    from bench.sweep import run_sweep
+
+    return run_sweep(ctx)
+
+
 def _loads(ctx: Context) -> list[Result]:
     from bench.loads import run_loads
 
@@ -108,6 +114,9 @@ BENCHMARKS = (
     Benchmark("portability", "tenant export, and import beside raw COPY", _portability),
     Benchmark("tenants", "creating a tenant among 1,000; migrate_tenants with nothing to do", _tenants),
     Benchmark("fleet", "worker and web memory after serving 1,000 tenants", _fleet),
+    Benchmark(
+        "sweep", "the sweep with 1,000 idle tenants: marked, busy and full passes; trigger cost", _sweep
+    ),
 )
 
 

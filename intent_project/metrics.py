@@ -11,9 +11,10 @@ What is measured where:
 - counters and histograms, incremented by the code that does the work (the bus, the
   command batch, the projection runner, the sweep);
 - per-projection lag, stalled projections and dead letters, which need a look into every
-  tenant: the sweep computes them once per pass (it visits every tenant anyway) and keeps
-  the summary in Redis; `/metrics` reads it back with one call, so a scrape costs the
-  same with 1,000 tenants as with one;
+  tenant: the sweep computes them once per pass and keeps the summary in Redis (a pass
+  visits only marked tenants, and a tenant stays marked while any of its figures is not
+  zero, so the skipped ones would add zeros: intent_project/sweep_marks.py); `/metrics`
+  reads it back with one call, so a scrape costs the same with 1,000 tenants as with one;
 - queue depth: the length of each Celery queue in Redis, read at scrape time.
 
 Label cardinality stays bounded with any number of tenants: no metric carries a tenant

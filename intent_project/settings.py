@@ -243,6 +243,9 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_ALWAYS_EAGER = False
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0, minimum=0.5)
+# A pass visits only the tenants marked as having work (intent_project/sweep_marks.py);
+# one pass in this many seconds visits every tenant, the safety net under the marks.
+SWEEP_FULL_PASS_SECONDS = env_float("SWEEP_FULL_PASS_SECONDS", 300.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-all-tenants": {
         "task": "intent_project.tasks.sweep_all_tenants",

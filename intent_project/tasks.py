@@ -3,6 +3,8 @@
 Messages are only wake-up calls. If one is lost (broker outage, a crash between commit and
 publish, a purged queue), the rows still say what is left to do, and this sweep re-sends
 the wake-ups: work is delayed by at most one sweep interval plus the staleness margin.
+A pass visits the tenants whose schema marked itself as having work, and every tenant once
+per SWEEP_FULL_PASS_SECONDS (intent_project/sweep_marks.py says why no work is lost).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from celery import shared_task
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from commands_app.models import Command, CommandStatus
 from commands_app.tasks import enqueue
 from events_app.models import Event
-from intent_project import lifecycle, metrics, retries
+from intent_project import lifecycle, metrics, retries, sweep_marks
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
+from projections_app.registry import get_consumers
 from projections_app.runner import ensure_checkpoints, head_position
 from projections_app.tasks import run_projections
 
@@ -33,6 +36,7 @@ def sweep_schema(schema_name: str, summary: dict[str, dict[str, float]] | None =
     """Re-send wake-ups for one tenant schema. Returns what it found, for logs and tests;
     adds the tenant's projection figures to `summary` when given (the metrics' summary)."""
     now = timezone.now()
+    consumers = get_consumers()
     with schema_context(schema_name):
         pending = Command.objects.filter(status=CommandStatus.PENDING)
         ids = list(
@@ -42,10 +46,12 @@ def sweep_schema(schema_name: str, summary: dict[str, dict[str, float]] | None =
         )
         if ids:
             Command.objects.filter(id__in=ids).update(swept_at=now)
-        ensure_checkpoints()
         states = list(ProjectionState.objects.values_list("name", "position", "status"))
+        if {c.name for c in consumers} - {name for name, _, _ in states}:
+            ensure_checkpoints()  # a new tenant, or a projection added by a deployment
+            states = list(ProjectionState.objects.values_list("name", "position", "status"))
         head = head_position()
-        consumed = Command.objects.filter(status=CommandStatus.CONSUMED).exists()
+        any_pending, consumed = _commands_waiting()
         figures = _projection_figures(states, head, now) if summary is not None else {}
     for command_id in ids:
         enqueue(schema_name, command_id)
@@ -57,7 +63,38 @@ def sweep_schema(schema_name: str, summary: dict[str, dict[str, float]] | None =
         run_projections.apply_async(args=(schema_name,))
     if summary is not None:
         _merge(summary, figures)
-    return {"commands": len(ids), "projections_behind": int(projections_behind)}
+    registered = {c.name for c in consumers}
+    idle = not (
+        any_pending
+        or consumed
+        or any(
+            position < head or status != ProjectionStatus.RUNNING
+            for name, position, status in states
+            if name in registered
+        )
+        or any(f["dead_letters"] for f in figures.values())
+    )
+    return {
+        "commands": len(ids),
+        "projections_behind": int(projections_behind),
+        "consumed": int(consumed),
+        # Nothing left (sweep_marks.release re-checks before removing the mark); only
+        # meaningful with a summary, which carries the dead letters.
+        "idle": int(idle and summary is not None),
+    }
+
+
+def _commands_waiting() -> tuple[bool, bool]:
+    """Whether any command is pending, and any consumed (settled by the projection run)."""
+    table = connection.ops.quote_name(Command._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE status = %s),"
+            f" EXISTS (SELECT 1 FROM {table} WHERE status = %s)",
+            [CommandStatus.PENDING, CommandStatus.CONSUMED],
+        )
+        pending, consumed = cursor.fetchone()
+    return bool(pending), bool(consumed)
 
 
 def _projection_figures(
@@ -108,20 +145,39 @@ def _merge(summary: dict[str, dict[str, float]], figures: dict[str, dict[str, fl
         total["dead_letters"] += these["dead_letters"]
 
 
+def empty_summary() -> dict[str, dict[str, float]]:
+    """Every registered consumer at zero: what an idle tenant contributes."""
+    return {
+        c.name: {"lag_events": 0.0, "lag_seconds": 0.0, "stalled": 0.0, "dead_letters": 0.0}
+        for c in get_consumers()
+    }
+
+
 @shared_task(name="intent_project.tasks.sweep_all_tenants", ignore_result=True)
-def sweep_all_tenants() -> None:
-    summary: dict[str, dict[str, float]] = {}
-    for schema_name in (
-        get_tenant_model().objects.exclude(schema_name="public").values_list("schema_name", flat=True)
-    ):
+def sweep_all_tenants(full: bool | None = None) -> dict[str, int]:
+    """One pass: the marked tenants, or every tenant on the period's full pass
+    (intent_project/sweep_marks.py). Returns what it did, for logs, tests and the bench."""
+    if full is None:
+        full = sweep_marks.full_pass_due()
+    visits = sweep_marks.to_visit(full)
+    # Skipped tenants are idle, and idle tenants contribute zeros: the visited ones' figures
+    # are the whole summary (a tenant keeps its mark while any figure of it is not zero).
+    summary = empty_summary()
+    released = 0
+    for visit in visits:
         try:
-            found = sweep_schema(schema_name, summary)
+            found = sweep_schema(visit.schema_name, summary)
+            if visit.marked_at is None and not found["idle"]:
+                sweep_marks.mark(visit.schema_name)  # work no trigger saw: follow it until done
+            elif visit.marked_at is not None and found["idle"]:
+                released += sweep_marks.release(visit)
         except Exception:
-            log.exception("sweep of %s failed", schema_name)
+            log.exception("sweep of %s failed", visit.schema_name)
             continue
         if found["commands"] or found["projections_behind"]:
-            log.info("sweep %s: %s", schema_name, found)
+            log.info("sweep %s: %s", visit.schema_name, found)
     try:
         metrics.record_projection_summary(summary)
     except Exception:  # Redis away: the scrape shows the figures missing, not wrong
         log.warning("could not record the projection summary for /metrics", exc_info=True)
+    return {"full": int(full), "visited": len(visits), "released": released}

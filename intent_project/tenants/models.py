@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Now
 from django_tenants.models import DomainMixin, TenantMixin
 
 from intent_project.tenants.roles import Role
@@ -90,3 +91,19 @@ class TenantDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slug}, deleted by {self.deleted_by} at {self.deleted_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SweepMark(models.Model):
+    """A tenant schema the periodic sweep must visit (intent_project/sweep_marks.py).
+
+    Written by triggers in each tenant schema (projections_app migration 0007) whenever
+    something creates work the sweep watches; removed by the sweep once a visit finds
+    nothing left. Keyed by schema name, not by a foreign key to Tenant: the triggers know
+    only their schema, and a deleted tenant's mark is simply dropped by the next full pass.
+    """
+
+    schema_name = models.CharField(max_length=63, primary_key=True)
+    marked_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"{self.schema_name} (marked {self.marked_at:%Y-%m-%d %H:%M:%S})"

@@ -13,7 +13,14 @@ from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import schema_context, schema_exists
 
 from intent_project import wakeups
-from intent_project.tenants.models import Domain, Membership, Tenant, schema_name_for, validate_slug
+from intent_project.tenants.models import (
+    Domain,
+    Membership,
+    SweepMark,
+    Tenant,
+    schema_name_for,
+    validate_slug,
+)
 from intent_project.tenants.roles import Role
 from intent_project.tenants.template import copy_template
 
@@ -158,6 +165,7 @@ def delete_tenant(tenant: Tenant, *, confirm: str, by: str) -> Any:
         record = TenantDeletion.objects.create(
             slug=locked.slug, name=locked.name, schema_name=locked.schema_name, deleted_by=by, counts=counts
         )
+        SweepMark.objects.filter(schema_name=locked.schema_name).delete()  # nothing left to sweep
         locked.delete()  # its domains and memberships with it (auto_drop_schema is off: dropped above)
     connection.set_schema_to_public()  # type: ignore[attr-defined]
     return record
