@@ -63,7 +63,7 @@ CODE_FEATURES: tuple[CodeFeature, ...] = (
         Verdict.WORKS,
         "Node-local; every tenant creation runs on the coordinator, so they still serialise.",
         r"pg_advisory",
-        ("intent_project/tenants/services.py",),
+        ("intent_project/tenants/services.py", "projections_app/migrations/0007_sweep_marks.py"),
     ),
     CodeFeature(
         "listen_notify",
@@ -125,13 +125,13 @@ CODE_FEATURES: tuple[CodeFeature, ...] = (
     ),
     CodeFeature(
         "schema_clone",
-        "New tenant schemas cloned from a template (django-tenants clone_schema)",
+        "New tenant schemas copied from the template's DDL (tenants/template.py)",
         Verdict.SETTING,
-        "Unverified on Citus (DDL and data copy from inside a PL/pgSQL function, template in its "
-        "own distributed schema): set TENANT_CLONE_FROM_TEMPLATE=false, so new schemas are "
+        "Unverified on Citus (CREATE TABLE ... LIKE a table of the template's own distributed "
+        "schema, then its rows copied): set TENANT_CLONE_FROM_TEMPLATE=false, so new schemas are "
         "created by migrations, plain DDL that Citus distributes.",
-        r"clone_schema\(",
-        ("intent_project/tenants/services.py",),
+        r"copy_template\(",
+        ("intent_project/tenants/services.py", "intent_project/tenants/template.py"),
     ),
     CodeFeature(
         "scratch_schemas",
