@@ -107,3 +107,23 @@ class SweepMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schema_name} (marked {self.marked_at:%Y-%m-%d %H:%M:%S})"
+
+
+class TemplateCopy(models.Model):
+    """The verified program that copies the template schema (intent_project/tenants/template.py).
+
+    Written only by tenant creation, in the transaction of the first copy the program made
+    and after that copy was compared with the template and found equal; read by every
+    process's first creation, so only the first process after a migration (or a change by
+    hand) of the template compiles and checks a program. `key` is the template's migration
+    history and catalog fingerprint: a template that changed no longer matches, and the
+    next creation compiles anew and replaces the row.
+    """
+
+    template = models.CharField(max_length=63, primary_key=True)
+    key = models.TextField()
+    program = models.TextField()  # JSON; text, not jsonb: the statements hold NUL placeholders
+    verified_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"copy of {self.template} (verified {self.verified_at:%Y-%m-%d %H:%M:%S})"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pkgutil
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context, schema_exists
 
 from intent_project import wakeups
@@ -38,14 +42,54 @@ def ensure_template() -> None:
     (cheap when it already is) before every copy. Callers hold the template lock.
     """
     template = settings.TENANT_TEMPLATE_SCHEMA
-    if not schema_exists(template):
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE SCHEMA {connection.ops.quote_name(template)}")
+    quoted = connection.ops.quote_name(template)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s), to_regclass(%s) IS NOT NULL",
+            [template, f"{quoted}.django_migrations"],
+        )
+        exists, has_history = cursor.fetchone()
+        if not exists:
+            cursor.execute(f"CREATE SCHEMA {quoted}")
+    if has_history and _all_recorded(template):
+        return
     with schema_context(template):
         executor = MigrationExecutor(connection)
         current = not executor.migration_plan(executor.loader.graph.leaf_nodes())
     if not current:
         call_command("migrate_schemas", schema_name=template, interactive=False, verbosity=0)
+
+
+def _migrations_on_disk() -> set[tuple[str, str]]:
+    """(app, name) of every migration file, found the way Django's MigrationLoader finds
+    them but without importing them (importing and building the graph is what makes the
+    full check cost a fresh process tens of milliseconds)."""
+    found = set()
+    for app in apps.get_app_configs():
+        module_name, _explicit = MigrationLoader.migrations_module(app.label)
+        if module_name is None:
+            continue
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        if getattr(module, "__path__", None) is None:
+            continue
+        found |= {
+            (app.label, name)
+            for _finder, name, is_package in pkgutil.iter_modules(module.__path__)
+            if not is_package and name[0] not in "_~"
+        }
+    return found
+
+
+def _all_recorded(template: str) -> bool:
+    """Every migration on disk is recorded as applied in the template. When not (or when
+    squashed migrations make the names differ) the caller asks Django's executor."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT app, name FROM {connection.ops.quote_name(template)}.django_migrations")
+        recorded = set(cursor.fetchall())
+    return _migrations_on_disk() <= recorded
 
 
 def create_tenant(slug: str, name: str) -> Tenant:
@@ -133,8 +177,6 @@ class DeletionRefused(Exception):
 
 def _row_counts(schema_name: str) -> dict[str, int]:
     """How many events and commands the tenant held (read just before its schema goes)."""
-    from django.apps import apps
-
     counts: dict[str, int] = {}
     with connection.cursor() as cursor:
         for label, key in (("events_app.Event", "events"), ("commands_app.Command", "commands")):

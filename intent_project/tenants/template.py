@@ -16,14 +16,18 @@ index, sequence, trigger, function and comment, plus the project's own `catalog(
 refused when anything differs: the error rolls the creating transaction back, leaving no
 schema and no tenant row.
 
-The program is cached per process, keyed by the template's migration history and a cheap
-fingerprint of its catalog rows, so a template that was migrated (or altered by hand) is
-read again before the next copy.
+The program is keyed by the template's migration history and a cheap fingerprint of its
+catalog rows, so a template that was migrated (or altered by hand) is read again before the
+next copy. A checked program is stored in the public table `tenants_templatecopy` in the
+transaction of the copy that proved it, and kept per process: a fresh process's first copy
+loads it (one query) instead of compiling and checking again; only the first creation after
+the template changed pays for both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -33,6 +37,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 
 from intent_project.catalog import catalog
+from intent_project.tenants.models import TemplateCopy
 
 # Stands for the new schema's quoted name in compiled statements; a NUL never occurs in
 # PostgreSQL text, so it cannot collide with anything a definition holds.
@@ -111,16 +116,6 @@ def _retarget(text: str, schema: str) -> str:
 # --------------------------------------------------------------------------- the cache key
 
 
-def _migration_digest(template: str) -> str:
-    # Ids and timestamps too: unapplying and reapplying a migration changes the history.
-    return str(
-        _fetch(
-            "SELECT coalesce(md5(string_agg(concat_ws(':', id, app, name, applied), ',' ORDER BY id)), '') "
-            f"FROM {_q(template)}.django_migrations"
-        )[0][0]
-    )
-
-
 FINGERPRINT = """
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = %s),
      rel AS (SELECT c.oid, c.xmin FROM pg_class c, ns WHERE c.relnamespace = ns.oid)
@@ -151,6 +146,12 @@ SELECT md5(concat_ws('|',
 ))
 """
 
+# Ids and timestamps too: unapplying and reapplying a migration changes the history.
+MIGRATION_DIGEST = (
+    "SELECT coalesce(md5(string_agg(concat_ws(':', id, app, name, applied), ',' ORDER BY id)), '') "
+    "FROM {template}.django_migrations"
+)
+
 
 def cache_key(template: str) -> tuple[str, str, str]:
     """The template's name, its migration history and a fingerprint of its catalog rows.
@@ -161,7 +162,10 @@ def cache_key(template: str) -> tuple[str, str, str]:
     template does; VACUUM and ANALYZE update in place and leave it alone. Every lookup but
     pg_class's goes through a catalog index.
     """
-    return (template, _migration_digest(template), str(_fetch(FINGERPRINT, [template])[0][0]))
+    digest, fingerprint = _fetch(
+        f"SELECT ({MIGRATION_DIGEST.format(template=_q(template))}), ({FINGERPRINT})", [template]
+    )[0]
+    return (template, str(digest), str(fingerprint))
 
 
 # --------------------------------------------------------------------------- reading the template
@@ -628,6 +632,45 @@ def _copy_rows(program: Program, target: str) -> None:
     )
 
 
+def _stored_key(key: tuple[str, str, str]) -> str:
+    return f"{key[1]}:{key[2]}"
+
+
+def _load(key: tuple[str, str, str]) -> Program | None:
+    """The program stored for this state of the template, if a checked copy made one.
+    Deleting the row makes the next creation compile and check a program again."""
+    found = list(
+        TemplateCopy.objects.filter(template=key[0], key=_stored_key(key)).values_list("program", flat=True)[:1]
+    )
+    if not found:
+        return None
+    data = json.loads(found[0])
+    return Program(
+        key,
+        tuple(data["schema"]),
+        tuple(RowCopy(table, tuple(statements)) for table, statements in data["rows"]),
+        tuple(data["finish"]),
+    )
+
+
+def _store(program: Program) -> None:
+    """Record a checked program, replacing the template's earlier one, in the caller's
+    transaction: a copy rolled back proves nothing, and takes its row with it."""
+    text = json.dumps(
+        {
+            "schema": program.schema,
+            "rows": [[copy.table, copy.statements] for copy in program.rows],
+            "finish": program.finish,
+        }
+    )
+    TemplateCopy.objects.bulk_create(
+        [TemplateCopy(template=program.key[0], key=_stored_key(program.key), program=text)],
+        update_conflicts=True,
+        unique_fields=["template"],
+        update_fields=["key", "program", "verified_at"],
+    )
+
+
 def copy_template(template: str, target: str) -> None:
     """Create schema `target` equal to `template` (structure and rows), inside the caller's
     transaction. The caller holds the template lock and has brought the template up to date.
@@ -637,26 +680,38 @@ def copy_template(template: str, target: str) -> None:
     key = cache_key(template)
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA {_q(target)}")
-    cached = _programs.get(template)
-    if cached is not None and cached.key == key:
-        _run(cached.schema, target)
-        _copy_rows(cached, target)
-        _run(cached.finish, target)
+    program = _programs.get(template)
+    if program is None or program.key != key:
+        program = _load(key)
+        if program is not None:
+            _keep_after_commit(program)
+    if program is not None:
+        _run(program.schema, target)
+        _copy_rows(program, target)
+        _run(program.finish, target)
         return
-    program = _compile_into(template, target, key)
+    compiled = _compile_into(template, target, key)
     found = differences(template, target)
     if found:
         raise TemplateCopyError(
             f"the copy of {template} as {target} differs from it, refused:\n  " + "\n  ".join(found[:40])
         )
+    _store(compiled)
+    _keep_after_commit(compiled)
+
+
+def _keep_after_commit(program: Program) -> None:
+    """Kept in this process once a copy it built has committed: a copy rolled back proves
+    nothing (and a stored program that failed is read again, not trusted from memory)."""
 
     def keep() -> None:
-        _programs[template] = program
+        _programs[program.key[0]] = program
 
-    # Kept once the copy it built has committed: a copy rolled back proves nothing.
     transaction.on_commit(keep)
 
 
 def forget_programs() -> None:
-    """Drop this process's compiled copies (tests; a long-lived process never needs to)."""
+    """Drop the compiled copies, this process's and the stored ones (tests; production
+    never needs to: a changed template no longer matches its stored program)."""
     _programs.clear()
+    TemplateCopy.objects.all().delete()

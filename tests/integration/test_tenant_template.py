@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,14 +13,15 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.migrations.loader import MigrationLoader
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context, schema_exists
 
 from commands_app import processing
 from events_app.models import Event
 from intent_project.tenants import template as copying
-from intent_project.tenants.models import Domain, Tenant
-from intent_project.tenants.services import create_tenant
+from intent_project.tenants.models import Domain, TemplateCopy, Tenant
+from intent_project.tenants.services import _migrations_on_disk, create_tenant
 from projections_app.drift import check_schema, reference_catalog
 from projections_app.schemas import catalog
 from tests.integration.helpers import submit
@@ -147,10 +149,13 @@ def test_the_copy_follows_a_migration_unapplied_and_reapplied_in_the_template(li
     connection.set_schema_to_public()
     assert "events_app_event_appended" not in _functions(TEMPLATE)
 
-    # create_tenant migrates the template again, and the copy is compiled from it anew.
+    # create_tenant migrates the template again, and the copy is compiled from it anew, by
+    # a fresh process too: the stored program is of the template before.
+    copying._programs.clear()
     tenant = _new("k", settings=settings)
     assert "events_app_event_appended" in _functions(TEMPLATE)
     assert copying._programs[TEMPLATE].key != before
+    assert TemplateCopy.objects.get(template=TEMPLATE).key == copying._stored_key(copying._programs[TEMPLATE].key)
     assert "events_app_event_appended" in catalog(tenant.schema_name)["events_app_event"]["triggers"]
     assert _migrations(tenant.schema_name) == _migrations(TEMPLATE)
     assert copying.differences(TEMPLATE, tenant.schema_name) == []
@@ -294,6 +299,7 @@ def test_a_copy_that_differs_from_the_template_is_refused_and_leaves_nothing(liv
         create_tenant(slug, "refused")
     _nothing_left(slug)
     assert TEMPLATE not in copying._programs  # nothing cached from a refused copy
+    assert not TemplateCopy.objects.exists()  # nor stored
 
 
 def test_a_copy_failing_halfway_leaves_nothing(live_db, settings):
@@ -346,3 +352,52 @@ def test_migrate_tenants_skips_current_schemas_and_migrates_stale_ones(fresh_ten
     with reference_catalog() as reference:
         # Tables, columns and migrations are whole again.
         assert check_schema(fresh_tenant.schema_name, reference) == []
+
+
+def _compiling(statements: list[str]) -> list[str]:
+    """The statements that read the template's definitions (compiling) or compare a copy."""
+    return [s for s in statements if "pg_get_functiondef" in s or "pg_get_constraintdef" in s]
+
+
+def test_a_fresh_process_copies_with_the_stored_program_without_compiling_or_checking(live_db, settings):
+    first = _new("p", settings=settings)
+    stored = TemplateCopy.objects.get(template=TEMPLATE)
+    assert stored.key == copying._stored_key(copying.cache_key(TEMPLATE))
+    assert copying.differences(TEMPLATE, first.schema_name) == []
+
+    copying._programs.clear()  # what a new process starts with
+    with CaptureQueriesContext(connection) as queries:
+        tenant = _new("p", settings=settings)
+    statements = [q_["sql"] for q_ in queries.captured_queries]
+    assert _compiling(statements) == [], "compiled or checked again"
+    assert any("tenants_templatecopy" in s for s in statements)
+    assert copying.differences(TEMPLATE, tenant.schema_name) == []
+    assert catalog(tenant.schema_name) == catalog(first.schema_name)
+    # The process keeps the loaded program: its next copy asks the table no more.
+    with CaptureQueriesContext(connection) as queries:
+        _new("p", settings=settings)
+    assert not any("tenants_templatecopy" in q_["sql"] for q_ in queries.captured_queries)
+
+
+def test_a_stored_program_that_fails_leaves_nothing_and_is_not_kept(live_db, settings):
+    _new("f", settings=settings)
+    stored = TemplateCopy.objects.get(template=TEMPLATE)
+    data = json.loads(stored.program)
+    TemplateCopy.objects.filter(pk=TEMPLATE).update(
+        program=json.dumps({**data, "finish": [*data["finish"], "SELECT 1 / 0"]})
+    )
+    copying._programs.clear()
+    slug = "f" + uuid.uuid4().hex[:12]
+    try:
+        with pytest.raises(Exception, match="division by zero"):
+            create_tenant(slug, "stored and broken")
+        assert TEMPLATE not in copying._programs  # not trusted from memory after failing
+    finally:
+        copying.forget_programs()
+    _nothing_left(slug)
+
+
+def test_the_quick_template_check_finds_the_migrations_django_finds():
+    """ensure_template trusts the template when every migration file is recorded in it;
+    the files are listed without importing them, so the list must be Django's own."""
+    assert _migrations_on_disk() == set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
