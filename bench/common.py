@@ -205,7 +205,7 @@ class Context:
                 fn()
         self._cleanups.clear()
         if self.keep:
-            self.log(f"kept tenants {[t.slug for t in self.tenants]} and schemas {self.schemas}")
+            self.log(f"kept {_listed([t.slug for t in self.tenants])} and schemas {_listed(self.schemas)}")
             return
         connection.set_schema_to_public()  # type: ignore[attr-defined]
         for tenant in self.tenants:
@@ -401,3 +401,10 @@ def run_writers(setup: Setup, processes: int, duration: float, warmup_ops: int =
         conflicts=sum(r["conflicts"] for r in results),
         latencies=[x for r in results for x in r["lat"]],
     )
+
+
+def _listed(names: list[str], shown: int = 5) -> str:
+    """A list of names for a log line: all of a few, or the count and the first and last."""
+    if len(names) <= shown:
+        return str(names)
+    return f"{len(names)} ({names[0]} ... {names[-1]})"

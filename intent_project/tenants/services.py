@@ -26,7 +26,7 @@ from intent_project.tenants.models import (
     validate_slug,
 )
 from intent_project.tenants.roles import Role
-from intent_project.tenants.template import copy_template
+from intent_project.tenants.template import copy_template, prepare_copy
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,23 @@ def _all_recorded(template: str) -> bool:
     return _migrations_on_disk() <= recorded
 
 
+def _lock_template() -> None:
+    """Serialise work on the template for the rest of the transaction: two creators must
+    not migrate it at once, and nobody may copy it halfway through a migration."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('intent_tenant_template'))")
+
+
+def prepare_template() -> bool:
+    """Bring the template up to date and compile and check its copy program now (a deploy
+    step, run by migrate_tenants) rather than in the first creation after a migration.
+    True when a program was compiled."""
+    with transaction.atomic():
+        _lock_template()
+        ensure_template()
+        return prepare_copy(settings.TENANT_TEMPLATE_SCHEMA)
+
+
 def create_tenant(slug: str, name: str) -> Tenant:
     """Create the tenant row, its schema (migrated) and its path domain, or raise."""
     validate_slug(slug)
@@ -102,10 +119,7 @@ def create_tenant(slug: str, name: str) -> Tenant:
     with transaction.atomic():
         tenant = Tenant(slug=slug, name=name or slug, schema_name=schema_name_for(slug))
         if settings.TENANT_CLONE_FROM_TEMPLATE:
-            # Serialise tenant creation around the template: two creators must not migrate
-            # it at once, and nobody may copy it halfway through a migration.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('intent_tenant_template'))")
+            _lock_template()
             ensure_template()
             # Tables, constraints and indexes under the template's names, fresh sequences,
             # functions, triggers and the migration history, from DDL read once per process.

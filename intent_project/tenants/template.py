@@ -1,4 +1,4 @@
-"""New tenant schemas copied from the migrated template schema's DDL, read once per process.
+"""New tenant schemas copied from the migrated template schema's DDL, compiled once per template state.
 
 The template (settings.TENANT_TEMPLATE_SCHEMA) is kept fully migrated. Its DDL is read
 from the catalog once and compiled into a list of statements (a `Program`) that builds an
@@ -690,14 +690,48 @@ def copy_template(template: str, target: str) -> None:
         _copy_rows(program, target)
         _run(program.finish, target)
         return
-    compiled = _compile_into(template, target, key)
+    program = _compile_checked(template, target, key)
+    _store(program)
+    _keep_after_commit(program)
+
+
+def _compile_checked(template: str, target: str, key: tuple[str, str, str]) -> Program:
+    """Compile the program into the new schema `target` and compare the copy with the
+    template: the program, or TemplateCopyError naming the differences."""
+    program = _compile_into(template, target, key)
     found = differences(template, target)
     if found:
         raise TemplateCopyError(
             f"the copy of {template} as {target} differs from it, refused:\n  " + "\n  ".join(found[:40])
         )
-    _store(compiled)
-    _keep_after_commit(compiled)
+    return program
+
+
+# The schema a deploy-time check copies the template into; always rolled back.
+PROBE_SCHEMA = "intent_tenant_template_probe"
+
+
+def prepare_copy(template: str) -> bool:
+    """Compile and check the program for the template as it is now, unless one is stored
+    already. Run after the template is migrated (migrate_tenants), so that not even the first
+    tenant created after a deploy pays for compiling and checking. The checked copy is made
+    under a savepoint and rolled back; the program is stored in the caller's transaction.
+    The caller holds the template lock. True when a program was compiled."""
+    if not connection.in_atomic_block:
+        raise TemplateCopyError("prepare_copy must run inside a transaction")
+    key = cache_key(template)
+    if _load(key) is not None:
+        return False
+    probe = transaction.savepoint()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA {_q(PROBE_SCHEMA)}")
+        program = _compile_checked(template, PROBE_SCHEMA, key)
+    finally:
+        transaction.savepoint_rollback(probe)
+    _store(program)
+    _keep_after_commit(program)
+    return True
 
 
 def _keep_after_commit(program: Program) -> None:

@@ -21,7 +21,7 @@ from commands_app import processing
 from events_app.models import Event
 from intent_project.tenants import template as copying
 from intent_project.tenants.models import Domain, TemplateCopy, Tenant
-from intent_project.tenants.services import _migrations_on_disk, create_tenant
+from intent_project.tenants.services import _migrations_on_disk, create_tenant, prepare_template
 from projections_app.drift import check_schema, reference_catalog
 from projections_app.schemas import catalog
 from tests.integration.helpers import submit
@@ -395,6 +395,37 @@ def test_a_stored_program_that_fails_leaves_nothing_and_is_not_kept(live_db, set
     finally:
         copying.forget_programs()
     _nothing_left(slug)
+
+
+def test_migrate_tenants_prepares_the_program_so_the_first_creation_after_a_deploy_loads_it(
+    live_db, settings, capsys
+):
+    _new("m", settings=settings)  # the template exists
+    copying.forget_programs()  # as after a migration of the template
+    capsys.readouterr()
+    call_command("migrate_tenants")
+    assert "template copy program compiled and checked" in capsys.readouterr().out
+    assert TemplateCopy.objects.get(template=TEMPLATE).key == copying._stored_key(copying.cache_key(TEMPLATE))
+    assert not schema_exists(copying.PROBE_SCHEMA)  # the checked copy was rolled back
+    call_command("migrate_tenants")
+    assert "compiled" not in capsys.readouterr().out  # stored already: nothing to do
+
+    copying._programs.clear()  # a new web process, after the deploy
+    with CaptureQueriesContext(connection) as queries:
+        tenant = _new("m", settings=settings)
+    assert _compiling([q_["sql"] for q_ in queries.captured_queries]) == []
+    assert copying.differences(TEMPLATE, tenant.schema_name) == []
+
+
+def test_a_deploy_time_check_that_fails_stores_nothing_and_leaves_no_probe(live_db, settings, monkeypatch):
+    _new("m", settings=settings)
+    copying.forget_programs()
+    monkeypatch.setattr(copying, "_renames", lambda template, target: [])
+    with pytest.raises(copying.TemplateCopyError, match="event_stream_version_unique"):
+        prepare_template()
+    assert not TemplateCopy.objects.exists()
+    assert not schema_exists(copying.PROBE_SCHEMA)
+    assert TEMPLATE not in copying._programs
 
 
 def test_the_quick_template_check_finds_the_migrations_django_finds():

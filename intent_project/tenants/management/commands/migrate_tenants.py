@@ -17,6 +17,7 @@ from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_exists
 
 from intent_project.management import add_tenant_arguments, selected_tenants
+from intent_project.tenants.services import prepare_template
 
 
 def stale_schemas(schemas: list[str]) -> dict[str, int]:
@@ -61,11 +62,12 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         schemas = [t.schema_name for t in selected_tenants(options)]
-        if (
+        with_template = (
             settings.TENANT_CLONE_FROM_TEMPLATE
             and not options.get("tenant")
             and schema_exists(settings.TENANT_TEMPLATE_SCHEMA)
-        ):
+        )
+        if with_template:
             schemas.append(settings.TENANT_TEMPLATE_SCHEMA)
         stale = stale_schemas(schemas)
         self.stdout.write(
@@ -96,6 +98,14 @@ class Command(BaseCommand):
             if proc.returncode:
                 failures += 1
                 self.stderr.write(f"a migration worker failed:\n{err[-3000:]}")
-        self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
         if failures:
+            self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
             raise SystemExit(1)
+        if with_template:
+            # The first tenant created after a deploy then copies at full speed too.
+            prepared = time.monotonic()
+            if prepare_template():
+                self.stdout.write(
+                    f"template copy program compiled and checked in {time.monotonic() - prepared:.2f}s"
+                )
+        self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
