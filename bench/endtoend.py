@@ -12,12 +12,17 @@ All share the machine's cores.
 2. fixed rate: an open-loop scheduler offers 200 commands/s (one every 5 ms) to a pool of
    client threads; latency runs from the scheduled send time (so a client that falls
    behind shows up in the figure) to the GET that returns `processed`.
+3. the ceiling (issue 18): a second web server, the same gunicorn settings, serving a bare
+   DRF view (bench/ceiling: token authentication, a small serializer, one INSERT), loaded
+   by the same CLIENTS threads right before and right after the sustained `POST ?wait`
+   phase; that phase's ratio is taken against the mean of the two.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import statistics
 import threading
 import time
 import uuid
@@ -123,7 +128,28 @@ class Driver:
         return True, time.perf_counter() - start
 
 
-def sustained(driver: Driver, clients: int, warmup: float, window: float) -> dict[str, Any]:
+class BareDriver:
+    """POSTs a command-shaped body to the bare DRF view (bench/ceiling): the ceiling of the
+    web framework under the same server, for the same client."""
+
+    PATH = "/bench/ceiling/"
+
+    def __init__(self, port: int, token: str) -> None:
+        self.client = Client(port, token)
+        self.errors: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def command(self, stop: threading.Event | None = None) -> tuple[bool, float]:
+        body = {"id": str(uuid.uuid4()), "type": "logMessage", "payload": {"message": "bench over http"}}
+        start = time.perf_counter()
+        status, _ = self.client.request("POST", self.PATH, body)
+        if status != 202:
+            with self.lock:
+                self.errors[f"POST {status}"] = self.errors.get(f"POST {status}", 0) + 1
+        return status == 202, time.perf_counter() - start
+
+
+def sustained(driver: Driver | BareDriver, clients: int, warmup: float, window: float) -> dict[str, Any]:
     stop = threading.Event()
     done: list[tuple[float, float]] = []  # (completion time, latency)
     lock = threading.Lock()
@@ -234,34 +260,103 @@ def run_http(ctx: Context) -> list[Result]:
     # above the default cap for one user (WAITS_PER_USER, 20).
     web = procs.web(port, WAITS_PER_USER=str(RATE_POOL + CLIENTS))
     worker = procs.worker("worker", concurrency=2)
+    # The ceiling: the same server and settings serving a bare DRF view (bench/ceiling).
+    ceiling_port = free_port()
+    ceiling_web = procs.web(ceiling_port, DJANGO_SETTINGS_MODULE="bench.ceiling.settings")
     web.wait_healthy(port)
+    ceiling_web.wait_healthy(ceiling_port)
     worker.wait_for("ready.", 60)
     common = {
         "web": web_shape(),
         "worker": "1 Celery worker process, --concurrency 2 (prefork)",
     }
+    ceiling = Ceiling(ctx, BareDriver(ceiling_port, token))
     results = []
     for suffix, one_request, how in (
         ("", False, "POST, then GET ?wait=3 until processed"),
         ("_post_wait", True, "POST ?wait=3 (submit and wait in one request)"),
     ):
         driver = Driver(port, token, tenant.slug, seed=61, one_request=one_request)
-        results += _measure(ctx, tenant.schema_name, driver, suffix, how, common)
+        results += _measure(ctx, tenant.schema_name, driver, suffix, how, common, ceiling if one_request else None)
+    results.append(ceiling.result(common))
     return results
 
 
+class Ceiling:
+    """The bare view's sustained POST rate, measured right before and right after one of
+    our sustained phases (interleaved, so both meet the same machine)."""
+
+    def __init__(self, ctx: Context, driver: BareDriver) -> None:
+        from django.db import connection
+
+        from bench.ceiling.views import CREATE_TABLE, DROP_TABLE
+
+        self.ctx = ctx
+        self.driver = driver
+        self.rates: list[float] = []
+        self.latencies: list[float] = []
+        with connection.cursor() as cursor:
+            cursor.execute(CREATE_TABLE)
+
+        def drop() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(DROP_TABLE)
+
+        ctx.on_cleanup(drop)
+        for _ in range(ctx.n(20, minimum=5)):  # first requests: imports, connections
+            driver.command()
+
+    def measure(self, warmup: float, window: float) -> float:
+        run = sustained(self.driver, CLIENTS, warmup, window)
+        self.rates.append(run["rate"])
+        self.latencies += run["latencies"]
+        self.ctx.log(f"http ceiling: bare DRF view {run['rate']:,.0f} POST/s")
+        return float(run["rate"])
+
+    @property
+    def rate(self) -> float | None:
+        return statistics.fmean(self.rates) if self.rates else None
+
+    def result(self, common: dict[str, Any]) -> Result:
+        return Result(
+            name="http_ceiling_bare_drf_post",
+            ours=self.rate,
+            unit="requests/s",
+            extra={
+                "clients": CLIENTS,
+                "windows": [round(r, 1) for r in self.rates],
+                "post_request": latency_summary(self.latencies),
+                "errors": dict(self.driver.errors),
+                "web": common["web"],
+            },
+            note="bench/ceiling: knox token authentication, a small serializer, one INSERT, 202; "
+            "the same gunicorn settings; interleaved with http_sustained_post_wait",
+        )
+
+
 def _measure(
-    ctx: Context, schema: str, driver: Driver, suffix: str, how: str, common: dict[str, Any]
+    ctx: Context,
+    schema: str,
+    driver: Driver,
+    suffix: str,
+    how: str,
+    common: dict[str, Any],
+    ceiling: Ceiling | None = None,
 ) -> list[Result]:
     for _ in range(ctx.n(20, minimum=5)):  # first requests: imports, connections, caches
         driver.command()
     warmup = ctx.seconds(3.0, minimum=1.0)
     window = ctx.seconds(10.0, minimum=2.0)
+    if ceiling is not None:
+        ceiling.measure(warmup, window)
     ctx.log(f"http{suffix}: sustained, {CLIENTS} clients, {warmup:.0f}s warm-up + {window:.0f}s")
     driver.post_seconds.clear()
     sus = sustained(driver, CLIENTS, warmup, window)
     sus_posts = list(driver.post_seconds)
     ctx.log(f"http{suffix}: sustained {sus['rate']:,.0f} commands/s; settling ...")
+    if ceiling is not None:
+        _settle(schema, timeout=ctx.seconds(30.0, minimum=5.0))
+        ceiling.measure(warmup, window)
     _settle(schema, timeout=ctx.seconds(30.0, minimum=5.0))
     seconds = ctx.seconds(10.0, minimum=2.0)
     ctx.log(f"http{suffix}: fixed rate {RATE:.0f}/s for {seconds:.0f}s")
@@ -280,7 +375,11 @@ def _measure(
             name=f"http_sustained{suffix}",
             ours=sus["rate"],
             unit="commands/s",
-            target=Target("≥ 400 commands/s sustained", "ours", ">=", 400),
+            baseline=ceiling.rate if ceiling is not None else None,
+            baseline_name="bare DRF view POST/s (http_ceiling_bare_drf_post)" if ceiling is not None else "",
+            target=Target("≥ 0.9 × bare DRF POST", "ratio", ">=", 0.9)
+            if ceiling is not None
+            else Target("≥ 400 commands/s sustained", "ours", ">=", 400),
             extra={
                 "clients": CLIENTS,
                 "warmup_s": warmup,
