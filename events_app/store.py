@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection
 from django.utils import timezone
@@ -208,23 +209,41 @@ class PostgresEventStore:
                 restored = self._restore(cls, stream_id, version, schema_version, state, keyring)
                 # The newest snapshot is unusable: let the one-by-one path try older ones.
                 found[key] = restored or self._from_snapshot(cls, stream_id) or cls(id=stream_id)
-            for key in keys:
-                if key not in found:
-                    found[key] = wanted[key](id=key[1])
+        for key in keys:
+            if key not in found:
+                found[key] = wanted[key](id=key[1])
+        self._evolve_to_head(found, keyring)
+        return found
+
+    def _evolve_to_head(self, aggregates: Mapping[tuple[str, UUID], Aggregate], keyring: Keyring) -> None:
+        """Apply to each aggregate the events of its stream after its version: one query."""
+        keys = list(aggregates)
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT e.stream_type, e.stream_id, e.type, e.schema_version, e.payload, e.version FROM {_EVENTS} e"
                 f" JOIN (VALUES {', '.join(['(%s, %s::uuid, %s::int)'] * len(keys))}) AS k(t, i, v)"
                 " ON e.stream_id = k.i AND e.stream_type = k.t AND e.version > k.v"
                 " ORDER BY e.stream_id, e.stream_type, e.version",
-                [part for key in keys for part in (key[0], key[1], found[key].version)],
+                [part for key in keys for part in (key[0], key[1], aggregates[key].version)],
             )
             events = [(*row[:4], _json(row[4]), row[5]) for row in cursor.fetchall()]
         keyring.prefetch("event", ((row[2], row[4]) for row in events))
         for stream_type, stream_id, type_name, schema_version, payload, version in events:
             payload = keyring.reveal("event", type_name, payload)
             event = self.registry.parse_event(type_name, schema_version, payload)
-            found[(stream_type, stream_id)].evolve(event, version)
-        return found
+            aggregates[(stream_type, stream_id)].evolve(event, version)
+
+    def refresh(self, aggregate: Aggregate) -> bool:
+        """After append() lost a race: bring `aggregate` to its stream's head in the same
+        transaction, one query. The lost append took the tenant's append lock (it is sent
+        with the guarded INSERT, which inserted nothing), so the head read now stays the head
+        until commit, and an append decided on it cannot lose again. False when the
+        transaction cannot go on (an error aborted it): the caller retries it whole."""
+        raw = connection.connection
+        if raw is None or raw.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+            return False
+        self._evolve_to_head({(aggregate.TYPE, aggregate.id): aggregate}, Keyring(self.registry))
+        return True
 
     def _from_snapshot(self, aggregate_cls: type[A], aggregate_id: UUID) -> A | None:
         """The newest usable snapshot, upcast to the current state version; None: replay."""

@@ -45,6 +45,18 @@ class EventStoreContract:
         assert [r.event.text for r in stream] == [str(i) for i in range(25)]
         assert second.version == 0  # a lost race leaves the aggregate as it was
 
+    def test_an_aggregate_refreshed_after_a_lost_race_holds_the_winner_and_can_append(self, store):
+        system_id = uuid.uuid4()
+        first, second = store.load(System, system_id), store.load(System, system_id)
+        store.append(first, [MessageLogged(text="winner")], META)
+        with pytest.raises(ConcurrencyError):
+            store.append(second, [MessageLogged(text="decided again")], META)
+        assert store.refresh(second) is True
+        assert second.version == 1
+        (rec,) = store.append(second, [MessageLogged(text="decided again")], META)
+        assert rec.version == 2
+        assert [r.event.text for r in store.read_stream("system", system_id)] == ["winner", "decided again"]
+
     def test_loading_replays_the_stream_into_state(self, store):
         system_id = uuid.uuid4()
         system = store.load(System, system_id)

@@ -37,6 +37,11 @@ class EventStore(Protocol):
         never one re-read at append time. On success the aggregate is evolved in place.
         """
 
+    def refresh(self, aggregate: Aggregate) -> bool:
+        """After `append` raised ConcurrencyError: evolve `aggregate` with the events that
+        beat it, in the same transaction, so that a decision made on it now cannot lose
+        again; False when the transaction cannot go on (the caller then retries it whole)."""
+
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]: ...
 
 
@@ -67,14 +72,26 @@ def decide(
 def execute(
     store: EventStore, registry: Registry, command: DomainCommand, ctx: CommandContext
 ) -> list[Recorded[DomainEvent]]:
-    """Load the target aggregate, decide, append the result; raises the domain error."""
+    """Load the target aggregate, decide, append the result; raises the domain error.
+
+    A lost race is settled here, as the worker's batches settle it: the store brings the
+    aggregate to the head that beat it (holding the stream still from then on) and the
+    command is decided again on the fresh events only, instead of the caller rolling back
+    and reloading the whole stream. ConcurrencyError reaches the caller only when the
+    transaction cannot go on."""
     aggregate = store.load(registry.aggregate_for(command), command.aggregate_id(ctx))
-    decision = decide(registry, aggregate, command, ctx)
-    if isinstance(decision, IntentError):
-        raise decision
-    if not decision.events:
-        return []
-    return store.append(aggregate, decision.events, decision.metadata)
+    while True:
+        decision = decide(registry, aggregate, command, ctx)
+        if isinstance(decision, IntentError):
+            raise decision
+        if not decision.events:
+            return []
+        version = aggregate.version
+        try:
+            return store.append(aggregate, decision.events, decision.metadata)
+        except ConcurrencyError:
+            if not store.refresh(aggregate) or aggregate.version == version:
+                raise
 
 
 def event_metadata(command: DomainCommand, ctx: CommandContext) -> dict[str, Any]:
@@ -132,6 +149,12 @@ class InMemoryEventStore:
         for rec in recorded:
             aggregate.evolve(rec.event, rec.version)
         return recorded
+
+    def refresh(self, aggregate: Aggregate) -> bool:
+        for rec in self._streams.get((aggregate.TYPE, aggregate.id), []):
+            if rec.version > aggregate.version:
+                aggregate.evolve(rec.event, rec.version)
+        return True
 
     def read_stream(self, aggregate_type: str, aggregate_id: UUID) -> list[Recorded[DomainEvent]]:
         return list(self._streams.get((aggregate_type, aggregate_id), []))
