@@ -14,7 +14,6 @@ each one statement:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,14 +21,14 @@ from typing import Any
 
 from django.db import connection, models
 
-from intent_project.jsoncodec import ExactJSONEncoder
+from intent_project import jsoncodec
 
 _UNLIMITED = re.compile(r"\(\d+\)")
 Row = Mapping[str, Any]  # column name -> value (jsonb columns take JSON-able values)
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, cls=ExactJSONEncoder)
+    return jsoncodec.dumps(value)
 
 
 @dataclass(frozen=True)

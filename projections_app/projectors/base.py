@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -21,7 +20,7 @@ from django.db import InterfaceError, OperationalError, connections, models
 from django.db.models import Q
 
 from commands_app.domain.messages import DomainEvent, Recorded
-from intent_project.jsoncodec import ExactJSONEncoder
+from intent_project import jsoncodec
 
 M = TypeVar("M", bound=models.Model)
 
@@ -102,9 +101,7 @@ def upsert(model: type[models.Model], rows: list[models.Model]) -> None:
         return
     # The rows as one JSON document: one parameter, encoded in C (arrays of text would be
     # escaped element by element in Python by the driver).
-    document = json.dumps(
-        [{f.column: f.pre_save(row, add=True) for f in fields} for row in rows], cls=ExactJSONEncoder
-    )
+    document = jsoncodec.dumps([{f.column: f.pre_save(row, add=True) for f in fields} for row in rows])
     quote = db.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
     record = ", ".join(f"{quote(f.column)} {t}" for f, t in zip(fields, types, strict=True))
