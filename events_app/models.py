@@ -8,6 +8,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Now
 
+from intent_project.jsoncodec import FastJSONField
+
 
 class Event(models.Model):
     # `position` orders the tenant's log. Appends take a per-tenant table lock (see
@@ -20,8 +22,9 @@ class Event(models.Model):
     version = models.PositiveIntegerField()
     type = models.CharField(max_length=100)
     schema_version = models.PositiveSmallIntegerField(default=1)
-    payload = models.JSONField(encoder=DjangoJSONEncoder)
-    metadata = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
+    # Read with orjson (the log is read far more than it is written); a JSONField to migrations.
+    payload = FastJSONField(encoder=DjangoJSONEncoder)
+    metadata = FastJSONField(encoder=DjangoJSONEncoder, default=dict)
     correlation_id = models.UUIDField(null=True, db_index=True)
     causation_id = models.UUIDField(null=True)
     command_id = models.UUIDField(null=True, db_index=True)

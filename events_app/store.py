@@ -5,7 +5,6 @@ This is the one boundary where the unique-version IntegrityError becomes Concurr
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 from events_app.models import Event, Snapshot
 from events_app.personal import Keyring
+from intent_project import jsoncodec
 from intent_project.rowsets import Columns
 
 A = TypeVar("A", bound=Aggregate)
@@ -47,7 +47,7 @@ _SNAPSHOTTED = Columns.of(Snapshot, ["stream_type", "stream_id", "version", "sch
 
 def _json(value: Any) -> Any:
     """jsonb as the driver hands it to raw SQL: text (Django's psycopg setup) or parsed."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    return jsoncodec.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _uuid_or_none(value: Any) -> UUID | None:

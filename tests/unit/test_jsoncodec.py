@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils.translation import gettext_lazy
 
-from intent_project.jsoncodec import ExactJSONEncoder, dumps
+from intent_project.jsoncodec import ExactJSONEncoder, FastJSONField, dumps, loads
 
 UTC = datetime.UTC
 VALUES = [
@@ -42,3 +42,21 @@ def test_dumps_writes_the_value_json_dumps_wrote(value):
 def test_what_neither_can_encode_is_still_refused():
     with pytest.raises(TypeError):
         dumps({"raw": b"bytes"})
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": [1, 2.5, "é", null, true]}', str(2**70), "-9223372036854775808", '"x"', "1e400"]
+)
+def test_loads_reads_what_json_loads_reads(text):
+    assert loads(text) == json.loads(text)
+
+
+def test_the_event_log_reads_with_loads_and_migrations_see_a_plain_json_field():
+    from events_app.models import Event
+
+    field = Event._meta.get_field("payload")
+    assert isinstance(field, FastJSONField)
+    assert field.deconstruct()[1] == "django.db.models.JSONField"
+    assert field.from_db_value('{"amount": 5}', None, None) == {"amount": 5}
+    assert field.from_db_value("not json", None, None) == "not json"
+    assert field.from_db_value(None, None, None) is None
