@@ -44,11 +44,13 @@ def test_an_append_is_begin_insert_commit(fresh_tenant):
         lambda: _append([MessageLogged(text="one", level="info", system_id=system.id)], system),
     )
     assert len(sent) == 3, sent
+    assert "tenants_sweepmark" in sent[1] and "pg_notify" in sent[1]  # with the INSERT
 
 
 def test_storing_a_command_is_one_insert(fresh_tenant):
     sent = _statements(fresh_tenant, lambda: submit(fresh_tenant, "logMessage", {"message": "counted"}))
     assert len(sent) == 1, sent
+    assert "tenants_sweepmark" in sent[0]
 
 
 def test_handling_a_command_costs_what_it_did(fresh_tenant):
@@ -81,3 +83,5 @@ def test_a_saga_step_costs_what_it_did(fresh_tenant):
         _append([requested], transfer)
     sent = _statements(fresh_tenant, lambda: run_projection(saga))
     assert len(sent) == 10, sent
+    issued = [sql for sql in sent if "INSERT INTO" in sql and "commands_app_command" in sql]
+    assert len(issued) == 1 and "tenants_sweepmark" in issued[0]  # the saga's commands, marked
