@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import F
 from django.db.models.fields.json import KeyTransform
 
-from intent_project.announcements import SweepWork, SweepWorkQuerySet
+from intent_project.announcements import SweepWork, SweepWorkManager
 
 
 class CommandStatus(models.TextChoices):
@@ -54,7 +54,7 @@ class Command(SweepWork):
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = SweepWorkQuerySet.as_manager()
+    objects = SweepWorkManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -88,7 +88,9 @@ class Command(SweepWork):
     # The sweep follows a command from when it is pending (stored, or set back by an
     # operator's retry) until it is processed (intent_project/sweep_marks.py).
     def creates_sweep_work(self, loaded: Mapping[str, Any] | None) -> bool:
-        return self.status == CommandStatus.PENDING and (loaded is None or loaded["status"] != self.status)
+        return self.status == CommandStatus.PENDING and (
+            loaded is None or loaded.get("status", self.status) != self.status
+        )
 
     @classmethod
     def update_creates_sweep_work(cls, changes: Mapping[str, Any]) -> bool:

@@ -86,6 +86,9 @@ class SweepWorkQuerySet(models.QuerySet[Any]):
         return updated
 
 
+SweepWorkManager = models.Manager.from_queryset(SweepWorkQuerySet)
+
+
 class SweepWork(models.Model):
     """A tenant model some of whose writes create work the sweep watches: saving it (or
     updating it through its queryset) marks the schema when the model's rule says so,

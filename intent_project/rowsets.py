@@ -86,8 +86,9 @@ class Columns:
         """`(VALUES (...), ...) AS u(...)` and its parameters (a few rows)."""
         q = connection.ops.quote_name
         one = "(" + ", ".join(f"%s::{sql_type}" for _, sql_type in self.columns) + ")"
+        # None is SQL NULL, as the ORM writes it (and jsonb_to_recordset reads it), not JSON null.
         params = [
-            _dump(row[name]) if sql_type == "jsonb" else row[name]
+            _dump(row[name]) if sql_type == "jsonb" and row[name] is not None else row[name]
             for row in rows
             for name, sql_type in self.columns
         ]

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from intent_project.announcements import SweepWork, SweepWorkQuerySet
+from intent_project.announcements import SweepWork, SweepWorkManager
 
 
 class ProjectionStatus(models.TextChoices):
@@ -33,7 +33,7 @@ class ProjectionState(SweepWork):
     fingerprint = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = SweepWorkQuerySet.as_manager()
+    objects = SweepWorkManager()
 
     class Meta:
         ordering = ["name"]
@@ -74,7 +74,7 @@ class DeadLetter(SweepWork):
     replayed_at = models.DateTimeField(null=True, blank=True)
 
     # Every write (recorded, replayed) marks the tenant: the sweep's /metrics figures change.
-    objects = SweepWorkQuerySet.as_manager()
+    objects = SweepWorkManager()
 
     class Meta:
         ordering = ["projection", "position"]

@@ -25,13 +25,18 @@ from tests.integration.helpers import submit, test_payload
 from tests.integration.test_import_events import _opened, _write
 
 
-def test_final_commands_are_announced_to_the_listener_at_commit(fresh_tenant, monkeypatch):
-    heard: list[str] = []
+@pytest.fixture
+def heard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every key this process's listener hears from now on."""
+    keys: list[str] = []
     wake = notifications._wake
-    monkeypatch.setattr(notifications, "_wake", lambda key: (heard.append(key), wake(key)))
+    monkeypatch.setattr(notifications, "_wake", lambda key: (keys.append(key), wake(key)))
     notifications._ensure_listener()
     wait_until(notifications._listening.is_set)
+    yield keys
 
+
+def test_final_commands_are_announced_to_the_listener_at_commit(fresh_tenant, heard):
     settled = submit(fresh_tenant, "executeTest", test_payload())  # consumed, then processed by settle
     failed = submit(fresh_tenant, "simulateFailure", {}, role="system")  # failed by the batch
     schema = fresh_tenant.schema_name
@@ -53,16 +58,8 @@ def test_final_commands_are_announced_to_the_listener_at_commit(fresh_tenant, mo
     )
 
 
-def test_appends_and_consumed_commands_are_announced_for_live_streams_in_a_cloned_tenant(
-    fresh_tenant, monkeypatch
-):
+def test_appends_and_consumed_commands_are_announced_for_live_streams_in_a_cloned_tenant(fresh_tenant, heard):
     # fresh_tenant is cloned from the template schema, which has no append trigger any more.
-    heard: list[str] = []
-    wake = notifications._wake
-    monkeypatch.setattr(notifications, "_wake", lambda key: (heard.append(key), wake(key)))
-    notifications._ensure_listener()
-    wait_until(notifications._listening.is_set)
-
     schema = fresh_tenant.schema_name
     command = submit(fresh_tenant, "executeTest", test_payload())
     assert f"{schema}:events" not in heard  # storing a command appends nothing
@@ -71,17 +68,6 @@ def test_appends_and_consumed_commands_are_announced_for_live_streams_in_a_clone
 
     wait_until(lambda: {f"{schema}:events", f"{schema}:consumed:{command.id}"} <= set(heard))
     assert heard.count(f"{schema}:events") == 1  # one per appending transaction, however many events
-
-
-@pytest.fixture
-def heard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every key this process's listener hears from now on."""
-    keys: list[str] = []
-    wake = notifications._wake
-    monkeypatch.setattr(notifications, "_wake", lambda key: (keys.append(key), wake(key)))
-    notifications._ensure_listener()
-    wait_until(notifications._listening.is_set)
-    yield keys
 
 
 def test_events_imported_in_bulk_are_announced_as_appends_are(fresh_tenant, heard, tmp_path: Path):

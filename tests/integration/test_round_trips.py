@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from commands_app import processing
+from commands_app.models import Command
 from commands_app.registry import get_registry
 from commands_app.slices.banking.aggregate import Transfer
 from commands_app.slices.banking.payloads import TransferRequested
@@ -51,6 +52,13 @@ def test_storing_a_command_is_one_insert(fresh_tenant):
     sent = _statements(fresh_tenant, lambda: submit(fresh_tenant, "logMessage", {"message": "counted"}))
     assert len(sent) == 1, sent
     assert "tenants_sweepmark" in sent[0]
+
+
+def test_a_command_stored_in_raw_sql_reads_as_the_orm_would_have_written_it(fresh_tenant):
+    command = submit(fresh_tenant, "logMessage", {"message": "nulls"})
+    with schema_context(fresh_tenant.schema_name):
+        stored = Command.objects.filter(pk=command.id, result__isnull=True, error__isnull=True)
+        assert stored.exclude(created_at=None).exclude(updated_at=None).exists()
 
 
 def test_handling_a_command_costs_what_it_did(fresh_tenant):
