@@ -1,4 +1,4 @@
-"""The periodic sweep with many tenants (issue 16): marked passes, a full pass, the triggers.
+"""The periodic sweep with many tenants (issue 16): marked passes and a full pass.
 
 1. N idle tenants (1,000 at scale 1; slugs `bs-0000`...). Created once and kept between
    runs (creating 1,000 takes minutes), so later runs reuse them; `drop_leftovers` leaves
@@ -7,8 +7,9 @@
 3. The same with BUSY tenants marked (a pending command each): the cost of the work.
 4. A full pass over every tenant: what every pass cost before the marks, and now once per
    SWEEP_FULL_PASS_SECONDS.
-5. The mark triggers' cost per append transaction: one event per transaction through the
-   event store, with the events table's mark trigger enabled and disabled, interleaved.
+
+(A fifth part timed the mark trigger per append; the mark now rides in the append's own
+round trip, intent_project/announcements.py, and the appends benchmark includes it.)
 
 Queries are counted with Django's CaptureQueriesContext (the sweep's own connection).
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import uuid
 from typing import Any
 
 from bench.common import Context, Result
@@ -26,8 +26,6 @@ PREFIX = "bs-"
 TENANTS = 1_000
 BUSY = 10
 PASSES = 5
-APPENDS = 1_000
-ROUNDS = 3
 
 
 def ensure_tenants(ctx: Context, count: int) -> list[Any]:
@@ -74,38 +72,6 @@ def _passes(full: bool, n: int) -> tuple[float, int, dict[str, int]]:
     return statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2]
 
 
-def _append_seconds(schema: str, count: int) -> float:
-    from django.db import transaction
-    from django_tenants.utils import schema_context
-
-    from commands_app.registry import get_registry
-    from commands_app.slices.system.aggregate import System
-    from commands_app.slices.system.payloads import MessageLogged
-    from events_app.store import PostgresEventStore
-
-    with schema_context(schema):
-        store = PostgresEventStore(get_registry())
-        aggregate = System(id=uuid.uuid4())
-        start = time.perf_counter()
-        for _ in range(count):
-            metadata: dict[str, str] = {}
-            with transaction.atomic():
-                store.append(
-                    aggregate, [MessageLogged(text="bench", level="info", system_id=aggregate.id)], metadata
-                )
-        return time.perf_counter() - start
-
-
-def _trigger(schema: str, enabled: bool) -> None:
-    from django.db import connection
-
-    verb = "ENABLE" if enabled else "DISABLE"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'ALTER TABLE "{schema}".events_app_event {verb} TRIGGER intent_sweep_mark_events_appended'
-        )
-
-
 def run_sweep(ctx: Context) -> list[Result]:
     from django.db import connection
     from django_tenants.utils import schema_context
@@ -145,24 +111,6 @@ def run_sweep(ctx: Context) -> list[Result]:
     full_seconds, full_queries, full = _passes(True, 1)
     ctx.log(f"sweep: full pass: {full_seconds * 1000:.0f} ms, {full_queries} queries, {full}")
 
-    appender = ctx.fresh_tenant("sweep-append")
-    schema = appender.schema_name
-    appends = ctx.n(APPENDS, minimum=100)
-    _append_seconds(schema, 50)  # warm-up; the mark exists from here on
-    with_trigger: list[float] = []
-    without: list[float] = []
-    try:
-        for _ in range(ROUNDS):
-            _trigger(schema, True)
-            with_trigger.append(_append_seconds(schema, appends) / appends)
-            _trigger(schema, False)
-            without.append(_append_seconds(schema, appends) / appends)
-    finally:
-        _trigger(schema, True)
-        connection.set_schema_to_public()  # type: ignore[attr-defined]
-    on, off = statistics.median(with_trigger), statistics.median(without)
-    ctx.log(f"sweep: append transaction {on * 1e6:.0f} µs with the mark trigger, {off * 1e6:.0f} µs without")
-
     return [
         Result(
             name="sweep_idle_pass",
@@ -193,15 +141,5 @@ def run_sweep(ctx: Context) -> list[Result]:
             target=None,
             extra={**shape, "queries": full_queries},
             note="every tenant visited, once per SWEEP_FULL_PASS_SECONDS",
-        ),
-        Result(
-            name="sweep_mark_trigger_per_append",
-            ours=on * 1e6,
-            baseline=off * 1e6,
-            baseline_name="the same appends with the events table's mark trigger disabled, interleaved",
-            unit="µs/txn",
-            target=None,
-            extra={"transactions": appends, "rounds": ROUNDS},
-            note="one event per transaction through the event store; the mark already set (the steady state)",
         ),
     ]

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,8 @@ from commands_app.models import Command, CommandStatus
 from commands_app.registry import get_registry
 from commands_app.tasks import enqueue
 from events_app.personal import Keyring
-from intent_project import lifecycle, tracing
+from intent_project import announcements, lifecycle, tracing
+from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ def submit(
             # command. Outside a transaction the INSERT commits by itself; inside one, a savepoint
             # lets it fail alone.
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-                row.save(force_insert=True)
+                insert_commands([row])
         except IntegrityError:
             existing = Command.objects.filter(pk=command_id).first()
             if existing is None:
@@ -187,6 +189,22 @@ def new_command_row(
         causation_id=metadata.causation_id,
         not_before=not_before,
     )
+
+
+_STORED = Columns.all_of(Command)
+
+
+def insert_commands(rows: Sequence[Command], *, ignore_conflicts: bool = False) -> None:
+    """Insert new command rows in one statement, and mark the tenant for the sweep (a
+    pending command is work it watches: intent_project/sweep_marks.py) in the same round
+    trip; outside a transaction the two still commit together (one multi-statement
+    string is one implicit transaction). `ignore_conflicts`: ON CONFLICT DO NOTHING."""
+    sql, params = _STORED.insert(rows, ignore_conflicts=ignore_conflicts)
+    with connection.cursor() as cursor:
+        cursor.execute(*announcements.followed(sql, params, current_schema(), mark=True))
+    for row in rows:  # saved, as the ORM would record it
+        row._state.adding = False
+        row._state.db = connection.alias
 
 
 def enqueue_on_commit(schema_name: str, command_id: UUID, not_before: datetime | None) -> None:

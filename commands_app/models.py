@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F
 from django.db.models.fields.json import KeyTransform
+
+from intent_project.announcements import SweepWork, SweepWorkManager
 
 
 class CommandStatus(models.TextChoices):
@@ -21,7 +25,7 @@ class CommandStatus(models.TextChoices):
 FINAL_STATUSES = frozenset({CommandStatus.PROCESSED, CommandStatus.FAILED})
 
 
-class Command(models.Model):
+class Command(SweepWork):
     # Client-supplied ids are the idempotency key.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=100)
@@ -49,6 +53,8 @@ class Command(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SweepWorkManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -78,3 +84,14 @@ class Command(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    # The sweep follows a command from when it is pending (stored, or set back by an
+    # operator's retry) until it is processed (intent_project/sweep_marks.py).
+    def creates_sweep_work(self, loaded: Mapping[str, Any] | None) -> bool:
+        return self.status == CommandStatus.PENDING and (
+            loaded is None or loaded.get("status", self.status) != self.status
+        )
+
+    @classmethod
+    def update_creates_sweep_work(cls, changes: Mapping[str, Any]) -> bool:
+        return changes.get("status") == CommandStatus.PENDING

@@ -31,11 +31,11 @@ from commands_app.domain.messages import CommandContext, CommandMetadata, Domain
 from commands_app.domain.personal import SubjectErased
 from commands_app.domain.registry import Registry
 from commands_app.domain.store import decide
-from commands_app.models import Command, CommandStatus
+from commands_app.models import FINAL_STATUSES, Command, CommandStatus
 from commands_app.registry import get_registry
 from events_app.personal import Keyring
 from events_app.store import PostgresEventStore, Staged
-from intent_project import lifecycle, notifications, retries, tracing, wakeups
+from intent_project import announcements, lifecycle, retries, tracing, wakeups
 from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 
@@ -185,8 +185,12 @@ _OUTCOME = Columns.of(
 def _save_outcomes(rows: list[Command]) -> None:
     """Write every row's outcome in one UPDATE, the rows sent as one JSON document, and
     announce the ones now final to waiting requests (and the ones consumed, as
-    'consumed:<id>', to live streams: intent_project.notifications) in the same statement,
-    so both commit together.
+    'consumed:<id>', to live streams: intent_project.notifications) in the same round
+    trip and transaction, so both commit together.
+
+    The keys come from the rows in hand (every one is locked, so every one is updated);
+    the announcement is a statement of its own, naming no tenant table, so that under
+    Citus it runs on the coordinator where the listeners are (announcements.py).
 
     Django's bulk_update builds a CASE per field and row, and a VALUES list of hundreds of
     placeholders is parsed client-side by the driver: both cost more than the commands.
@@ -196,22 +200,21 @@ def _save_outcomes(rows: list[Command]) -> None:
     assignments = ", ".join(
         f"{q(column)} = u.{q(column)}" for column, _ in _OUTCOME.columns if column != "id"
     )
+    update = f"UPDATE {q(Command._meta.db_table)} AS c SET {assignments} FROM {source} WHERE c.id = u.id"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH saved AS (UPDATE {q(Command._meta.db_table)} AS c SET {assignments}"
-            f" FROM {source} WHERE c.id = u.id RETURNING c.id, c.status)"
-            " SELECT count(pg_notify(%s, %s || ':' || CASE WHEN status = %s THEN 'consumed:' ELSE '' END"
-            " || id::text)) FROM saved WHERE status IN (%s, %s, %s)",
-            [
-                *params,
-                notifications.CHANNEL,
-                current_schema(),
-                CommandStatus.CONSUMED,
-                CommandStatus.CONSUMED,
-                CommandStatus.PROCESSED,
-                CommandStatus.FAILED,
-            ],
-        )
+        cursor.execute(*announcements.followed(update, params, current_schema(), _final_keys(rows)))
+
+
+def _final_keys(rows: list[Command]) -> list[str]:
+    """The notification keys of the rows' outcomes: '<id>' for a final command (its
+    waiters), 'consumed:<id>' for a consumed one (live streams); none for one postponed."""
+    keys = []
+    for row in rows:
+        if row.status == CommandStatus.CONSUMED:
+            keys.append(f"consumed:{row.id}")
+        elif row.status in FINAL_STATUSES:
+            keys.append(str(row.id))
+    return keys
 
 
 @dataclass(frozen=True)

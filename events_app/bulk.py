@@ -49,8 +49,8 @@ from commands_app.domain.errors import IntentError
 from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.personal import Keyring
-from events_app.store import _LOCK, _VERSION_CONSTRAINT
-from intent_project import wakeups
+from events_app.store import _LOCK, _VERSION_CONSTRAINT, APPENDED_KEY
+from intent_project import announcements, wakeups
 
 REQUIRED = ("stream_type", "stream_id", "version", "type", "payload")
 OPTIONAL = ("schema_version", "id", "metadata", "occurred_at")
@@ -290,9 +290,16 @@ def import_events(path: Path, schema_name: str, *, react: bool = False) -> Impor
                 if not result.events:
                     raise EventsRefused("the file holds no events")
                 # Under the append lock nobody else draws from the log's sequence: the
-                # import's positions are the last `events` it handed out.
+                # import's positions are the last `events` it handed out. The import's
+                # announcement rides along (the store's append sends the same).
                 cursor.execute(
-                    "SELECT currval(pg_get_serial_sequence(%s, 'position'))", [Event._meta.db_table]
+                    *announcements.followed(
+                        "SELECT currval(pg_get_serial_sequence(%s, 'position'))",
+                        [Event._meta.db_table],
+                        schema_name,
+                        [APPENDED_KEY],
+                        mark=True,
+                    )
                 )
                 result.last_position = int(cursor.fetchone()[0])
                 result.first_position = result.last_position - result.events + 1

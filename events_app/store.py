@@ -24,8 +24,9 @@ from commands_app.domain.messages import DomainEvent, Recorded
 from commands_app.domain.registry import Registry
 from events_app.models import Event, Snapshot
 from events_app.personal import Keyring
-from intent_project import jsoncodec
-from intent_project.rowsets import Columns
+from intent_project import announcements, jsoncodec
+from intent_project.rowsets import VALUES_UP_TO, Columns
+from intent_project.tenancy import current_schema
 
 A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
@@ -34,13 +35,14 @@ _VERSION_CONSTRAINT = "event_stream_version_unique"
 _EVENTS = Event._meta.db_table
 _SNAPSHOTS = Snapshot._meta.db_table
 _LOCK = f"LOCK TABLE {_EVENTS} IN EXCLUSIVE MODE"  # why: PostgresEventStore.lock_for_append
+# The key every append announces (intent_project/announcements.py): live streams wake on it.
+APPENDED_KEY = "events"
 # What an append writes: every column but the position (the sequence hands it out), and
-# the staging order. Appends of up to _VALUES_UP_TO events use plain placeholders; longer
+# the staging order. Appends of up to VALUES_UP_TO events use plain placeholders; longer
 # ones go as one JSON document (intent_project.rowsets).
 _APPENDED = Columns.of(
     Event, [f.name for f in Event._meta.concrete_fields if not f.primary_key], helpers=[("n", "int")]
 )
-_VALUES_UP_TO = 8
 # What a snapshot writes (created_at is the database's default, now()).
 _SNAPSHOTTED = Columns.of(Snapshot, ["stream_type", "stream_id", "version", "schema_version", "state"])
 
@@ -382,7 +384,7 @@ class PostgresEventStore:
             sealed = keys.seal_all("event", [(row["type"], row["payload"], row["stream_id"]) for row in rows])
             for row, payload in zip(rows, sealed, strict=True):
                 row["payload"] = payload
-        source, params = _APPENDED.values(rows) if len(rows) <= _VALUES_UP_TO else _APPENDED.recordset(rows)
+        source, params = _APPENDED.values(rows) if len(rows) <= VALUES_UP_TO else _APPENDED.recordset(rows)
         guard = ""
         if expect is not None:
             guarded, version = expect
@@ -400,15 +402,18 @@ class PostgresEventStore:
         return positions
 
     def _run_insert(self, insert: str, params: list[Any], *, lock: bool, first: Staged) -> list[int]:
+        # The append's announcement goes in the same round trip: `events` for live streams
+        # and the sweep's mark (the projections are behind until they catch up).
+        sql, params = announcements.followed(insert, params, current_schema(), [APPENDED_KEY], mark=True)
         try:
             with connection.cursor() as cursor:
                 if lock:
                     # See lock_for_append. Sent with the INSERT: the INSERT's snapshot (READ
                     # COMMITTED, taken once the lock is granted) sees every earlier append.
-                    cursor.execute(f"{_LOCK}; {insert}", params)
+                    cursor.execute(f"{_LOCK}; {sql}", params)
                     cursor.nextset()
                 else:
-                    cursor.execute(insert, params)
+                    cursor.execute(sql, params)
                 return [position for (position,) in cursor.fetchall()]
         except IntegrityError as exc:
             # A unique violation here is the (stream, version) guard: the only other unique

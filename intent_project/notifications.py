@@ -4,9 +4,11 @@ with LISTEN/NOTIFY.
 Whoever makes commands final (the command batch, the settle step after projections)
 sends `NOTIFY intent_final, '<schema>:<command id>'` (and the batch
 `'<schema>:consumed:<command id>'` for one consumed, for live streams), the projection
-runner sends `'<schema>:projection:<name>'` when a checkpoint advances, and the log's
-append trigger `'<schema>:events'` (intent_project/streams.py), in the same transaction as
-the change, so the notification is delivered exactly when it is visible. Each web process runs one
+runner sends `'<schema>:projection:<name>'` when a checkpoint advances, and every append
+to the log `'<schema>:events'` (intent_project/streams.py), in the same transaction as
+the change, so the notification is delivered exactly when it is visible. They are sent by
+intent_project/announcements.py, in statements that name no tenant table: under Citus
+those run on the coordinator, where the listeners are. Each web process runs one
 listener thread on its own connection and wakes the requests waiting for those ids: threads
 blocked in `Subscription.wait` (the WSGI tier), and asyncio waiters of the front door
 (`intent_project/asgi.py`, via `loop.call_soon_threadsafe`), which hold no thread at all.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from django.db import connection, connections
+from django.db import connections
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ _stopping = threading.Event()
 def projection_key(name: str) -> str:
     """The key under which a projection's checkpoint moving forward is announced."""
     return f"projection:{name}"
-
-
-def notify(schema_name: str, keys: list[str]) -> None:
-    """Queue a notification per key, delivered when the current transaction commits."""
-    if not keys:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_notify(%s, %s || ':' || key)) FROM jsonb_array_elements_text(%s::jsonb) AS key",
-            [CHANNEL, schema_name, json.dumps(keys)],
-        )
 
 
 class Subscription:

@@ -25,6 +25,8 @@ from intent_project import jsoncodec
 
 _UNLIMITED = re.compile(r"\(\d+\)")
 Row = Mapping[str, Any]  # column name -> value (jsonb columns take JSON-able values)
+# Up to this many rows a statement's placeholders cost less than one JSON document.
+VALUES_UP_TO = 8
 
 
 def _dump(value: Any) -> str:
@@ -55,16 +57,37 @@ class Columns:
         q = connection.ops.quote_name
         return ", ".join(prefix + q(f.column) for f in self.fields)
 
-    def row_of(self, instance: models.Model) -> dict[str, Any]:
-        """An instance's values, as saving it would write them (auto_now included)."""
-        return {f.column: f.pre_save(instance, add=False) for f in self.fields}
+    def row_of(self, instance: models.Model, *, add: bool = False) -> dict[str, Any]:
+        """An instance's values, as saving it would write them (auto_now included; with
+        `add`, as inserting it would: auto_now_add too)."""
+        return {f.column: f.pre_save(instance, add=add) for f in self.fields}
+
+    @classmethod
+    def all_of(cls, model: type[models.Model]) -> Columns:
+        """Every concrete column of the model (what inserting a whole row writes)."""
+        return cls.of(model, [f.name for f in model._meta.concrete_fields])
+
+    def insert(
+        self, instances: Sequence[models.Model], *, ignore_conflicts: bool = False
+    ) -> tuple[str, list[Any]]:
+        """One INSERT of new instances, each row as inserting it would write it: raw SQL a
+        caller can send with other statements in one round trip (the ORM's INSERT cannot
+        be). `ignore_conflicts`: ON CONFLICT DO NOTHING, as bulk_create's."""
+        q = connection.ops.quote_name
+        table = q(self.fields[0].model._meta.db_table)
+        rows = [self.row_of(instance, add=True) for instance in instances]
+        source, params = self.values(rows) if len(rows) <= VALUES_UP_TO else self.recordset(rows)
+        names = self.names()
+        conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        return f"INSERT INTO {table} ({names}) SELECT {names} FROM {source}{conflicts}", params
 
     def values(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
         """`(VALUES (...), ...) AS u(...)` and its parameters (a few rows)."""
         q = connection.ops.quote_name
         one = "(" + ", ".join(f"%s::{sql_type}" for _, sql_type in self.columns) + ")"
+        # None is SQL NULL, as the ORM writes it (and jsonb_to_recordset reads it), not JSON null.
         params = [
-            _dump(row[name]) if sql_type == "jsonb" else row[name]
+            _dump(row[name]) if sql_type == "jsonb" and row[name] is not None else row[name]
             for row in rows
             for name, sql_type in self.columns
         ]

@@ -9,8 +9,9 @@ event loop, so a subscriber holds no thread and no database connection between e
 
 **Events.** Each web process keeps one Feed per tenant schema that has subscribers: a ring
 of the latest events, serialized once as the events API returns them, moved forward by one
-read of the log per notification (`<schema>:events`, sent by the log's append trigger when
-a transaction that appended commits: events_app migration 0004). Each subscriber takes
+read of the log per notification (`<schema>:events`, sent with every append to the log,
+store and imports alike, and delivered when its transaction commits:
+intent_project/announcements.py). Each subscriber takes
 from the ring what its filters and read scope let it see: one query per append for all of
 a schema's subscribers, never a query per subscriber, never a poll of the table. A
 subscriber behind the ring (it resumed from an old position, or a slow client fell behind

@@ -1,19 +1,21 @@
 """Which tenant schemas the sweep visits: the marked ones, and all of them now and then.
 
 A pass used to visit every tenant (7-8 queries each: 4 s and 7,000 queries at 1,000
-tenants, more than the 5 s interval). Most tenants are idle most of the time, so each
-tenant schema now marks itself in the shared table `tenants_sweepmark` whenever something
-creates work the sweep watches (triggers, projections_app migration 0007: a command
-inserted or set back to pending, events appended, a checkpoint created or its status,
-version or position changed backwards, a dead letter), and a pass reads the marks in one
-query and visits only those. A tenant keeps its mark until a visit finds nothing left:
+tenants, more than the 5 s interval). Most tenants are idle most of the time, so a
+tenant schema is marked in the shared table `tenants_sweepmark` whenever something creates
+work the sweep watches (a command inserted or set back to pending, events appended, a
+checkpoint created or its status, version or position changed backwards, a dead letter),
+and a pass reads the marks in one query and visits only those. The writer marks in its
+own transaction, from the application code (intent_project/announcements.py: folded into
+the append's and the bus's statements, from the models for the rarer ORM writes); triggers
+did until Citus ruled them out (docs/scaling.md). A tenant keeps its mark until a visit finds nothing left:
 no pending or consumed command, every registered consumer has a checkpoint at the head
 (none stalled), no open dead letter. So a skipped tenant's /metrics figures are all zero,
 and the summary of the visited tenants is the summary of all of them.
 
 Every SWEEP_FULL_PASS_SECONDS one pass visits every tenant anyway: the safety net for
-whatever created work without a trigger seeing it (a projection added by a deployment,
-whose checkpoints the visit creates; rows changed with the triggers disabled), and the
+whatever created work without marking (a projection added by a deployment, whose
+checkpoints the visit creates; rows changed in SQL, outside the application), and the
 place where marks of deleted schemas go. Which pass is full is decided in Redis (SET NX
 with an expiry), so any number of beats and workers agree on one full pass per period.
 
@@ -34,6 +36,7 @@ from django_tenants.utils import get_tenant_model
 
 from commands_app.models import Command, CommandStatus
 from events_app.models import Event
+from intent_project import announcements
 from intent_project.tenants.models import SweepMark
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.registry import get_consumers
@@ -41,8 +44,6 @@ from projections_app.registry import get_consumers
 log = logging.getLogger(__name__)
 
 FULL_PASS_KEY = "intent:sweep:full-pass"
-# The key of the advisory lock the mark triggers take shared (projections_app 0007).
-_LOCK_KEY = "hashtext('intent_sweep_mark'), hashtext(%s)"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _idle_sql(schema_name: str) -> str:
 def release(visit: Visit) -> bool:
     """Remove the schema's mark if it still has nothing left to do. True when removed.
 
-    The race it must not lose: a writer whose trigger found the mark already there (and
+    The race it must not lose: a writer whose mark found the mark already there (and
     so wrote nothing) commits work after the visit looked. Every such writer holds the
     shared advisory lock of the schema's mark until it commits, so: take that lock
     exclusively, without waiting (a writer holds it: keep the mark, the next pass sees its
@@ -130,7 +131,7 @@ def release(visit: Visit) -> bool:
         return False
     names = [consumer.name for consumer in get_consumers()]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})", [visit.schema_name])
+        cursor.execute(f"SELECT pg_try_advisory_xact_lock({announcements.LOCK_KEY})", [visit.schema_name])
         if not cursor.fetchone()[0]:
             return False
         cursor.execute(

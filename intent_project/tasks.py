@@ -168,7 +168,7 @@ def sweep_all_tenants(full: bool | None = None) -> dict[str, int]:
         try:
             found = sweep_schema(visit.schema_name, summary)
             if visit.marked_at is None and not found["idle"]:
-                sweep_marks.mark(visit.schema_name)  # work no trigger saw: follow it until done
+                sweep_marks.mark(visit.schema_name)  # work nobody marked: follow it until done
             elif visit.marked_at is not None and found["idle"]:
                 released += sweep_marks.release(visit)
         except Exception:

@@ -30,7 +30,8 @@ from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import prefetch_keys, recorded_from_values
-from intent_project import lifecycle, notifications, retries, tracing
+from intent_project import announcements, lifecycle, notifications, retries, tracing
+from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
@@ -64,18 +65,26 @@ class RunResult:
     advanced: bool = False  # the checkpoint moved
 
 
+_CHECKPOINTS = Columns.all_of(ProjectionState)
+
+
 def ensure_checkpoints(schema_name: str | None = None) -> None:
     """Create the checkpoint row of every registered projection that has none yet."""
 
     def _ensure() -> None:
         # A new checkpoint starts at 0: the read model will be built by this very code.
-        ProjectionState.objects.bulk_create(
+        sql, params = _CHECKPOINTS.insert(
             [
                 ProjectionState(name=p.name, version=p.version, fingerprint=p.fingerprint)
                 for p in get_consumers()
             ],
             ignore_conflicts=True,
         )
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} RETURNING name", params)
+            created = cursor.fetchall()
+        if created:  # a consumer with its events all ahead: the sweep follows it until done
+            announcements.announce(current_schema(), mark=True)
 
     if schema_name is None:
         _ensure()
@@ -230,39 +239,33 @@ def _record_failure(projection: Projection, row: Event | None, exc: Exception) -
     )
 
 
-def settle_commands() -> int:
-    """Mark consumed commands processed once every projection they wait for has passed them."""
+def settle_commands() -> list[str]:
+    """Mark consumed commands processed once every projection they wait for has passed
+    them; returns their ids, for the caller to announce to their waiters."""
     command_table = Command._meta.db_table
     state_table = ProjectionState._meta.db_table
     with connection.cursor() as cursor:
-        # The UPDATE and the notifications (see intent_project.notifications) in one
-        # statement, so they commit together.
         cursor.execute(
             f"""
-            WITH settled AS (
-                UPDATE {command_table} AS c
-                   SET status = %s, processed_at = now(), updated_at = now()
-                 WHERE c.status = %s
-                   AND (SELECT count(*) FROM {state_table} AS p
-                         WHERE p.name = ANY(c.awaiting_projections) AND p.position >= c.last_position)
-                       = cardinality(c.awaiting_projections)
-                RETURNING c.id, c.type, c.created_at, c.correlation_id, c.causation_id
-            )
-            SELECT id, type, created_at, correlation_id, causation_id,
-                   pg_notify(%s, %s || ':' || id::text)
-              FROM settled
+            UPDATE {command_table} AS c
+               SET status = %s, processed_at = now(), updated_at = now()
+             WHERE c.status = %s
+               AND (SELECT count(*) FROM {state_table} AS p
+                     WHERE p.name = ANY(c.awaiting_projections) AND p.position >= c.last_position)
+                   = cardinality(c.awaiting_projections)
+            RETURNING c.id, c.type, c.created_at, c.correlation_id, c.causation_id
             """,
-            [CommandStatus.PROCESSED, CommandStatus.CONSUMED, notifications.CHANNEL, current_schema()],
+            [CommandStatus.PROCESSED, CommandStatus.CONSUMED],
         )
         settled = [
             Command(
                 id=id_, type=type_, created_at=created, correlation_id=correlation, causation_id=causation
             )
-            for id_, type_, created, correlation, causation, _ in cursor.fetchall()
+            for id_, type_, created, correlation, causation in cursor.fetchall()
         ]
     if settled:
         transaction.on_commit(functools.partial(lifecycle.commands_settled, settled))
-    return len(settled)
+    return [str(row.id) for row in settled]
 
 
 def run_all(max_batches: int = 4) -> dict[str, RunResult]:
@@ -280,11 +283,14 @@ def run_all(max_batches: int = 4) -> dict[str, RunResult]:
     head = head_position()
     states = {state.name: state for state in ProjectionState.objects.all()}
     results = _run_group(get_projections(), head, states, max_batches)
-    settle_commands()
-    # Readers waiting for ?min_position= re-check: one statement per run, after the commits.
-    notifications.notify(
-        current_schema(), [notifications.projection_key(name) for name, r in results.items() if r.advanced]
-    )
+    settled = settle_commands()
+    # One statement per run, after the commits: readers waiting for ?min_position=
+    # re-check, and so do the waiters of the commands just settled. It names no tenant
+    # table, so under Citus it runs on the coordinator, where the listeners are. A run
+    # that dies just before it makes those waits slower (they end at their deadline, as
+    # the checkpoints' always did), never wrong: waiters re-read the rows themselves.
+    advanced = [notifications.projection_key(name) for name, r in results.items() if r.advanced]
+    announcements.announce(current_schema(), [*advanced, *settled])
     results.update(_run_group(get_sagas(), head, states, max_batches))
     return results
 

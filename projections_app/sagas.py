@@ -27,7 +27,7 @@ from uuid import UUID
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
-from commands_app.bus import enqueue_on_commit, new_command_row
+from commands_app.bus import enqueue_on_commit, insert_commands, new_command_row
 from commands_app.domain.messages import CommandMetadata, DomainEvent, Recorded, SagaTrigger
 from commands_app.domain.saga import HandledCommand, Issue, Saga, SagaState, instance_key, react
 from commands_app.models import Command
@@ -201,7 +201,7 @@ class SagaConsumer(Projection):
         # An id already there was issued by an earlier, committed run of the same trigger:
         # ON CONFLICT DO NOTHING keeps that one. Waking it again is harmless (it is no
         # longer pending, or it is and should run).
-        Command.objects.bulk_create(issued, ignore_conflicts=True)
+        insert_commands(issued, ignore_conflicts=True)
         transaction.on_commit(functools.partial(lifecycle.commands_stored, issued, source="saga"))
         schema = current_schema()
         for row in issued:

@@ -59,23 +59,31 @@ CODE_FEATURES: tuple[CodeFeature, ...] = (
     ),
     CodeFeature(
         "advisory_locks",
-        "pg_advisory_xact_lock (tenant creation around the template)",
+        "Advisory locks (tenant creation around the template; the sweep marks' lock)",
         Verdict.WORKS,
-        "Node-local; every tenant creation runs on the coordinator, so they still serialise.",
-        r"pg_advisory",
-        ("intent_project/tenants/services.py", "projections_app/migrations/0007_sweep_marks.py"),
+        "Node-local, and taken in statements that name no tenant table, so on the coordinator "
+        "every process connects to: tenant creations still serialise, and a writer's shared lock "
+        "on its schema's sweep mark meets the sweep's exclusive one there.",
+        r"pg_(try_)?advisory",
+        (
+            "intent_project/tenants/services.py",
+            "intent_project/announcements.py",
+            "intent_project/sweep_marks.py",
+            # Its triggers took the lock, until projections_app 0008 dropped them.
+            "projections_app/migrations/0007_sweep_marks.py",
+        ),
     ),
     CodeFeature(
         "listen_notify",
         "LISTEN/NOTIFY wake-ups for ?wait, ?min_position and live streams",
-        Verdict.BLOCKS,
-        "Notifications are node-local. pg_notify() in a statement that reads tenant rows (and in "
-        "the log's append trigger) runs on the worker holding the schema, where no listener is. "
-        "Planned: send every notification from the coordinator session (notifications.notify).",
+        Verdict.SETTING,
+        "Notifications are node-local. Every pg_notify() is sent in a statement that names no "
+        "tenant table (intent_project/announcements.py), so it runs on the node the session is "
+        "connected to; with every process connected to the coordinator (see append_lock), the "
+        "listeners hear it. The log's old append trigger (events_app 0004) is dropped by 0006.",
         r"pg_notify|LISTEN \{",
         (
-            "commands_app/processing.py",
-            "projections_app/runner.py",
+            "intent_project/announcements.py",
             "intent_project/notifications.py",
             "events_app/migrations/0004_append_notification.py",
         ),
@@ -376,7 +384,7 @@ def inspect(schemas: list[str] | None = None, reference: str | None = None) -> R
         ),
         (
             "statement_triggers",
-            "Statement triggers (the log's append notification)",
+            "Statement triggers (none left: the append notification and the sweep marks moved to code)",
             Verdict.SETTING,
             "As row triggers; they run on the shard's node (see trigger_notifications).",
             triggers["statement_triggers"],
@@ -395,7 +403,8 @@ def inspect(schemas: list[str] | None = None, reference: str | None = None) -> R
             Verdict.BLOCKS,
             "A trigger on a distributed-schema table runs on the worker holding the shard; its "
             "NOTIFY reaches only that node's listeners, not the web processes on the coordinator. "
-            "Planned: notify from the appending code path on the coordinator.",
+            "Notify from the code on the coordinator instead, as the appends do "
+            "(intent_project/announcements.py).",
             triggers["notify"],
         ),
         (
@@ -405,7 +414,7 @@ def inspect(schemas: list[str] | None = None, reference: str | None = None) -> R
             "The trigger runs on the worker, where a coordinator-local public table does not "
             "exist, and Citus refuses remote (distributed) queries from a trigger on a shard "
             "unless citus.allow_nested_distributed_execution is on. Do the write in application "
-            "code on the coordinator instead.",
+            "code on the coordinator instead, as the sweep marks are (intent_project/announcements.py).",
             triggers["shared"],
         ),
         (

@@ -96,10 +96,11 @@ class TenantDeletion(models.Model):
 class SweepMark(models.Model):
     """A tenant schema the periodic sweep must visit (intent_project/sweep_marks.py).
 
-    Written by triggers in each tenant schema (projections_app migration 0007) whenever
-    something creates work the sweep watches; removed by the sweep once a visit finds
-    nothing left. Keyed by schema name, not by a foreign key to Tenant: the triggers know
-    only their schema, and a deleted tenant's mark is simply dropped by the next full pass.
+    Written by the application, in the writer's transaction, whenever something creates
+    work the sweep watches (intent_project/announcements.py); removed by the sweep once a
+    visit finds nothing left. Keyed by schema name, not by a foreign key to Tenant: a
+    writer knows its schema, and a deleted tenant's mark is simply dropped by the next
+    full pass.
     """
 
     schema_name = models.CharField(max_length=63, primary_key=True)

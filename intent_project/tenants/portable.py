@@ -52,7 +52,8 @@ from commands_app.models import Command
 from commands_app.registry import get_registry
 from events_app.models import Event, Snapshot, SubjectKey
 from events_app.personal import FreshKeys, Keyring, Kind
-from intent_project import lifecycle
+from events_app.store import APPENDED_KEY
+from intent_project import announcements, lifecycle
 from intent_project.tenancy import use_public_schema
 from intent_project.tenants.models import Tenant
 from intent_project.tenants.services import create_tenant
@@ -421,6 +422,9 @@ def import_tenant(
                     loader.close()
             checker.finish()
             head = _after_load()
+            # What the COPYs stored, announced as the store's appends and the bus's inserts
+            # are: live streams, and the sweep (imported pending commands, dead letters).
+            announcements.announce(tenant.schema_name, [APPENDED_KEY], mark=True)
     if build:
         with schema_context(tenant.schema_name):
             build_projections(head)

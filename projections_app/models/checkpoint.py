@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+
+from intent_project.announcements import SweepWork, SweepWorkManager
 
 
 class ProjectionStatus(models.TextChoices):
@@ -11,7 +16,7 @@ class ProjectionStatus(models.TextChoices):
     STALLED = "stalled", "Stalled"  # stopped at a failing event until an operator acts
 
 
-class ProjectionState(models.Model):
+class ProjectionState(SweepWork):
     name = models.CharField(max_length=100, primary_key=True)
     version = models.PositiveIntegerField(default=1)
     # Every event at or below `position` has been applied (or was not handled). This row is
@@ -28,6 +33,8 @@ class ProjectionState(models.Model):
     fingerprint = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SweepWorkManager()
+
     class Meta:
         ordering = ["name"]
         verbose_name = "projection"
@@ -35,8 +42,22 @@ class ProjectionState(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version} @ {self.position} ({self.status})"
 
+    # The sweep watches a checkpoint created, stalled or resumed, swapped to a new version
+    # (a rebuild) or moved back (a rewind); not one moving forward, the runner's every batch.
+    def creates_sweep_work(self, loaded: Mapping[str, Any] | None) -> bool:
+        return (
+            loaded is None
+            or loaded.get("status", self.status) != self.status
+            or loaded.get("version", self.version) != self.version
+            or self.position < loaded.get("position", self.position)
+        )
 
-class DeadLetter(models.Model):
+    @classmethod
+    def update_creates_sweep_work(cls, changes: Mapping[str, Any]) -> bool:
+        return not changes.keys().isdisjoint({"status", "version", "position"})
+
+
+class DeadLetter(SweepWork):
     """An event an operator chose to skip for one projection, kept for inspection and replay.
 
     The runner leaves out events with an unreplayed dead letter for that projection, so a
@@ -51,6 +72,9 @@ class DeadLetter(models.Model):
     skipped_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     replayed_at = models.DateTimeField(null=True, blank=True)
+
+    # Every write (recorded, replayed) marks the tenant: the sweep's /metrics figures change.
+    objects = SweepWorkManager()
 
     class Meta:
         ordering = ["projection", "position"]

@@ -1,5 +1,6 @@
 """check_distribution reads the real catalog: what a tenant schema uses, and what would
-stop Citus from distributing it (a foreign key to a shared table, a trigger writing one)."""
+stop Citus from distributing it (a foreign key to a shared table, a trigger writing one).
+On the migrated database nothing blocks."""
 
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ def test_it_names_every_audited_feature_over_the_tenant_schemas(live_db, capsys)
         "triggers_writing_shared_tables",
     ):
         assert key in out
-    # The event log's triggers notify (NOTIFY is node-local): that blocks, and says so.
-    assert code == 1
-    assert "blocking: " in out and "trigger_notifications" in out.splitlines()[-1]
+    # Notifications and sweep marks come from the code on the coordinator: nothing blocks.
+    assert code == 0
+    assert out.splitlines()[-1] == "nothing blocks distribution"
+    assert not any(line.startswith("BLOCKS") for line in out.splitlines())
 
 
 def test_the_json_report_summarises_tenants_against_the_template(live_db, world, capsys):
@@ -80,13 +82,17 @@ def test_the_json_report_summarises_tenants_against_the_template(live_db, world,
     assert "events_app_event.position bigint" in positions
     assert not _feature(report, "foreign_keys_across_schemas")["in_use"]
     assert not _feature(report, "narrow_sequences")["in_use"]
-    # The sweep-mark triggers write public.tenants_sweepmark from every tenant schema.
-    assert set(report["blocking"]) == {
-        "trigger_notifications",
-        "listen_notify",
-        "triggers_writing_shared_tables",
-    }
-    assert code == 1
+    # No tenant trigger notifies or writes public.tenants_sweepmark any more (events_app
+    # 0006, projections_app 0008), in the template or any tenant; the notifications the
+    # code sends need only every process on the coordinator.
+    for key in ("trigger_notifications", "triggers_writing_shared_tables", "statement_triggers"):
+        assert not _feature(report, key)["in_use"], key
+        assert _feature(report, key)["where"]["tenant_schemas_using"] == 0, key
+    listen = _feature(report, "listen_notify")
+    assert listen["verdict"] == "works with a setting" and not listen["blocks"]
+    assert "intent_project/announcements.py" in listen["where"]["files"]
+    assert report["blocking"] == []
+    assert code == 0
 
 
 def test_a_foreign_key_to_a_shared_table_is_found_and_blocks(scratch, capsys):
@@ -101,17 +107,24 @@ def test_a_foreign_key_to_a_shared_table_is_found_and_blocks(scratch, capsys):
     assert code == 1
 
 
-def test_a_trigger_that_writes_a_shared_table_is_found_and_blocks(scratch, capsys):
+def _statement_trigger(schema: str, name: str, body: str) -> None:
+    """An AFTER INSERT statement trigger on the scratch table, its function running `body`."""
     _sql(
         f"""
-        CREATE FUNCTION {scratch}.mark() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION {schema}.{name}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            UPDATE public.tenants_tenant SET name = name WHERE schema_name = TG_TABLE_SCHEMA;
+            {body}
             RETURN NULL;
         END $$;
-        CREATE TRIGGER notes_mark AFTER INSERT ON {scratch}.notes
-            FOR EACH STATEMENT EXECUTE FUNCTION {scratch}.mark();
+        CREATE TRIGGER notes_{name} AFTER INSERT ON {schema}.notes
+            FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{name}();
         """
+    )
+
+
+def test_a_trigger_that_writes_a_shared_table_is_found_and_blocks(scratch, capsys):
+    _statement_trigger(
+        scratch, "mark", "UPDATE public.tenants_tenant SET name = name WHERE schema_name = TG_TABLE_SCHEMA;"
     )
     code, out = _run("--schema", scratch, capsys=capsys)
     line = next(line for line in out.splitlines() if "triggers_writing_shared_tables" in line)
@@ -119,11 +132,19 @@ def test_a_trigger_that_writes_a_shared_table_is_found_and_blocks(scratch, capsy
     assert code == 1
 
 
-def test_a_schema_with_nothing_blocking_exits_zero(scratch, capsys, monkeypatch):
-    # The declared code features include LISTEN/NOTIFY (blocking today); leave only those
-    # that do not block, to see the exit status follow the findings.
-    harmless = tuple(f for f in distribution.CODE_FEATURES if f.verdict != distribution.Verdict.BLOCKS)
-    monkeypatch.setattr(distribution, "CODE_FEATURES", harmless)
+def test_a_trigger_that_notifies_is_found_and_blocks(scratch, capsys):
+    _statement_trigger(
+        scratch, "appended", "PERFORM pg_notify('intent_final', TG_TABLE_SCHEMA || ':events');"
+    )
+    code, out = _run("--schema", scratch, "--json", capsys=capsys)
+    found = _feature(json.loads(out), "trigger_notifications")
+    assert found["blocks"]
+    assert found["where"]["reference"] == ["notes.notes_appended"]
+    assert code == 1
+
+
+def test_a_schema_with_nothing_blocking_exits_zero(scratch, capsys):
+    assert not [f.key for f in distribution.CODE_FEATURES if f.verdict == distribution.Verdict.BLOCKS]
     code, out = _run("--schema", scratch, capsys=capsys)
     assert code == 0
     assert out.splitlines()[-1] == "nothing blocks distribution"

@@ -23,7 +23,7 @@ from django_tenants.utils import schema_context
 
 from commands_app import bus
 from commands_app.models import Command
-from intent_project import notifications, waits
+from intent_project import announcements, waits
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import set_membership
 from tests.conftest import wait_until
@@ -200,7 +200,7 @@ def test_a_wait_whose_member_is_removed_mid_wait_is_refused_on_the_next_wake(wor
 
     Membership.objects.filter(user=user, tenant=world.acme).delete()
     with transaction.atomic():  # wake it: as if the command had become final
-        notifications.notify(world.acme.schema_name, [command_id])
+        announcements.announce(world.acme.schema_name, [command_id])
     status, _, body = answer(parked)
 
     assert status == 403

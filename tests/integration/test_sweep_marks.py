@@ -1,7 +1,7 @@
 """The sweep visits marked tenants only, and no work is lost by it (intent_project/sweep_marks.py).
 
-Marks are set by triggers in each tenant schema; a pass removes a tenant's mark only when
-a visit found nothing left. These tests commit for real (`live_db`): marks are rows in the
+Marks are set by the application in the writer's transaction (intent_project/announcements.py);
+a pass removes a tenant's mark only when a visit found nothing left. These tests commit for real (`live_db`): marks are rows in the
 shared table that other connections race on.
 """
 
@@ -34,8 +34,8 @@ from intent_project.tasks import sweep_all_tenants
 from intent_project.tenants.models import SweepMark, Tenant
 from intent_project.tenants.portable import import_tenant
 from intent_project.tenants.services import create_tenant
-from projections_app.models import DeadLetter
-from projections_app.runner import run_all
+from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
+from projections_app.runner import ensure_checkpoints, run_all
 from tests.integration.helpers import submit
 
 
@@ -141,6 +141,28 @@ def test_a_command_set_back_to_pending_marks_the_tenant(fresh_tenant):
     assert _marked(fresh_tenant)
 
 
+def _checkpoint_saved(tenant: Any, **changes: Any) -> None:
+    with schema_context(tenant.schema_name):
+        state = ProjectionState.objects.get(name="system_status")
+        for name, value in changes.items():
+            setattr(state, name, value)
+        state.save()
+    connection.set_schema_to_public()
+
+
+def test_a_checkpoint_stalled_or_rewound_marks_the_tenant_and_one_moving_on_does_not(fresh_tenant):
+    _settle(fresh_tenant)
+    ensure_checkpoints(fresh_tenant.schema_name)  # nothing to create
+    _checkpoint_saved(fresh_tenant, position=5)  # forward: the runner's every batch
+    assert not _marked(fresh_tenant)
+    _checkpoint_saved(fresh_tenant, status=ProjectionStatus.STALLED)
+    assert _marked(fresh_tenant)
+    _checkpoint_saved(fresh_tenant, status=ProjectionStatus.RUNNING)
+    _settle(fresh_tenant)
+    _checkpoint_saved(fresh_tenant, position=0)  # an operator's rewind
+    assert _marked(fresh_tenant)
+
+
 def _read_mark(tenant: Any) -> sweep_marks.Visit:
     visit = next(v for v in sweep_marks.to_visit(full=False) if v.schema_name == tenant.schema_name)
     assert visit.marked_at is not None
@@ -148,7 +170,7 @@ def _read_mark(tenant: Any) -> sweep_marks.Visit:
 
 
 def test_a_writer_in_flight_keeps_the_mark_the_sweep_would_remove(fresh_tenant):
-    """The writer's trigger finds the mark already there and writes nothing; the sweep,
+    """The writer's mark finds the mark already there and writes nothing; the sweep,
     whose visit cannot see the uncommitted command, must still not remove the mark."""
     _settle(fresh_tenant)
     submit(fresh_tenant, "logMessage", {"message": "sets the mark"})
@@ -229,7 +251,7 @@ def test_a_pass_over_50_idle_tenants_makes_a_constant_number_of_queries(idle_ten
     assert len(queries) <= 2, [q["sql"] for q in queries]
 
 
-def test_a_full_pass_visits_every_tenant_and_follows_work_no_trigger_saw(idle_tenants, live_db):
+def test_a_full_pass_visits_every_tenant_and_follows_work_nobody_marked(idle_tenants, live_db):
     lost = idle_tenants[0]
     command = submit(lost, "logMessage", {"message": "its mark was lost"})
     _due(lost, command.id)
