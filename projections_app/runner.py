@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -20,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -30,7 +30,7 @@ from commands_app.registry import get_registry
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import prefetch_keys, recorded_from_values
-from intent_project import announcements, lifecycle, notifications, retries, tracing
+from intent_project import announcements, jsoncodec, lifecycle, notifications, retries, tracing
 from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
@@ -94,7 +94,37 @@ def ensure_checkpoints(schema_name: str | None = None) -> None:
 
 
 def head_position() -> int:
-    return Event.objects.aggregate(head=Max("position"))["head"] or 0
+    with connection.cursor() as cursor:  # raw: the ORM's aggregate compiled longer than it ran
+        cursor.execute(f"SELECT max(position) FROM {Event._meta.db_table}")
+        return int(cursor.fetchone()[0] or 0)
+
+
+def _read_side_commit() -> str:
+    """What a read-side transaction starts with: the statement that lets its commit skip
+    the wait for the WAL flush (settings.PROJECTION_SYNCHRONOUS_COMMIT), or nothing.
+
+    Safe for derived data: a commit lost in a crash takes the read-model rows and their
+    checkpoint together (same transaction), so the projection applies those events again;
+    and the WAL is one sequence, so any later synchronous commit (an append, a command)
+    makes every earlier read-side commit durable with it. It saves a flush per batch,
+    which on a busy machine costs more than the batch."""
+    return "" if settings.PROJECTION_SYNCHRONOUS_COMMIT else "SET LOCAL synchronous_commit = off"
+
+
+def _read_side_statement(sql: str) -> str:
+    """`sql` prefixed with _read_side_commit() when it runs as a transaction of its own
+    (a multi-statement string is one implicit transaction; inside the caller's
+    transaction the setting would reach the caller's writes, so it is left out)."""
+    prefix = _read_side_commit()
+    return f"{prefix}; {sql}" if prefix and not connection.in_atomic_block else sql
+
+
+def _execute(cursor: Any, sql: str, params: list[Any]) -> None:
+    """Execute `sql`, maybe prefixed (_read_side_statement); the cursor then holds `sql`'s result."""
+    statement = _read_side_statement(sql)
+    cursor.execute(statement, params)
+    if statement is not sql:
+        cursor.nextset()
 
 
 def run_projection(
@@ -104,6 +134,10 @@ def run_projection(
     batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
     try:
         with transaction.atomic():
+            # Read models only: a saga's transaction stores the commands it sends.
+            if projection.KIND == "projection" and (prefix := _read_side_commit()):
+                with connection.cursor() as cursor:
+                    cursor.execute(prefix)
             state = _lock_checkpoint(projection)
             if isinstance(state, RunOutcome):
                 return RunResult(projection.name, 0, False, state)
@@ -245,7 +279,8 @@ def settle_commands() -> list[str]:
     command_table = Command._meta.db_table
     state_table = ProjectionState._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute(
+            cursor,
             f"""
             UPDATE {command_table} AS c
                SET status = %s, processed_at = now(), updated_at = now()
@@ -299,15 +334,18 @@ def _run_group(
     consumers: tuple[Projection, ...], head: int, states: dict[str, ProjectionState], max_batches: int
 ) -> dict[str, RunResult]:
     results: dict[str, RunResult] = {}
-    idle: dict[str, int] = {}  # consumers with nothing to apply up to the head: name -> checkpoint
+    behind: dict[Projection, int] = {}  # running consumers short of the head -> checkpoint
     for consumer in consumers:
         state = states.get(consumer.name)
         if state is None or state.status != ProjectionStatus.RUNNING or state.retry_at is not None:
             continue  # the full path creates the row, or reports stalled / waiting
         if state.position >= head:
             results[consumer.name] = RunResult(consumer.name, 0, True, RunOutcome.CAUGHT_UP)
-        elif not _has_events(consumer, state.position, head):
-            idle[consumer.name] = state.position
+        else:
+            behind[consumer] = state.position
+    busy = _with_events(behind, head)
+    # Consumers with nothing to apply up to the head: name -> checkpoint.
+    idle = {consumer.name: after for consumer, after in behind.items() if consumer.name not in busy}
     moved = _fast_forward(idle, head)
     for name in moved:
         results[name] = RunResult(name, 0, True, RunOutcome.CAUGHT_UP, advanced=True)
@@ -315,6 +353,39 @@ def _run_group(
         if consumer.name not in results:
             results[consumer.name] = _catch_up(consumer, max_batches)
     return results
+
+
+# Up to this many positions between the lowest checkpoint and the head, the run reads that
+# stretch of the log once and asks every consumer in Python; past it, a query each.
+_PEEK_POSITIONS = 1_000
+
+
+def _with_events(behind: Mapping[Projection, int], head: int) -> set[str]:
+    """The consumers that have at least one event in (their checkpoint, head].
+
+    A live tenant's consumers trail the head by a few events: one read of that stretch
+    (type and the metadata the filters use) answers for all of them, where a query per
+    consumer cost a round trip and the ORM's compilation each."""
+    if not behind:
+        return set()
+    low = min(behind.values())
+    if head - low > _PEEK_POSITIONS:
+        return {c.name for c, after in behind.items() if _has_events(c, after, head)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT position, type, metadata->'seq', metadata->>'command_type' FROM {Event._meta.db_table}"
+            " WHERE position > %s AND position <= %s",
+            [low, head],
+        )
+        stretch = [
+            (position, type_name, {"seq": jsoncodec.loads(seq) if seq else None, "command_type": command})
+            for position, type_name, seq, command in cursor.fetchall()
+        ]
+    return {
+        consumer.name
+        for consumer, after in behind.items()
+        if any(position > after and consumer.reads(type_name, meta) for position, type_name, meta in stretch)
+    }
 
 
 def _has_events(consumer: Projection, after: int, upto: int) -> bool:
@@ -336,7 +407,8 @@ def _fast_forward(idle: dict[str, int], head: int) -> set[str]:
         return set()
     table = ProjectionState._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
+        _execute(
+            cursor,
             f"""
             UPDATE {table} AS s SET position = %s, updated_at = now()
               FROM (SELECT t.name FROM {table} AS t

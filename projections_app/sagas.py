@@ -18,7 +18,7 @@ covers a lost one, like any command.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,6 +80,11 @@ class SagaConsumer(Projection):
         if self.command_types:
             reacts |= Q(metadata__seq=1, metadata__command_type__in=sorted(self.command_types))
         return reacts
+
+    def reads(self, event_type: str, metadata: Mapping[str, Any]) -> bool:
+        return event_type in self.event_types or (
+            metadata.get("seq") == 1 and metadata.get("command_type") in self.command_types
+        )
 
     # -- one batch, inside the runner's transaction ------------------------------------------
     def apply_batch(self, records: Sequence[Recorded[DomainEvent]]) -> None:

@@ -174,6 +174,11 @@ class Projection:
         """Which events of the log this consumer reads (the runner adds the position range)."""
         return Q(type__in=self.event_types)
 
+    def reads(self, event_type: str, metadata: Mapping[str, Any]) -> bool:
+        """event_filter() for one event in hand (the runner's look at a short stretch of
+        the log asks it in Python instead of a query per consumer)."""
+        return event_type in self.event_types
+
     def apply_batch(self, records: Sequence[Recorded[DomainEvent]]) -> None:
         batch = Batch()
         if self.keys is not None:
