@@ -264,11 +264,6 @@ COMMAND_BATCH_SIZE = env_int("COMMAND_BATCH_SIZE", 50, minimum=1)
 # few, often-updated rows (each row a batch touches is loaded and written once per batch):
 # 10,000 doubles catch-up against 2,000 (docs/benchmarks.md). Live runs see small batches.
 PROJECTION_BATCH_SIZE = env_int("PROJECTION_BATCH_SIZE", 10_000, minimum=1)
-# Read-model batches and the commands they settle commit without waiting for the WAL flush
-# (PostgreSQL's synchronous_commit=off, per transaction): a crash can lose the last such
-# commits, rows and checkpoint together, and the projections apply those events again.
-# The log, commands and sagas always commit synchronously. True: wait for the flush.
-PROJECTION_SYNCHRONOUS_COMMIT = env_bool("PROJECTION_SYNCHRONOUS_COMMIT", False)
 
 # --- Retries and scheduling (the policy: intent_project/retries.py) -------------------------
 # Retryable domain errors, lost version races and infrastructure errors of a command:

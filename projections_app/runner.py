@@ -99,34 +99,6 @@ def head_position() -> int:
         return int(cursor.fetchone()[0] or 0)
 
 
-def _read_side_commit() -> str:
-    """What a read-side transaction starts with: the statement that lets its commit skip
-    the wait for the WAL flush (settings.PROJECTION_SYNCHRONOUS_COMMIT), or nothing.
-
-    Safe for derived data: a commit lost in a crash takes the read-model rows and their
-    checkpoint together (same transaction), so the projection applies those events again;
-    and the WAL is one sequence, so any later synchronous commit (an append, a command)
-    makes every earlier read-side commit durable with it. It saves a flush per batch,
-    which on a busy machine costs more than the batch."""
-    return "" if settings.PROJECTION_SYNCHRONOUS_COMMIT else "SET LOCAL synchronous_commit = off"
-
-
-def _read_side_statement(sql: str) -> str:
-    """`sql` prefixed with _read_side_commit() when it runs as a transaction of its own
-    (a multi-statement string is one implicit transaction; inside the caller's
-    transaction the setting would reach the caller's writes, so it is left out)."""
-    prefix = _read_side_commit()
-    return f"{prefix}; {sql}" if prefix and not connection.in_atomic_block else sql
-
-
-def _execute(cursor: Any, sql: str, params: list[Any]) -> None:
-    """Execute `sql`, maybe prefixed (_read_side_statement); the cursor then holds `sql`'s result."""
-    statement = _read_side_statement(sql)
-    cursor.execute(statement, params)
-    if statement is not sql:
-        cursor.nextset()
-
-
 def run_projection(
     projection: Projection, batch_size: int | None = None, upto: int | None = None
 ) -> RunResult:
@@ -134,10 +106,6 @@ def run_projection(
     batch_size = batch_size or settings.PROJECTION_BATCH_SIZE
     try:
         with transaction.atomic():
-            # Read models only: a saga's transaction stores the commands it sends.
-            if projection.KIND == "projection" and (prefix := _read_side_commit()):
-                with connection.cursor() as cursor:
-                    cursor.execute(prefix)
             state = _lock_checkpoint(projection)
             if isinstance(state, RunOutcome):
                 return RunResult(projection.name, 0, False, state)
@@ -279,8 +247,7 @@ def settle_commands() -> list[str]:
     command_table = Command._meta.db_table
     state_table = ProjectionState._meta.db_table
     with connection.cursor() as cursor:
-        _execute(
-            cursor,
+        cursor.execute(
             f"""
             UPDATE {command_table} AS c
                SET status = %s, processed_at = now(), updated_at = now()
@@ -407,8 +374,7 @@ def _fast_forward(idle: dict[str, int], head: int) -> set[str]:
         return set()
     table = ProjectionState._meta.db_table
     with connection.cursor() as cursor:
-        _execute(
-            cursor,
+        cursor.execute(
             f"""
             UPDATE {table} AS s SET position = %s, updated_at = now()
               FROM (SELECT t.name FROM {table} AS t

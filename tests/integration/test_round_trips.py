@@ -76,23 +76,10 @@ def test_catching_up_after_a_command_costs_what_it_did(fresh_tenant):
     with schema_context(fresh_tenant.schema_name):
         processing.process(command.id)
     sent = _statements(fresh_tenant, run_all)
-    # 30 before issue 18. Plus one `SET LOCAL synchronous_commit = off` in each of the two
-    # read-model batches (a statement instead of a wait for the WAL flush at their commit);
-    # minus six: one read of the log's last stretch per group of consumers (projections,
-    # sagas) instead of an EXISTS query per consumer behind the head (eight here).
-    assert len(sent) == 26, sent
-    # The two batches, the settle, and the two fast-forwards (projections, then sagas).
-    assert sum("synchronous_commit = off" in s for s in sent) == 5
-
-
-def test_with_synchronous_commit_the_read_side_sends_what_it_did(fresh_tenant, settings):
-    settings.PROJECTION_SYNCHRONOUS_COMMIT = True
-    for _ in range(2):
-        command = submit(fresh_tenant, "logMessage", {"message": "counted"})
-        with schema_context(fresh_tenant.schema_name):
-            processing.process(command.id)
-    sent = _statements(fresh_tenant, run_all)
-    assert not any("synchronous_commit" in s for s in sent)
+    # 30 before issue 18, minus six: one read of the log's last stretch per group of
+    # consumers (projections, sagas) instead of an EXISTS query per consumer behind the
+    # head (eight here).
+    assert len(sent) == 24, sent
 
 
 def test_a_saga_step_costs_what_it_did(fresh_tenant):
