@@ -163,6 +163,8 @@ def test_the_live_events_page_shows_a_new_event_without_a_reload(app, page):
 
 
 def test_the_dashboard_charts_commands_and_lists_projections(app, page):
+    # Both kinds sent here: the test must not depend on what earlier tests left behind.
+    app.send("logMessage", {"message": "charted"})
     app.send("simulateFailure", {}, expect="failed")
     page.goto(app.admin("dashboard/"))
 
