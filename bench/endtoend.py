@@ -306,12 +306,11 @@ class Ceiling:
         for _ in range(ctx.n(20, minimum=5)):  # first requests: imports, connections
             driver.command()
 
-    def measure(self, warmup: float, window: float) -> float:
+    def measure(self, warmup: float, window: float) -> None:
         run = sustained(self.driver, CLIENTS, warmup, window)
         self.rates.append(run["rate"])
         self.latencies += run["latencies"]
         self.ctx.log(f"http ceiling: bare DRF view {run['rate']:,.0f} POST/s")
-        return float(run["rate"])
 
     @property
     def rate(self) -> float | None:
@@ -354,10 +353,9 @@ def _measure(
     sus = sustained(driver, CLIENTS, warmup, window)
     sus_posts = list(driver.post_seconds)
     ctx.log(f"http{suffix}: sustained {sus['rate']:,.0f} commands/s; settling ...")
-    if ceiling is not None:
-        _settle(schema, timeout=ctx.seconds(30.0, minimum=5.0))
-        ceiling.measure(warmup, window)
     _settle(schema, timeout=ctx.seconds(30.0, minimum=5.0))
+    if ceiling is not None:
+        ceiling.measure(warmup, window)
     seconds = ctx.seconds(10.0, minimum=2.0)
     ctx.log(f"http{suffix}: fixed rate {RATE:.0f}/s for {seconds:.0f}s")
     ids_before = len(driver.ids)

@@ -197,6 +197,9 @@ def run_tenants(ctx: Context) -> list[Result]:
     rows: list[Result] = []
     note = f"{total} tenants"
 
+    from intent_project.tenants.services import prepare_template
+
+    prepare_template()  # the deploy step (migrate_tenants): a checked program is stored
     first = _first_in_a_process(ctx)
     rows.append(
         Result(

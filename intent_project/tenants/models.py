@@ -113,10 +113,10 @@ class SweepMark(models.Model):
 class TemplateCopy(models.Model):
     """The verified program that copies the template schema (intent_project/tenants/template.py).
 
-    Written only by tenant creation, in the transaction of the first copy the program made
-    and after that copy was compared with the template and found equal; read by every
-    process's first creation, so only the first process after a migration (or a change by
-    hand) of the template compiles and checks a program. `key` is the template's migration
+    Written by tenant creation, in the transaction of the first copy the program made and
+    after that copy was compared with the template and found equal, or by migrate_tenants
+    after a probe copy it rolls back (template.prepare_copy); read by every process's first
+    creation, so a program is compiled and checked once per state of the template. `key` is the template's migration
     history and catalog fingerprint: a template that changed no longer matches, and the
     next creation compiles anew and replaces the row.
     """

@@ -98,10 +98,7 @@ class Command(BaseCommand):
             if proc.returncode:
                 failures += 1
                 self.stderr.write(f"a migration worker failed:\n{err[-3000:]}")
-        if failures:
-            self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
-            raise SystemExit(1)
-        if with_template:
+        if with_template and not failures:
             # The first tenant created after a deploy then copies at full speed too.
             prepared = time.monotonic()
             if prepare_template():
@@ -109,3 +106,5 @@ class Command(BaseCommand):
                     f"template copy program compiled and checked in {time.monotonic() - prepared:.2f}s"
                 )
         self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
+        if failures:
+            raise SystemExit(1)
