@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.common import Context, Result, Target, latency_summary, stream_ids, zipf_indices
 from bench.pipeline import server_latencies, status_counts
-from bench.procs import Processes, free_port
+from bench.procs import CpuMeter, Processes, free_port
 
 CLIENTS = 32
 RATE = 200.0
@@ -149,7 +149,11 @@ class BareDriver:
         return status == 202, time.perf_counter() - start
 
 
-def sustained(driver: Driver | BareDriver, clients: int, warmup: float, window: float) -> dict[str, Any]:
+def sustained(
+    driver: Driver | BareDriver, clients: int, warmup: float, window: float, meter: CpuMeter | None = None
+) -> dict[str, Any]:
+    """Closed loop: `clients` threads, each sending its next command once the last one is
+    final. With a meter, also the CPU each part of the system spent per command."""
     stop = threading.Event()
     done: list[tuple[float, float]] = []  # (completion time, latency)
     lock = threading.Lock()
@@ -165,14 +169,19 @@ def sustained(driver: Driver | BareDriver, clients: int, warmup: float, window: 
     for t in threads:
         t.start()
     time.sleep(warmup)
+    if meter is not None:
+        meter.start()
     t0 = time.perf_counter()
     time.sleep(window)
     t1 = time.perf_counter()
+    if meter is not None:
+        meter.stop()
     stop.set()
     for t in threads:
         t.join(timeout=60)
     inside = [lat for at, lat in done if t0 <= at < t1]
-    return {"rate": len(inside) / (t1 - t0), "latencies": inside, "completed": len(inside)}
+    cpu = meter.per(len(inside)) if meter is not None else {}
+    return {"rate": len(inside) / (t1 - t0), "latencies": inside, "completed": len(inside), "cpu": cpu}
 
 
 def fixed_rate(driver: Driver, rate: float, seconds: float, grace: float) -> dict[str, Any]:
@@ -270,14 +279,17 @@ def run_http(ctx: Context) -> list[Result]:
         "web": web_shape(),
         "worker": "1 Celery worker process, --concurrency 2 (prefork)",
     }
-    ceiling = Ceiling(ctx, BareDriver(ceiling_port, token))
+    ceiling = Ceiling(ctx, BareDriver(ceiling_port, token), CpuMeter({"web": ceiling_web}))
+    meter = CpuMeter({"web": web, "worker": worker})
     results = []
     for suffix, one_request, how in (
         ("", False, "POST, then GET ?wait=3 until processed"),
         ("_post_wait", True, "POST ?wait=3 (submit and wait in one request)"),
     ):
         driver = Driver(port, token, tenant.slug, seed=61, one_request=one_request)
-        results += _measure(ctx, tenant.schema_name, driver, suffix, how, common, ceiling if one_request else None)
+        results += _measure(
+            ctx, tenant.schema_name, driver, suffix, how, common, meter, ceiling if one_request else None
+        )
     results.append(ceiling.result(common))
     return results
 
@@ -286,13 +298,15 @@ class Ceiling:
     """The bare view's sustained POST rate, measured right before and right after one of
     our sustained phases (interleaved, so both meet the same machine)."""
 
-    def __init__(self, ctx: Context, driver: BareDriver) -> None:
+    def __init__(self, ctx: Context, driver: BareDriver, meter: CpuMeter) -> None:
         from django.db import connection
 
         from bench.ceiling.views import CREATE_TABLE, DROP_TABLE
 
         self.ctx = ctx
         self.driver = driver
+        self.meter = meter
+        self.cpu: list[dict[str, Any]] = []
         self.rates: list[float] = []
         self.latencies: list[float] = []
         with connection.cursor() as cursor:
@@ -307,10 +321,11 @@ class Ceiling:
             driver.command()
 
     def measure(self, warmup: float, window: float) -> None:
-        run = sustained(self.driver, CLIENTS, warmup, window)
+        run = sustained(self.driver, CLIENTS, warmup, window, self.meter)
         self.rates.append(run["rate"])
+        self.cpu.append(run["cpu"])
         self.latencies += run["latencies"]
-        self.ctx.log(f"http ceiling: bare DRF view {run['rate']:,.0f} POST/s")
+        self.ctx.log(f"http ceiling: bare DRF view {run['rate']:,.0f} POST/s; CPU per request {_cpu(run['cpu'])}")
 
     @property
     def rate(self) -> float | None:
@@ -326,6 +341,7 @@ class Ceiling:
                 "windows": [round(r, 1) for r in self.rates],
                 "post_request": latency_summary(self.latencies),
                 "errors": dict(self.driver.errors),
+                "cpu_per_request": self.cpu,
                 "web": common["web"],
             },
             note="bench/ceiling: knox token authentication, a small serializer, one INSERT, 202; "
@@ -340,6 +356,7 @@ def _measure(
     suffix: str,
     how: str,
     common: dict[str, Any],
+    meter: CpuMeter,
     ceiling: Ceiling | None = None,
 ) -> list[Result]:
     for _ in range(ctx.n(20, minimum=5)):  # first requests: imports, connections, caches
@@ -350,9 +367,9 @@ def _measure(
         ceiling.measure(warmup, window)
     ctx.log(f"http{suffix}: sustained, {CLIENTS} clients, {warmup:.0f}s warm-up + {window:.0f}s")
     driver.post_seconds.clear()
-    sus = sustained(driver, CLIENTS, warmup, window)
+    sus = sustained(driver, CLIENTS, warmup, window, meter)
     sus_posts = list(driver.post_seconds)
-    ctx.log(f"http{suffix}: sustained {sus['rate']:,.0f} commands/s; settling ...")
+    ctx.log(f"http{suffix}: sustained {sus['rate']:,.0f} commands/s; CPU per command {_cpu(sus['cpu'])}")
     _settle(schema, timeout=ctx.seconds(30.0, minimum=5.0))
     if ceiling is not None:
         ceiling.measure(warmup, window)
@@ -385,6 +402,7 @@ def _measure(
                 "completed_in_window": sus["completed"],
                 "post_to_processed": latency_summary(sus["latencies"]),
                 "post_request_alone": latency_summary(sus_posts),
+                "cpu_per_command": sus["cpu"],
                 **common,
             },
             note=f"closed loop: each client does {how}",
@@ -416,6 +434,14 @@ def _measure(
             ),
         ),
     ]
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    """'12.3 ms (web 5.1, worker 3.2, ...), machine 97% busy' from CpuMeter.per()."""
+    if not figures:
+        return "—"
+    parts = ", ".join(f"{name} {ms:.1f}" for name, ms in figures["cpu_ms_per_unit"].items())
+    return f"{figures['cpu_ms_per_unit_total']:.1f} ms ({parts}), machine {figures['machine_busy']:.0%} busy"
 
 
 def web_shape() -> str:

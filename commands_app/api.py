@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from commands_app import operations
 from commands_app.bus import submit
 from commands_app.models import Command, CommandStatus
-from commands_app.read_policy import api_reader, visible_commands
+from commands_app.read_policy import api_reader, sees_command, visible_commands
 from events_app.personal import Keyring
 from intent_project import streams
 from intent_project.api.errors import ApiError
@@ -30,6 +30,7 @@ from intent_project.api.params import CursorPageParams, QueryParams, WaitSeconds
 from intent_project.api.permissions import IsTenantMember, current_tenant, tenant_role
 from intent_project.api.schema import FailureSerializer, JSONObjectField, errors
 from intent_project.api.throttling import COMMAND_THROTTLES
+from intent_project.rowsets import ByPrimaryKey
 from intent_project.tenancy import current_schema, refuse_commands_if_suspended
 from intent_project.waits import Recheck, Wait
 
@@ -362,14 +363,18 @@ class CommandDetailView(GenericAPIView):
         wait = parse(request, CommandReadParams)["wait"]
         with Wait(request, current_schema(), command_id, wait) as waiting:
             reread = _reread(command)
-            command = waiting.until(reread() if waiting.seconds > 0 else command, reread, _is_final)
+            command = waiting.until(waiting.read_again(command, reread), reread, _is_final)
         return Response(CommandOut(command).data)
 
 
+_BY_ID = ByPrimaryKey(Command)
+
+
 def visible_command(request: Request, command_id: Any) -> Command:
-    """The command, if the caller may see it; one it may not see answers like a missing one."""
-    command = Command.objects.filter(visible_commands(api_reader(request)), pk=command_id).first()
-    if command is None:
+    """The command, if the caller may see it; one it may not see answers like a missing one.
+    Read by its key, then tested with the read policy's mirror of visible_commands."""
+    command = _BY_ID.get(command_id)
+    if command is None or not sees_command(api_reader(request))(command):
         raise ApiError(404, "not_found", f"No command {command_id} in this tenant.")
     return command
 

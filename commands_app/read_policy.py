@@ -162,6 +162,26 @@ def visible_commands(reader: Reader, registry: Registry | None = None) -> Q:
     return _visible(reader, registry, "command", lambda user_id: Q(metadata__user_id=user_id))
 
 
+def sees_command(reader: Reader, registry: Registry | None = None) -> Callable[[Command], bool]:
+    """visible_commands as a test of one loaded command (a GET by id reads the row by its
+    key, then asks this); tests/api/test_commands_api.py holds both to the same answers
+    for every role."""
+    if reader.reads_everything:
+        return lambda command: True
+    if not _is_member(reader):
+        return lambda command: False
+    types = frozenset(_owned_by(registry or get_registry(), "command", reader))
+    user_id = reader.user_id
+
+    def sees(command: Command) -> bool:
+        if command.type in types:
+            return True
+        metadata = command.metadata
+        return user_id is not None and isinstance(metadata, dict) and metadata.get("user_id") == user_id
+
+    return sees
+
+
 def visible_events(reader: Reader, registry: Registry | None = None) -> Q:
     """A filter on `events_app.Event`: the events this reader may see (those the commands it
     sent recorded count as its own)."""

@@ -47,6 +47,9 @@ HISTORY_SIZE = 4096
 EVERYTHING = "*"  # in the history: the listener (re)connected, anything may have changed
 _sequence = 0
 _history: deque[tuple[int, str]] = deque(maxlen=HISTORY_SIZE)
+# The number each key in _history was last heard under: heard_since() looks keys up here
+# instead of scanning the whole history on every parked request's check.
+_last_heard: dict[str, int] = {}
 _listener: threading.Thread | None = None
 _listener_lock = threading.Lock()
 _listening = threading.Event()
@@ -124,8 +127,7 @@ def heard_since(number: int, *full_keys: str) -> bool:
             return False
         if not _history or _history[0][0] > number + 1:
             return True
-        wanted = {EVERYTHING, *full_keys}
-        return any(seq > number and key in wanted for seq, key in _history)
+        return any(_last_heard.get(key, 0) > number for key in (EVERYTHING, *full_keys))
 
 
 def listening() -> bool:
@@ -217,7 +219,12 @@ def _wake(key: str) -> None:
     global _sequence
     with _waiters_lock:
         _sequence += 1
+        if len(_history) == HISTORY_SIZE:
+            oldest, oldest_key = _history[0]  # about to leave the history
+            if _last_heard.get(oldest_key) == oldest:
+                del _last_heard[oldest_key]
         _history.append((_sequence, key))
+        _last_heard[key] = _sequence
         if key == EVERYTHING:
             events = [event for waiting in _waiters.values() for event in waiting]
             subscriptions = [sub for waiting in _async_waiters.values() for sub in waiting]

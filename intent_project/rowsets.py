@@ -99,3 +99,47 @@ class Columns:
         q = connection.ops.quote_name
         typed = ", ".join(f"{q(name)} {sql_type}" for name, sql_type in self.columns)
         return f"jsonb_to_recordset(%s::jsonb) AS u({typed})", [_dump(list(rows))]
+
+
+class ByPrimaryKey:
+    """One row of a model by its primary key, loaded as the ORM loads it (every concrete
+    field, each value through the field's and the backend's converters), from a statement
+    built once per process: compiling `Model.objects.filter(pk=...)` costs more than the
+    round trip on a hot path (a command's GET, a parked wait's every run)."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+        self._compiled: tuple[str, list[str], list[tuple[int, list[Any], Any]]] | None = None
+
+    def _compile(self) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
+        if self._compiled is None:
+            q = connection.ops.quote_name
+            meta = self.model._meta
+            fields = list(meta.concrete_fields)
+            sql = (
+                f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(meta.db_table)}"
+                f" WHERE {q(meta.pk.column)} = %s"  # type: ignore[union-attr]
+            )
+            converters = []
+            for i, f in enumerate(fields):
+                col = f.get_col(meta.db_table)
+                found = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
+                if found:
+                    converters.append((i, found, col))
+            self._compiled = (sql, [f.attname for f in fields], converters)
+        return self._compiled
+
+    def get(self, pk: Any) -> Any:
+        """The instance, or None when no row has this key."""
+        sql, attnames, converters = self._compile()
+        key = self.model._meta.pk.get_db_prep_value(pk, connection)  # type: ignore[union-attr]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [key])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for i, found, col in converters:
+            for convert in found:
+                values[i] = convert(values[i], col, connection)
+        return self.model.from_db(connection.alias, attnames, values)

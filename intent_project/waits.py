@@ -324,6 +324,16 @@ class Wait:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
+    def read_again(self, value: T, reread: Callable[[], T]) -> T:
+        """`value`, read before the block, made safe to wait on: re-read once the block has
+        subscribed (under WSGI), so a change between the two reads is not missed. Under the
+        front door `value` as it is: the front door numbered the notifications before this
+        run started (notifications.heard_since), so nothing announced after any read of
+        this run is missed, and the second read would only cost a query."""
+        if self.seconds <= 0 or self.run is not None:
+            return value
+        return reread()
+
     def until(
         self,
         value: T,

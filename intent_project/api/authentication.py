@@ -9,26 +9,80 @@ refused by every web process on its next request.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from hmac import compare_digest
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.crypto import hash_token
+from knox.models import get_token_model
+from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from intent_project import logs
+from intent_project.tenants.models import Membership
+from intent_project.tenants.services import remember_role
 
 ACCEPTED_SCHEMES = ("Token", "Bearer")
 _SCHEMES = frozenset(scheme.lower().encode() for scheme in ACCEPTED_SCHEMES)
 _HOW = "Send 'Authorization: Token <token>' or 'Authorization: Bearer <token>'."
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    """The one statement that finds a token with its user and, under a tenant's path, the
+    user's role there (compiled once: the ORM would build the join on every request)."""
+
+    sql: str
+    token_fields: list[str]
+    user_fields: list[str]
+
+
+@functools.cache
+def _lookup() -> _Lookup:
+    token_model, user_model = get_token_model(), get_user_model()
+    q = connection.ops.quote_name
+    token_cols = [f.column for f in token_model._meta.concrete_fields]
+    user_cols = [f.column for f in user_model._meta.concrete_fields]
+    user_fk = token_model._meta.get_field("user").column
+    m = Membership._meta
+    sql = (
+        "SELECT "
+        + ", ".join([f"t.{q(c)}" for c in token_cols] + [f"u.{q(c)}" for c in user_cols] + ["m.role"])
+        + f" FROM {q(token_model._meta.db_table)} t"
+        f" JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = t.{q(user_fk)}"
+        f" LEFT JOIN {q(m.db_table)} m ON m.{q(m.get_field('user').column)} = u.{q(user_model._meta.pk.column)}"
+        f" AND m.{q(m.get_field('tenant').column)} = %s"
+        f" WHERE t.{q(token_model._meta.get_field('token_key').column)} = %s"
+    )
+    return _Lookup(
+        sql,
+        [f.attname for f in token_model._meta.concrete_fields],
+        [f.attname for f in user_model._meta.concrete_fields],
+    )
+
+
+def _request_tenant(request: Request) -> Any:
+    """The tenant of the request's path, when it is one (not the public schema)."""
+    tenant = getattr(request, "tenant", None)
+    return tenant if tenant is not None and tenant.schema_name != "public" else None
+
+
 class TokenAuthentication(KnoxTokenAuthentication):
-    """knox's authentication in one query per request (token joined with its user).
+    """knox's authentication in one query per request: the token joined with its user and,
+    under /t/<tenant>/, with the user's membership there, so the permission check that
+    follows (IsTenantMember) reads the role this same statement read, without a query of
+    its own. Everything is read on the primary, on every request.
 
     knox also loads every other token of the user on each request to delete the expired
     ones; here only the presented token's expiry is checked (an expired token is deleted
@@ -52,9 +106,35 @@ class TokenAuthentication(KnoxTokenAuthentication):
         if not header[1].isascii():  # knox would fail decoding it as UTF-8: a 500
             raise AuthenticationFailed("Invalid token.")
         # knox's own check: the token's key finds the row, its SHA-512 digest must match.
-        user, token = self.authenticate_credentials(header[1])
+        user, token = self._credentials(header[1].decode("ascii"), _request_tenant(request))
         logs.bind_user(user.get_username())  # the session middleware never saw this user
         return user, token
+
+    def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
+        return self._credentials(token.decode("utf-8"), None)
+
+    def _credentials(self, token: str, tenant: Any) -> tuple[Any, Any]:
+        """knox's authenticate_credentials, in one statement; with `tenant`, the user's role
+        in it is remembered for the request (tenants.services.role_in)."""
+        lookup = _lookup()
+        token_model, user_model = get_token_model(), get_user_model()
+        with connection.cursor() as cursor:
+            cursor.execute(lookup.sql, [tenant.pk if tenant else None, token[: CONSTANTS.TOKEN_KEY_LENGTH]])
+            rows = cursor.fetchall()
+        n = len(lookup.token_fields)
+        digest: str | None = None
+        for row in rows:
+            auth_token = token_model.from_db(DEFAULT_DB_ALIAS, lookup.token_fields, row[:n])
+            user = user_model.from_db(DEFAULT_DB_ALIAS, lookup.user_fields, row[n : n + len(lookup.user_fields)])
+            _related(auth_token, "user", user)
+            if self._cleanup_token(auth_token):
+                continue
+            digest = digest or hash_token(token)
+            if compare_digest(digest, auth_token.digest):
+                if tenant is not None:
+                    remember_role(user, tenant.pk, row[-1])
+                return self.validate_user(auth_token)  # type: ignore[no-any-return]
+        raise AuthenticationFailed("Invalid token.")
 
     def authenticate_header(self, request: Request) -> str:
         return ", ".join(ACCEPTED_SCHEMES)  # the WWW-Authenticate challenges of a 401
@@ -66,6 +146,11 @@ class TokenAuthentication(KnoxTokenAuthentication):
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             return True
         return False
+
+
+def _related(instance: Model, name: str, value: Model) -> None:
+    """Attach a loaded related object, as select_related would."""
+    instance._meta.get_field(name).set_cached_value(instance, value)  # type: ignore[union-attr]
 
 
 class TokenScheme(OpenApiAuthenticationExtension):

@@ -168,13 +168,26 @@ def role_in(user: Any, tenant: Tenant | None) -> str | None:
     """
     if user is None or tenant is None or not user.is_authenticated:
         return None
-    memo = getattr(user, "_tenant_roles", None)
-    if memo is None:
-        memo = {}
-        user._tenant_roles = memo  # type: ignore[attr-defined]
+    memo = _roles_memo(user)
     if tenant.pk not in memo:
         memo[tenant.pk] = current_role(user.pk, tenant.pk)
     return memo[tenant.pk]
+
+
+def remember_role(user: Any, tenant_id: Any, role: str | None) -> None:
+    """The role `user` has in the tenant as the statement that just loaded `user` read it
+    (the API's authentication joins the membership: intent_project/api/authentication.py);
+    role_in answers it for this request without a query. Like role_in's own memo, it lives
+    on the user object, which is loaded anew by every request."""
+    _roles_memo(user)[tenant_id] = role
+
+
+def _roles_memo(user: Any) -> dict[Any, str | None]:
+    memo = getattr(user, "_tenant_roles", None)
+    if memo is None:
+        memo = {}
+        user._tenant_roles = memo
+    return memo
 
 
 def members_of(tenant: Tenant) -> list[Any]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import structlog
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from knox.models import AuthToken
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
 from intent_project.api.authentication import TokenAuthentication
+from intent_project.tenants.models import Membership
 from tests.api.helpers import (
     TENANTS_URL,
     TOKEN_URL,
@@ -164,3 +169,43 @@ def test_a_token_request_binds_its_user_for_the_lines_it_logs(world):
         assert structlog.contextvars.get_contextvars()["user"] == user.get_username() == "alice"
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def test_a_tenant_request_reads_token_user_and_role_in_one_statement(world):
+    """The authentication joins the membership of the path's tenant; the permission check
+    uses that role instead of a query of its own (issue 18: a round trip per request)."""
+    client = client_for(world["dave"])
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(commands_url() + "?limit=1")
+    assert response.status_code == 200
+    auth = [q["sql"] for q in captured.captured_queries if "knox_authtoken" in q["sql"]]
+    assert len(auth) == 1 and "tenants_membership" in auth[0]
+    assert not [
+        q["sql"]
+        for q in captured.captured_queries
+        if "tenants_membership" in q["sql"] and "knox_authtoken" not in q["sql"]
+    ]
+
+
+@pytest.mark.parametrize("change", ["lowered", "removed"])
+def test_a_role_changed_between_two_requests_is_the_role_of_the_second(world, change):
+    """The role joined into the authentication is read by every request, never kept."""
+    dave = world["dave"]
+    client = client_for(dave)
+    body = {"type": "logMessage", "payload": {"message": "hi", "systemId": str(uuid.uuid4())}}
+    assert post_json(client, commands_url(), body).status_code == 202
+    membership = Membership.objects.get(user__username="dave", tenant__slug="acme")
+    if change == "lowered":
+        membership.role = "viewer"
+        membership.save()
+        refused = post_json(client, commands_url(), {**body, "payload": {**body["payload"]}})
+        assert refused.status_code == 403
+        assert client.get(commands_url()).status_code == 200  # a viewer still reads
+    else:
+        membership.delete()
+        assert_error(client.get(commands_url()), 403, "not_a_member")
+        assert_error(post_json(client, commands_url(), body), 403, "not_a_member")
+
+
+def test_an_unknown_token_under_a_tenant_path_is_refused_and_binds_no_role(world):
+    assert_error(_with_header("Token " + "0" * 64).get(commands_url()), 401, "authentication_failed")

@@ -25,6 +25,7 @@ from tests.api.helpers import (
     stored_command,
     stores_no_command,
 )
+from tests.api.read_scopes import EVERYONE, seed
 
 
 def commands_with_message(tenant, message: str) -> list[str]:
@@ -610,3 +611,29 @@ def test_a_post_with_a_bad_wait_is_refused_and_stores_nothing(world, wait):
             format="json",
         )
     assert_field_error(answer, 400, "validation_error", "wait")
+
+
+@pytest.mark.parametrize("persona", EVERYONE)
+def test_a_command_read_by_id_is_visible_to_each_role_exactly_as_the_list_shows(world, persona):
+    """GET /commands/<id>/ reads the row by its key and asks read_policy.sees_command; the
+    list filters with visible_commands. Both must agree for every role and command."""
+    from django_tenants.utils import schema_context
+
+    from commands_app.models import Command
+    from commands_app.read_policy import Reader, sees_command, visible_commands
+    from intent_project.api.permissions import role_in
+
+    seed(world)
+    user = world[persona].user
+    reader = Reader.of(user, role_in(user, world.acme))
+    with schema_context(world.acme.schema_name):
+        rows = list(Command.objects.all())
+        listed = set(Command.objects.filter(visible_commands(reader)).values_list("id", flat=True))
+    sees = sees_command(reader)
+    assert {row.id for row in rows if sees(row)} == listed
+    assert rows, "the seed sends commands"
+    if persona in ("dave", "bob"):  # and what the API answers, the same
+        client = client_for(world[persona])
+        for row in rows[:12]:
+            answered = client.get(command_url(row.id)).status_code
+            assert answered == (200 if row.id in listed else 404 if persona == "dave" else 403)
