@@ -236,6 +236,7 @@ class CommandListParams(CursorPageParams):
 
 
 class SubmitParams(QueryParams):
+    pure = True
     wait = WaitSeconds(
         help_text="Hold the response up to this many seconds (max 30) until the command is "
         "final, to submit and learn the outcome in one request. The status code still says "
@@ -244,6 +245,7 @@ class SubmitParams(QueryParams):
 
 
 class CommandReadParams(QueryParams):
+    pure = True
     wait = WaitSeconds(help_text="Hold up to this many seconds (max 30) until the status is final.")
 
 

@@ -13,6 +13,7 @@ from celery.signals import (
     setup_logging,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
@@ -68,6 +69,18 @@ def _use_the_project_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def _run_projections_inline(sender: Any = None, **kwargs: object) -> None:
+    """A worker that consumes the projections queue runs a tenant's projections right
+    after its commands' commit (intent_project/wakeups.py, `inline`). Sent in the main
+    process once the queues are chosen and before the pool forks, so every pool process
+    inherits the answer."""
+    from intent_project import wakeups
+
+    queues = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
+    wakeups.serve_inline(bool(settings.PROJECTIONS_INLINE) and "projections" in queues)
 
 
 _heartbeat: threading.Thread | None = None

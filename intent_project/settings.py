@@ -242,6 +242,10 @@ CELERY_TASK_ROUTES = {
     "intent_project.tasks.*": {"queue": "sweeps"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
+# A worker consuming the projections queue too (the default: no -Q) runs a tenant's
+# projections in the task that committed its commands, instead of sending a message for
+# another task (intent_project/wakeups.py). false: always by message.
+PROJECTIONS_INLINE = env_bool("PROJECTIONS_INLINE", True)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0, minimum=0.5)
 # A pass visits only the tenants marked as having work (intent_project/sweep_marks.py);
 # one pass in this many seconds visits every tenant, the safety net under the marks.

@@ -70,6 +70,24 @@ def read_side() -> ReadSide:
     return _read_side
 
 
+# In a Celery worker that consumes the projections queue as well as the commands queue
+# (the plain `celery -A intent_project worker`), the read side may run right after a
+# commit in the task that committed, instead of being sent a message for another task to
+# pick up (settings.PROJECTIONS_INLINE; set by intent_project/celery.py at worker_init, so
+# the pool's processes inherit it). Web processes and `-Q commands` workers keep sending.
+_inline = False
+
+
+def serve_inline(enabled: bool) -> None:
+    global _inline
+    _inline = enabled
+
+
+def inline() -> bool:
+    """Whether this process may run the read side itself after a commit."""
+    return _inline
+
+
 # A lost message blocks wake-ups of its kind at most this long (the sweep covers it).
 TTL_SECONDS = 30
 

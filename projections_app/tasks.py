@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Set
+from contextvars import ContextVar
 from typing import Any
 
 from celery import shared_task
@@ -41,10 +42,39 @@ class ReadSide:
     def events_appended(self, schema_name: str, event_types: Set[str]) -> None:
         # Every append wakes the run, whatever its types: sagas react to handled commands
         # too, and the run settles the commands projections have caught up with.
-        wake_projections(schema_name)
+        if wakeups.inline() and not _inline_run.get():
+            run_inline(schema_name)
+        else:
+            wake_projections(schema_name)
 
     def schema_created(self, schema_name: str) -> None:
         runner.ensure_checkpoints(schema_name)
+
+
+_inline_run: ContextVar[bool] = ContextVar("intent_projections_inline", default=False)
+
+
+def run_inline(schema_name: str) -> None:
+    """The tenant's projection run, here and now, in the task whose commit appended the
+    events (a worker serving both queues: wakeups.inline()), saving the message, its
+    delivery and a second task per batch of commands.
+
+    Whatever it cannot finish goes to a queued run, as a message would have: more than
+    one run's work, a projection another runner holds (its snapshot of the log may end
+    before these events), a database error. Never raises: the commands are committed
+    whatever happens here, and the sweep is still the net under it all."""
+    token = _inline_run.set(True)  # a commit inside the run (a saga's) sends a message
+    try:
+        with schema_context(schema_name):
+            results = runner.run_all()
+    except Exception:
+        log.warning("the inline projection run of %s failed; sending it to a task", schema_name, exc_info=True)
+        wake_projections(schema_name)
+        return
+    finally:
+        _inline_run.reset(token)
+    if any(r.outcome in (RunOutcome.PROGRESS, RunOutcome.BUSY) for r in results.values()):
+        wake_projections(schema_name)
 
 
 @shared_task(name="projections_app.tasks.run_projections", acks_late=True, ignore_result=True)

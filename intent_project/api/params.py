@@ -9,6 +9,8 @@ answers 400 `validation_error` in the one error shape, naming each bad parameter
 
 from __future__ import annotations
 
+import functools
+import types
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -30,6 +32,11 @@ class QueryParams(serializers.Serializer):
     unknown: ClassVar[str | None] = None
     # DRF's own ?format= (the browsable API) is known to every view.
     always_known: ClassVar[frozenset[str]] = frozenset({"format"})
+    # The parsed values depend on the query string alone (no clock, no database, no
+    # request): parse() may then answer a query string it parsed before from memory. The
+    # hot paths' parameters (a command's ?wait=) opt in; building a DRF serializer per
+    # request cost more than the rest of their parsing.
+    pure: ClassVar[bool] = False
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields: dict[str, serializers.Field] = super().get_fields()
@@ -51,8 +58,25 @@ def parse(request: Request, params: type[QueryParams]) -> dict[str, Any]:
     """The request's query parameters as `params` declares them (defaults filled in)."""
     # A plain dict, not the QueryDict: the last value of a repeated parameter counts, and
     # HTML-form rules (a missing boolean reads as false) do not apply to a query string.
-    given = {key: request.query_params.get(key) for key in request.query_params}
-    declared = params(data={key: value for key, value in given.items() if value != ""})
+    given = tuple(
+        (key, value)
+        for key in request.query_params
+        if (value := request.query_params.get(key)) != ""  # type: ignore[union-attr]
+    )
+    if params.pure:
+        return dict(_parsed(params, given))
+    return _parse(params, given)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(params: type[QueryParams], given: tuple[tuple[str, Any], ...]) -> Any:
+    """_parse's answers for pure parameters, by query string (a refusal raises, so it is
+    never kept). Read-only: parse() hands out copies."""
+    return types.MappingProxyType(_parse(params, given))
+
+
+def _parse(params: type[QueryParams], given: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    declared = params(data=dict(given))
     if not declared.is_valid():
         names = sorted(declared.errors)
         raise ApiError(

@@ -151,3 +151,29 @@ def test_a_scheduled_command_runs_once_its_time_has_come(worker, live_db, world)
     done = client.get(f"/t/acme/api/commands/{posted.json()['id']}/?wait=20").json()
     assert done["status"] == "processed"
     assert datetime.fromisoformat(done["processed_at"]) >= not_before
+
+
+def test_a_plain_worker_runs_the_projections_in_the_task_that_handled_the_commands(worker, live_db, world):
+    """`celery -A intent_project worker` serves every queue, so the drain task runs the
+    tenant's projections right after its commit (PROJECTIONS_INLINE): the command is
+    processed, its read model written, and no run_projections message was sent for it."""
+    client = world["dave"].client()
+    system_id = uuid.uuid4()
+    before = worker.log_path.stat().st_size
+    posted = client.post(
+        "/t/acme/api/commands/?wait=20",
+        {"type": "executeTest", "payload": test_payload(system_id=system_id)},
+        format="json",
+    )
+    assert posted.json()["status"] == "processed", posted.json()
+    row = client.get(f"/t/acme/api/read-models/system_status/{system_id}/").json()
+    assert row["number_executed_tests"] == 1
+
+    def logged() -> str | None:
+        with worker.log_path.open() as log:
+            log.seek(before)
+            text = log.read()
+        return text if "commands_app.tasks.drain_commands" in text and "projection.batch" in text else None
+
+    text = wait_until(logged, timeout=10)
+    assert "projections_app.tasks.run_projections" not in text

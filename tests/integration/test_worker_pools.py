@@ -111,6 +111,7 @@ def test_a_commands_pool_and_a_read_pool_run_the_banking_flow_saga_included(fres
     write_log, read_log = (logs / "commands.log").read_text(), (logs / "read.log").read_text()
     assert "commands_app.tasks.drain_commands" in write_log
     assert "projections_app.tasks" not in write_log
+    assert "projection.batch" not in write_log  # nor inline: it does not serve `projections`
     assert "projections_app.tasks" in read_log
     assert "commands_app.tasks.drain_commands" not in read_log
     assert write.running() and read.running()
