@@ -25,6 +25,7 @@ from commands_app.domain.registry import Registry
 from events_app.models import Event, Snapshot
 from events_app.personal import Keyring
 from intent_project import announcements, jsoncodec
+from intent_project.db import pipeline
 from intent_project.rowsets import VALUES_UP_TO, Columns
 from intent_project.tenancy import current_schema
 
@@ -403,18 +404,17 @@ class PostgresEventStore:
 
     def _run_insert(self, insert: str, params: list[Any], *, lock: bool, first: Staged) -> list[int]:
         # The append's announcement goes in the same round trip: `events` for live streams
-        # and the sweep's mark (the projections are behind until they catch up).
-        sql, params = announcements.followed(insert, params, current_schema(), [APPENDED_KEY], mark=True)
+        # and the sweep's mark (the projections are behind until they catch up). The INSERT
+        # and the announcement are prepared statements (intent_project/db/pipeline.py):
+        # parsing and planning the INSERT anew cost the server more than running it.
+        announcement = announcements.statement(current_schema(), [APPENDED_KEY], mark=True)
+        # See lock_for_append. Sent ahead of the INSERT: the INSERT's snapshot (READ
+        # COMMITTED, taken once the lock is granted) sees every earlier append.
+        statements: list[pipeline.Statement] = [(_LOCK, None)] if lock else []
+        statements += [(insert, params), announcement]
         try:
-            with connection.cursor() as cursor:
-                if lock:
-                    # See lock_for_append. Sent with the INSERT: the INSERT's snapshot (READ
-                    # COMMITTED, taken once the lock is granted) sees every earlier append.
-                    cursor.execute(f"{_LOCK}; {sql}", params)
-                    cursor.nextset()
-                else:
-                    cursor.execute(sql, params)
-                return [position for (position,) in cursor.fetchall()]
+            rows = pipeline.send(statements, rows_of=len(statements) - 2)
+            return [position for (position,) in rows]
         except IntegrityError as exc:
             # A unique violation here is the (stream, version) guard: the only other unique
             # column is the random event id. The name check keeps the message precise.
