@@ -85,8 +85,11 @@ def test_reads_come_from_the_standby_and_min_position_waits_for_its_replay(web, 
     token = world["bea"].token
     assert _sql(standby, "SELECT pg_is_in_recovery()") == (True,)
     account, opened = _open(web, token)
-    status, body, checkpoint = _balance(web, token, account, f"?min_position={opened}&wait=10")
-    assert (status, body["balance"]) == (200, 0) and checkpoint >= opened
+    # The longest wait there is: on a loaded machine the standby replays the whole cluster,
+    # the other test process's databases included, and may be seconds behind.
+    status, body, checkpoint = _balance(web, token, account, f"?min_position={opened}&wait=30")
+    assert status == 200, body
+    assert body["balance"] == 0 and checkpoint >= opened
     # The web tier's read-side connections are sessions on the standby.
     database = str(settings.DATABASES["default"]["NAME"])
     sessions = _sql(standby, f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'")
@@ -124,7 +127,7 @@ def test_reads_come_from_the_standby_and_min_position_waits_for_its_replay(web, 
     for amount in (1, 2, 3, 4, 5):
         position = _command(web, token, "depositMoney", {"accountId": str(account), "amount": amount})
         t0 = time.monotonic()
-        status, body, checkpoint = _balance(web, token, account, f"?min_position={position}&wait=10")
+        status, body, checkpoint = _balance(web, token, account, f"?min_position={position}&wait=30")
         waits.append(time.monotonic() - t0)
         assert status == 200 and checkpoint >= position
     assert body["balance"] == 115
@@ -149,7 +152,7 @@ def test_a_lagging_standby_is_skipped_and_ready_says_so(standby, celery_worker, 
                 _, ready, _ = strict.request("GET", "/ready/")
                 return ready["checks"]["replicas"] if ready["checks"]["replicas"]["usable"] == 0 else None
 
-            report = wait_until(lagging, timeout=15, interval=0.2)
+            report = wait_until(lagging, timeout=30, interval=0.2)
             assert report["configured"] == 1
             assert next(iter(report["replicas"].values()))["reason"] == "lagging"
             # Past the threshold the primary answers: the deposit is there.
@@ -164,7 +167,7 @@ def test_a_lagging_standby_is_skipped_and_ready_says_so(standby, celery_worker, 
             _, ready, _ = strict.request("GET", "/ready/")
             return bool(ready["checks"]["replicas"]["usable"] == 1)
 
-        wait_until(caught_up, timeout=15, interval=0.2)
+        wait_until(caught_up, timeout=60, interval=0.2)  # replay catches up with the cluster
     finally:
         strict.stop()
 
