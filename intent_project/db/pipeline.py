@@ -5,7 +5,7 @@ PostgreSQL as new text with its values inlined, to be parsed and planned again. 
 append (a guarded INSERT … SELECT with a dozen casts, then the announcement) that costs
 the server more than the insert itself: measured here, the same INSERT ran at 1,044–1,209
 per second bound on the client and 1,541–1,889 bound on the server and prepared, as fast
-as a bare INSERT. So the hottest statements go through `send()`: psycopg's pipeline
+as a bare INSERT. So the append goes through `send()`: psycopg's pipeline
 mode, with server-side binding and psycopg's prepared statements, on the connection
 Django already has open in the caller's transaction. Still one round trip; the search
 path is the one Django's cursor set (PostgreSQL re-plans a prepared statement whenever
