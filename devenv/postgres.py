@@ -165,6 +165,14 @@ class Postgres:
             if user is not None:
                 _traversable(self.pgdata)
                 os.chown(self.pgdata, pwd.getpwnam(user).pw_uid, -1)
+            # The copy starts streaming from the segment after its backup; a busy primary
+            # (a test suite writing beside it) may have recycled that segment by then, and
+            # the standby then waits for WAL that never comes ("requested WAL segment ... has
+            # already been removed"). Keep enough WAL for it to catch up from (up to 1 GB of
+            # disk on this development or test primary).
+            with primary.connect() as conn:
+                conn.execute("ALTER SYSTEM SET wal_keep_size = '1GB'")
+                conn.execute("SELECT pg_reload_conf()")
             done = self._run(
                 "pg_basebackup",
                 "-R",
