@@ -36,6 +36,7 @@ from commands_app.registry import get_registry
 from events_app.personal import Keyring
 from events_app.store import PostgresEventStore, Staged
 from intent_project import announcements, lifecycle, retries, tracing, wakeups
+from intent_project.db import pipeline
 from intent_project.rowsets import Columns
 from intent_project.tenancy import current_schema
 
@@ -201,8 +202,9 @@ def _save_outcomes(rows: list[Command]) -> None:
         f"{q(column)} = u.{q(column)}" for column, _ in _OUTCOME.columns if column != "id"
     )
     update = f"UPDATE {q(Command._meta.db_table)} AS c SET {assignments} FROM {source} WHERE c.id = u.id"
-    with connection.cursor() as cursor:
-        cursor.execute(*announcements.followed(update, params, current_schema(), _final_keys(rows)))
+    # Prepared (intent_project/db/pipeline.py): the statement's text is the same for every
+    # batch, the rows being its one parameter.
+    pipeline.send([(update, params), announcements.statement(current_schema(), _final_keys(rows))])
 
 
 def _final_keys(rows: list[Command]) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 from django.db import connection, models
 
 from intent_project import jsoncodec
+from intent_project.db import pipeline
 
 _UNLIMITED = re.compile(r"\(\d+\)")
 Row = Mapping[str, Any]  # column name -> value (jsonb columns take JSON-able values)
@@ -107,8 +108,9 @@ class ByPrimaryKey:
     built once per process: compiling `Model.objects.filter(pk=...)` costs more than the
     round trip on a hot path (a command's GET, a parked wait's every run)."""
 
-    def __init__(self, model: type[models.Model]) -> None:
+    def __init__(self, model: type[models.Model], lock: str = "") -> None:
         self.model = model
+        self.lock = lock  # a locking clause to append, e.g. "FOR UPDATE SKIP LOCKED"
         self._compiled: tuple[str, list[str], list[tuple[int, list[Any], Any]]] | None = None
 
     def _compile(self) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
@@ -118,8 +120,8 @@ class ByPrimaryKey:
             fields = list(meta.concrete_fields)
             sql = (
                 f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(meta.db_table)}"
-                f" WHERE {q(meta.pk.column)} = %s"  # type: ignore[union-attr]
-            )
+                f" WHERE {q(meta.pk.column)} = %s {self.lock}"  # type: ignore[union-attr]
+            ).rstrip()
             converters = []
             for i, f in enumerate(fields):
                 col = f.get_col(meta.db_table)
@@ -133,12 +135,10 @@ class ByPrimaryKey:
         """The instance, or None when no row has this key."""
         sql, attnames, converters = self._compile()
         key = self.model._meta.pk.get_db_prep_value(pk, connection)  # type: ignore[union-attr]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
-            row = cursor.fetchone()
-        if row is None:
+        rows = pipeline.fetch(sql, [key])
+        if not rows:
             return None
-        values = list(row)
+        values = list(rows[0])
         for i, found, col in converters:
             for convert in found:
                 values[i] = convert(values[i], col, connection)

@@ -31,7 +31,8 @@ from events_app.models import Event
 from events_app.store import RECORD_FIELDS as _RECORD_FIELDS
 from events_app.store import prefetch_keys, recorded_from_values
 from intent_project import announcements, jsoncodec, lifecycle, notifications, retries, tracing
-from intent_project.rowsets import Columns
+from intent_project.db import pipeline
+from intent_project.rowsets import ByPrimaryKey, Columns
 from intent_project.tenancy import current_schema
 from projections_app.models import DeadLetter, ProjectionState, ProjectionStatus
 from projections_app.projectors.base import HandlerFailed, Projection
@@ -124,7 +125,7 @@ def run_projection(
             _apply(projection, _parsed(rows))
             state.position = rows[-1][1] if len(rows) == batch_size else upper
             state.failures, state.last_error, state.retry_at = 0, None, None
-            state.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
+            state.save_progress()
             logged = functools.partial(lifecycle.projection_batch, projection.name, events=len(rows))
             transaction.on_commit(
                 functools.partial(logged, position=state.position, seconds=time.monotonic() - started)
@@ -155,10 +156,14 @@ def _apply(projection: Projection, records: list[Recorded[DomainEvent]]) -> None
         projection.apply_batch(records)
 
 
+# A checkpoint by name, locked for the batch (a prepared statement: every batch locks one).
+_LOCKED = ByPrimaryKey(ProjectionState, lock="FOR UPDATE SKIP LOCKED")
+
+
 def _lock_checkpoint(projection: Projection) -> ProjectionState | RunOutcome:
     """The projection's checkpoint, locked, or why this run does nothing."""
     # SKIP LOCKED: one runner per projection at a time, so events apply in order.
-    state = ProjectionState.objects.select_for_update(skip_locked=True).filter(name=projection.name).first()
+    state = _LOCKED.get(projection.name)
     if state is None:
         # Either another runner holds it (it will do the work) or it has no row yet.
         if not ProjectionState.objects.filter(name=projection.name).exists():
@@ -246,9 +251,8 @@ def settle_commands() -> list[str]:
     them; returns their ids, for the caller to announce to their waiters."""
     command_table = Command._meta.db_table
     state_table = ProjectionState._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
+    rows = pipeline.fetch(
+        f"""
             UPDATE {command_table} AS c
                SET status = %s, processed_at = now(), updated_at = now()
              WHERE c.status = %s
@@ -257,14 +261,12 @@ def settle_commands() -> list[str]:
                    = cardinality(c.awaiting_projections)
             RETURNING c.id, c.type, c.created_at, c.correlation_id, c.causation_id
             """,
-            [CommandStatus.PROCESSED, CommandStatus.CONSUMED],
-        )
-        settled = [
-            Command(
-                id=id_, type=type_, created_at=created, correlation_id=correlation, causation_id=causation
-            )
-            for id_, type_, created, correlation, causation in cursor.fetchall()
-        ]
+        [CommandStatus.PROCESSED, CommandStatus.CONSUMED],
+    )
+    settled = [
+        Command(id=id_, type=type_, created_at=created, correlation_id=correlation, causation_id=causation)
+        for id_, type_, created, correlation, causation in rows
+    ]
     if settled:
         transaction.on_commit(functools.partial(lifecycle.commands_settled, settled))
     return [str(row.id) for row in settled]

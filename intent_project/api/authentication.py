@@ -30,6 +30,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from intent_project import logs
+from intent_project.db import pipeline
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import remember_role
 
@@ -118,9 +119,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
         in it is remembered for the request (tenants.services.role_in)."""
         lookup = _lookup()
         token_model, user_model = get_token_model(), get_user_model()
-        with connection.cursor() as cursor:
-            cursor.execute(lookup.sql, [tenant.pk if tenant else None, token[: CONSTANTS.TOKEN_KEY_LENGTH]])
-            rows = cursor.fetchall()
+        rows = pipeline.fetch(lookup.sql, [tenant.pk if tenant else None, token[: CONSTANTS.TOKEN_KEY_LENGTH]])
         n = len(lookup.token_fields)
         digest: str | None = None
         for row in rows:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 # No query reaches this many executions: only the ones asked for (prepare=True) are prepared.
 _NEVER = 2**31 - 1
@@ -31,33 +31,60 @@ _NEVER = 2**31 - 1
 Statement = tuple[str, Sequence[Any] | None]  # SQL with %s placeholders; None: no parameters
 
 
-def send(statements: Sequence[Statement], rows_of: int) -> list[tuple[Any, ...]]:
-    """Send `statements` in one round trip, in order, in the current transaction; return
-    the rows of statement `rows_of`. Database errors arrive as Django's (IntegrityError,
-    OperationalError, ...), and the statements show in Django's query log (DEBUG,
-    CaptureQueriesContext) as one entry, as a multi-statement string would."""
-    with connection.cursor() as django_cursor:  # connects, and sets the tenant's search_path
+def fetch(sql: str, params: Sequence[Any], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
+    """One statement, bound on the server and prepared: its rows. For the statements every
+    request or batch sends (the token lookup, a command by its key), in or out of a
+    transaction."""
+    rows = _run([(sql, params)], 0, using)
+    assert rows is not None
+    return rows
+
+
+def execute(sql: str, params: Sequence[Any], using: str = DEFAULT_DB_ALIAS) -> None:
+    """One statement that returns no rows, bound on the server and prepared."""
+    _run([(sql, params)], None, using)
+
+
+def send(
+    statements: Sequence[Statement], rows_of: int | None = None, using: str = DEFAULT_DB_ALIAS
+) -> list[tuple[Any, ...]]:
+    """Send `statements` in one round trip, in order, in the current transaction (outside
+    one, each would commit by itself: keep statements that must commit together inside a
+    transaction); return the rows of statement `rows_of` (none when None). Database errors
+    arrive as Django's (IntegrityError, OperationalError, ...), and the statements show in
+    Django's query log (DEBUG, CaptureQueriesContext) as one entry, as a multi-statement
+    string would."""
+    return _run(statements, rows_of, using) or []
+
+
+def _run(statements: Sequence[Statement], rows_of: int | None, using: str) -> list[tuple[Any, ...]] | None:
+    db = connections[using]
+    with db.cursor() as django_cursor:  # connects, and sets the tenant's search_path
         raw: psycopg.Connection[Any] = django_cursor.cursor.connection
         if raw.prepare_threshold is None:
             raw.prepare_threshold = _NEVER
         cursors = [psycopg.Cursor(raw) for _ in statements]
         started = time.monotonic()
         try:
-            with connection.wrap_database_errors:
-                with raw.pipeline():
-                    for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                        if params is None:
-                            cursor.execute(sql)
-                        else:
-                            cursor.execute(sql, params, prepare=True)
-                return cursors[rows_of].fetchall()
+            with db.wrap_database_errors:
+                if len(statements) == 1:
+                    _execute(cursors[0], *statements[0])
+                else:
+                    with raw.pipeline():
+                        for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                            _execute(cursor, sql, params)
+                return cursors[rows_of].fetchall() if rows_of is not None else None
         finally:
             for cursor in cursors:
                 cursor.close()
-            if connection.queries_logged:
-                connection.queries_log.append(
-                    {
-                        "sql": "; ".join(sql for sql, _ in statements),
-                        "time": f"{time.monotonic() - started:.3f}",
-                    }
+            if db.queries_logged:
+                db.queries_log.append(
+                    {"sql": "; ".join(sql for sql, _ in statements), "time": f"{time.monotonic() - started:.3f}"}
                 )
+
+
+def _execute(cursor: psycopg.Cursor[Any], sql: str, params: Sequence[Any] | None) -> None:
+    if params is None:
+        cursor.execute(sql)  # type: ignore[arg-type]
+    else:
+        cursor.execute(sql, params, prepare=True)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from django.db.models import Q
 
 from commands_app.domain.messages import DomainEvent, Recorded
 from intent_project import jsoncodec
+from intent_project.db import pipeline
 
 M = TypeVar("M", bound=models.Model)
 
@@ -118,13 +119,14 @@ def upsert(model: type[models.Model], rows: list[models.Model]) -> None:
         f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields if not f.primary_key
     )
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({names})"
-            f" SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS u({record})"
-            f" ON CONFLICT ({quote(model._meta.pk.column)}) {conflict}",
-            [document],
-        )
+    # Prepared (intent_project/db/pipeline.py): one text per model, the rows its parameter.
+    pipeline.execute(
+        f"INSERT INTO {quote(model._meta.db_table)} ({names})"
+        f" SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS u({record})"
+        f" ON CONFLICT ({quote(model._meta.pk.column)}) {conflict}",
+        [document],
+        using=db.alias,
+    )
 
 
 @functools.cache
