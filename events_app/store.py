@@ -197,21 +197,21 @@ class PostgresEventStore:
         keys = list(wanted)
         found: dict[tuple[str, UUID], Aggregate] = {}
         keyring = Keyring(self.registry)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT DISTINCT ON (stream_id, stream_type) stream_type, stream_id, version, schema_version,"
-                f" state FROM {_SNAPSHOTS} WHERE (stream_type, stream_id) IN ({', '.join(['(%s, %s)'] * len(keys))})"
-                " ORDER BY stream_id, stream_type, version DESC",
-                [part for key in keys for part in key],
-            )
-            snapshots = cursor.fetchall()
-            keyring.prefetch("state", ((row[0], _json(row[4])) for row in snapshots))
-            for stream_type, stream_id, version, schema_version, state in snapshots:
-                key = (stream_type, stream_id)
-                cls = wanted[key]
-                restored = self._restore(cls, stream_id, version, schema_version, state, keyring)
-                # The newest snapshot is unusable: let the one-by-one path try older ones.
-                found[key] = restored or self._from_snapshot(cls, stream_id) or cls(id=stream_id)
+        # Prepared (intent_project/db/pipeline.py), one text per number of keys: parsing and
+        # planning these anew cost the server as much as running them.
+        snapshots = pipeline.fetch(
+            f"SELECT DISTINCT ON (stream_id, stream_type) stream_type, stream_id, version, schema_version,"
+            f" state FROM {_SNAPSHOTS} WHERE (stream_type, stream_id) IN ({', '.join(['(%s, %s)'] * len(keys))})"
+            " ORDER BY stream_id, stream_type, version DESC",
+            [part for key in keys for part in key],
+        )
+        keyring.prefetch("state", ((row[0], _json(row[4])) for row in snapshots))
+        for stream_type, stream_id, version, schema_version, state in snapshots:
+            key = (stream_type, stream_id)
+            cls = wanted[key]
+            restored = self._restore(cls, stream_id, version, schema_version, state, keyring)
+            # The newest snapshot is unusable: let the one-by-one path try older ones.
+            found[key] = restored or self._from_snapshot(cls, stream_id) or cls(id=stream_id)
         for key in keys:
             if key not in found:
                 found[key] = wanted[key](id=key[1])
@@ -221,15 +221,14 @@ class PostgresEventStore:
     def _evolve_to_head(self, aggregates: Mapping[tuple[str, UUID], Aggregate], keyring: Keyring) -> None:
         """Apply to each aggregate the events of its stream after its version: one query."""
         keys = list(aggregates)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT e.stream_type, e.stream_id, e.type, e.schema_version, e.payload, e.version FROM {_EVENTS} e"
-                f" JOIN (VALUES {', '.join(['(%s, %s::uuid, %s::int)'] * len(keys))}) AS k(t, i, v)"
-                " ON e.stream_id = k.i AND e.stream_type = k.t AND e.version > k.v"
-                " ORDER BY e.stream_id, e.stream_type, e.version",
-                [part for key in keys for part in (key[0], key[1], aggregates[key].version)],
-            )
-            events = [(*row[:4], _json(row[4]), row[5]) for row in cursor.fetchall()]
+        rows = pipeline.fetch(
+            f"SELECT e.stream_type, e.stream_id, e.type, e.schema_version, e.payload, e.version FROM {_EVENTS} e"
+            f" JOIN (VALUES {', '.join(['(%s::text, %s::uuid, %s::int)'] * len(keys))}) AS k(t, i, v)"
+            " ON e.stream_id = k.i AND e.stream_type = k.t AND e.version > k.v"
+            " ORDER BY e.stream_id, e.stream_type, e.version",
+            [part for key in keys for part in (key[0], key[1], aggregates[key].version)],
+        )
+        events = [(*row[:4], _json(row[4]), row[5]) for row in rows]
         keyring.prefetch("event", ((row[2], row[4]) for row in events))
         for stream_type, stream_id, type_name, schema_version, payload, version in events:
             payload = keyring.reveal("event", type_name, payload)
