@@ -9,7 +9,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from intent_project import jsoncodec
 from intent_project.announcements import SweepWork, SweepWorkManager
+from intent_project.db import pipeline
 
 
 class ProjectionStatus(models.TextChoices):
@@ -65,9 +67,6 @@ class ProjectionState(SweepWork):
         if self.creates_sweep_work(self._loaded):
             self.save(update_fields=["position", "failures", "last_error", "retry_at", "updated_at"])
             return
-        from intent_project import jsoncodec
-        from intent_project.db import pipeline
-
         self.updated_at = timezone.now()
         last_error = None if self.last_error is None else jsoncodec.dumps(self.last_error)
         pipeline.execute(
