@@ -5,6 +5,7 @@ This is the one boundary where the unique-version IntegrityError becomes Concurr
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -170,6 +171,27 @@ def _moved(aggregate_type: str, aggregate_id: UUID, version: int) -> Concurrency
     )
 
 
+@functools.cache
+def _load_sql(n: int) -> str:
+    """load_many's query for `n` keys: snapshot rows (flag true; the newest per stream),
+    then event rows (flag false) after each stream's newest snapshot, in stream order."""
+    keys = ", ".join(["(%s::text, %s::uuid)"] * n)
+    return (
+        f"WITH k(t, i) AS (VALUES {keys}),"
+        " s AS (SELECT DISTINCT ON (sn.stream_id, sn.stream_type) sn.stream_type, sn.stream_id,"
+        f" sn.version, sn.schema_version, sn.state FROM {_SNAPSHOTS} sn"
+        " JOIN k ON sn.stream_id = k.i AND sn.stream_type = k.t"
+        " ORDER BY sn.stream_id, sn.stream_type, sn.version DESC)"
+        " SELECT true AS snapshot, s.stream_type, s.stream_id, NULL::text AS type, s.schema_version,"
+        " s.state AS body, s.version FROM s"
+        " UNION ALL"
+        " SELECT false, e.stream_type, e.stream_id, e.type, e.schema_version, e.payload, e.version"
+        f" FROM k LEFT JOIN s ON s.stream_id = k.i AND s.stream_type = k.t JOIN {_EVENTS} e"
+        " ON e.stream_id = k.i AND e.stream_type = k.t AND e.version > coalesce(s.version, 0)"
+        " ORDER BY snapshot DESC, stream_id, stream_type, version"
+    )
+
+
 class PostgresEventStore:
     """Event store over the current tenant schema's tables (set by schema_context)."""
 
@@ -188,7 +210,8 @@ class PostgresEventStore:
     def load_many(
         self, wanted: Mapping[tuple[str, UUID], type[Aggregate]]
     ) -> dict[tuple[str, UUID], Aggregate]:
-        """Several aggregates in two queries (newest snapshots, then the events after them).
+        """Several aggregates in one query: each stream's newest snapshot and the events
+        after it (after version 0 where there is none).
 
         Keys are (aggregate type, id). Used by the command batch; `load` is the same for one.
         """
@@ -198,24 +221,36 @@ class PostgresEventStore:
         found: dict[tuple[str, UUID], Aggregate] = {}
         keyring = Keyring(self.registry)
         # Prepared (intent_project/db/pipeline.py), one text per number of keys: parsing and
-        # planning these anew cost the server as much as running them.
-        snapshots = pipeline.fetch(
-            f"SELECT DISTINCT ON (stream_id, stream_type) stream_type, stream_id, version, schema_version,"
-            f" state FROM {_SNAPSHOTS} WHERE (stream_type, stream_id) IN ({', '.join(['(%s, %s)'] * len(keys))})"
-            " ORDER BY stream_id, stream_type, version DESC",
-            [part for key in keys for part in key],
-        )
-        keyring.prefetch("state", ((row[0], _json(row[4])) for row in snapshots))
-        for stream_type, stream_id, version, schema_version, state in snapshots:
+        # planning it anew cost the server as much as running it.
+        rows = pipeline.fetch(_load_sql(len(keys)), [part for key in keys for part in key])
+        snapshots = [row for row in rows if row[0]]
+        events = [(*row[1:4], row[4], _json(row[5]), row[6]) for row in rows if not row[0]]
+        keyring.prefetch("state", ((row[1], _json(row[5])) for row in snapshots))
+        keyring.prefetch("event", ((row[2], row[4]) for row in events))
+        read_after: dict[tuple[str, UUID], int] = {}  # the version the query read events after
+        for _, stream_type, stream_id, _, schema_version, state, version in snapshots:
             key = (stream_type, stream_id)
             cls = wanted[key]
+            read_after[key] = version
             restored = self._restore(cls, stream_id, version, schema_version, state, keyring)
             # The newest snapshot is unusable: let the one-by-one path try older ones.
             found[key] = restored or self._from_snapshot(cls, stream_id) or cls(id=stream_id)
         for key in keys:
             if key not in found:
                 found[key] = wanted[key](id=key[1])
-        self._evolve_to_head(found, keyring)
+        # Restored from an older snapshot than the query read after (or from none): these
+        # need the events before that one too, one more query below.
+        behind = {
+            key: aggregate for key, aggregate in found.items() if aggregate.version < read_after.get(key, 0)
+        }
+        for stream_type, stream_id, type_name, schema_version, payload, version in events:
+            key = (stream_type, stream_id)
+            if key in behind:
+                continue
+            payload = keyring.reveal("event", type_name, payload)
+            found[key].evolve(self.registry.parse_event(type_name, schema_version, payload), version)
+        if behind:
+            self._evolve_to_head(behind, keyring)
         return found
 
     def _evolve_to_head(self, aggregates: Mapping[tuple[str, UUID], Aggregate], keyring: Keyring) -> None:

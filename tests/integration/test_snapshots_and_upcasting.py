@@ -64,6 +64,28 @@ def test_an_unusable_snapshot_is_ignored_and_the_stream_replayed(fresh_tenant):
         assert store.load(System, system_id) == _replayed(store, system_id)
 
 
+def test_an_unusable_newest_snapshot_falls_back_to_an_older_one_and_the_events_after_it(fresh_tenant):
+    """One query reads each stream's newest snapshot and the events after it; a stream
+    whose newest snapshot cannot be used is restored from an older one, and gets the
+    events from there, beside streams loaded from their newest snapshot or from none."""
+    fallen_back, snapshotted, bare = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with schema_context(fresh_tenant.schema_name):
+        store = PostgresEventStore(get_registry(), snapshot_every=5)
+        _append(store, fallen_back, 12)
+        _append(store, snapshotted, 7)
+        _append(store, bare, 3)
+        Snapshot.objects.filter(stream_id=fallen_back, version=10).update(state={"garbage": True})
+        older = Snapshot.objects.get(stream_id=fallen_back, version=5)
+        Snapshot.objects.filter(pk=older.pk).update(state={**older.state, "messages_logged": 500})
+
+        loaded = store.load_many({("system", sid): System for sid in (fallen_back, snapshotted, bare)})
+
+        assert loaded[("system", fallen_back)].messages_logged == 500 + 7  # from v5, then v6..v12
+        assert loaded[("system", fallen_back)].version == 12
+        assert loaded[("system", snapshotted)] == _replayed(store, snapshotted)
+        assert loaded[("system", bare)] == _replayed(store, bare)
+
+
 def test_a_snapshot_of_an_older_state_schema_is_upcast(fresh_tenant):
     system_id = uuid.uuid4()
     with schema_context(fresh_tenant.schema_name):
