@@ -65,16 +65,21 @@ def run_inline(schema_name: str) -> None:
     whatever happens here, and the sweep is still the net under it all."""
     token = _inline_run.set(True)  # a commit inside the run (a saga's) sends a message
     try:
-        with schema_context(schema_name):
-            results = runner.run_all()
+        _run_and_follow(schema_name, again_on=(RunOutcome.PROGRESS, RunOutcome.BUSY))
     except Exception:
         log.warning("the inline projection run of %s failed; sending it to a task", schema_name, exc_info=True)
         wake_projections(schema_name)
-        return
     finally:
         _inline_run.reset(token)
-    if any(r.outcome in (RunOutcome.PROGRESS, RunOutcome.BUSY) for r in results.values()):
+
+
+def _run_and_follow(schema_name: str, again_on: tuple[RunOutcome, ...]) -> dict[str, str]:
+    """One run of the tenant's projections; a queued run follows when any ended in `again_on`."""
+    with schema_context(schema_name):
+        results = runner.run_all()
+    if any(r.outcome in again_on for r in results.values()):
         wake_projections(schema_name)
+    return {name: str(r.outcome) for name, r in results.items()}
 
 
 @shared_task(name="projections_app.tasks.run_projections", acks_late=True, ignore_result=True)
@@ -82,17 +87,15 @@ def run_projections(schema_name: str) -> dict[str, str]:
     assert_tenant_schema(schema_name)
     wakeups.started("projections", schema_name)
     try:
-        with schema_context(schema_name):
-            results = runner.run_all()
+        # More to do: yield the worker, continue in a new task. A projection another runner
+        # holds is that runner's to finish (it wakes a run of its own when it made progress).
+        return _run_and_follow(schema_name, again_on=(RunOutcome.PROGRESS,))
     except (OperationalError, InterfaceError) as exc:
         # Delayed, not lost: the checkpoint did not move, and the sweep wakes us again.
         log.warning(
             "projections of %s interrupted by the database (%s); the sweep will resume them", schema_name, exc
         )
         return {"error": "database-unavailable"}
-    if any(r.outcome == RunOutcome.PROGRESS for r in results.values()):
-        wake_projections(schema_name)  # more to do: yield the worker, continue in a new task
-    return {name: str(r.outcome) for name, r in results.items()}
 
 
 @shared_task(name="projections_app.tasks.rebuild_projection", acks_late=False, ignore_result=True)
