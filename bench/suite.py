@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.common import ROOT, Context, Result, bench_redis_url, drop_leftovers, server_settings, use_redis
+from intent_project import heap
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 
@@ -272,6 +273,9 @@ def run(
     started = time.time()
     revision = git_revision()
     prepare(ctx)
+    # The engine runs in this process (and in writers forked from it) as it runs in a
+    # worker, so its start-up objects are frozen as a worker's are (intent_project/heap.py).
+    heap.settle()
     server = server_settings()
     load_before = os.getloadavg()
     if load_before[0] > (os.cpu_count() or 1):

@@ -51,7 +51,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 # DRF, whose settings import the authentication classes, which import models.
 django_application = get_wsgi_application()
 
-from intent_project import metrics, notifications, streams, waits  # noqa: E402
+from intent_project import heap, metrics, notifications, streams, waits  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -391,3 +391,4 @@ async def _send(send: Send, answer: Answer) -> None:
 
 
 application = FrontDoor(django_application, settings.WEB_THREADS)
+heap.settle()  # what this process loaded to serve stays out of the collector's walks

@@ -83,6 +83,14 @@ def _run_projections_inline(sender: Any = None, **kwargs: object) -> None:
     wakeups.serve_inline(bool(settings.PROJECTIONS_INLINE) and "projections" in queues)
 
 
+@worker_init.connect
+def _settle_the_heap(**kwargs: object) -> None:
+    """Start-up objects out of the collector's walks, before the pool forks (heap.py)."""
+    from intent_project import heap
+
+    heap.settle()
+
+
 _heartbeat: threading.Thread | None = None
 
 
