@@ -24,18 +24,33 @@ from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg.abc import Loader
+from psycopg.types.datetime import TimestamptzLoader
 
 # No query reaches this many executions: only the ones asked for (prepare=True) are prepared.
 _NEVER = 2**31 - 1
 
 Statement = tuple[str, Sequence[Any] | None]  # SQL with %s placeholders; None: no parameters
+# psycopg's own timestamptz loader (its C one where psycopg's binary package is installed).
+_C_TIMESTAMPTZ: type[Loader] = (
+    psycopg.adapters.get_loader(psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+    or TimestamptzLoader
+)
 
 
-def fetch(sql: str, params: Sequence[Any], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
+def fetch(
+    sql: str, params: Sequence[Any], using: str = DEFAULT_DB_ALIAS, *, c_timestamps: bool = False
+) -> list[tuple[Any, ...]]:
     """One statement, bound on the server and prepared: its rows. For the statements every
     request or batch sends (the token lookup, a command by its key), in or out of a
-    transaction."""
-    rows = _run([(sql, params)], 0, using)
+    transaction.
+
+    `c_timestamps`: timestamptz columns are parsed by psycopg's C loader, in the session's
+    time zone, instead of Django's loader (a Python subclass of psycopg's pure-Python one,
+    which then sets Django's tzinfo): for reads of thousands of rows. The caller sets the
+    tzinfo it wants (`django.utils.timezone.utc` for what the ORM would return; the
+    session's zone is Django's, as Django sets it)."""
+    rows = _run([(sql, params)], 0, using, c_timestamps=c_timestamps)
     assert rows is not None
     return rows
 
@@ -57,13 +72,18 @@ def send(
     return _run(statements, rows_of, using) or []
 
 
-def _run(statements: Sequence[Statement], rows_of: int | None, using: str) -> list[tuple[Any, ...]] | None:
+def _run(
+    statements: Sequence[Statement], rows_of: int | None, using: str, *, c_timestamps: bool = False
+) -> list[tuple[Any, ...]] | None:
     db = connections[using]
     with db.cursor() as django_cursor:  # connects, and sets the tenant's search_path
         raw: psycopg.Connection[Any] = django_cursor.cursor.connection
         if raw.prepare_threshold is None:
             raw.prepare_threshold = _NEVER
         cursors = [psycopg.Cursor(raw) for _ in statements]
+        if c_timestamps:
+            for cursor in cursors:
+                cursor.adapters.register_loader("timestamptz", _C_TIMESTAMPTZ)
         started = time.monotonic()
         try:
             with db.wrap_database_errors:
@@ -79,7 +99,10 @@ def _run(statements: Sequence[Statement], rows_of: int | None, using: str) -> li
                 cursor.close()
             if db.queries_logged:
                 db.queries_log.append(
-                    {"sql": "; ".join(sql for sql, _ in statements), "time": f"{time.monotonic() - started:.3f}"}
+                    {
+                        "sql": "; ".join(sql for sql, _ in statements),
+                        "time": f"{time.monotonic() - started:.3f}",
+                    }
                 )
 
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import transaction
 from django.forms.models import model_to_dict
 from django_tenants.utils import schema_context
 
 from commands_app import processing
+from commands_app.registry import get_registry
+from commands_app.slices.system.aggregate import System
 from commands_app.slices.system.payloads import MessageLogged
+from events_app.models import Event
+from events_app.store import RECORD_FIELDS, PostgresEventStore
 from projections_app.models import ProjectionState, ProjectionStatus, SystemMetrics, SystemStatus
 from projections_app.projectors.base import Projection
-from projections_app.runner import run_all, run_projection
+from projections_app.registry import get_projection
+from projections_app.runner import _events_between, run_all, run_projection
 from tests.integration.helpers import submit, test_payload
 
 
@@ -193,3 +199,22 @@ def test_the_fast_forward_leaves_a_checkpoint_that_moved_back_since_it_looked(fr
         ProjectionState.objects.filter(name="transfers").update(position=head - 1)
         assert _fast_forward({"bank_totals": head - 1, "transfers": head - 1}, head) == {"transfers"}
         assert ProjectionState.objects.get(name="bank_totals").position == 0
+
+
+def test_the_runner_reads_events_exactly_as_the_orm_reads_them(fresh_tenant):
+    """The runner reads a batch's events without the ORM's per-row converters (prepared,
+    psycopg's C timestamp loader, JSON parsed by the runner): the values, their types and
+    the timestamps' tzinfo are what `values_list` gives."""
+    projection = get_projection("system_status")
+    with schema_context(fresh_tenant.schema_name), transaction.atomic():
+        store = PostgresEventStore(get_registry())
+        system = System(id=uuid.uuid4())
+        store.append(system, [MessageLogged(text="ünïcode ✓", level="warning")], {"command_id": None, "n": 2**70})
+        store.append(system, [MessageLogged(text="second")], {"command_id": None})
+        fast = _events_between(projection, 0, 10**9, 100)
+        orm = list(
+            Event.objects.filter(type__in=projection.event_types).order_by("position").values_list(*RECORD_FIELDS)
+        )
+    assert fast == orm and len(fast) == 2
+    assert [[type(v) for v in row] for row in fast] == [[type(v) for v in row] for row in orm]
+    assert [row[8].tzinfo for row in fast] == [row[8].tzinfo for row in orm]
