@@ -4,7 +4,7 @@ A full collection visits every object that can hold references, and a started Dj
 process holds well over 100,000 of them that live as long as it does: modules, classes,
 the URL conf, the registries, pydantic's validators. Each full collection walked them
 all again: in a projection catch-up of 29,000 events, the three full collections took
-0.23 s of 1.2 s, and 0.03 s with the start-up objects frozen (docs/benchmarks.md).
+0.21–0.23 s of 1.0–1.2 s, and 0.015 s with the start-up objects frozen (docs/benchmarks.md).
 
 `settle()` moves what is alive now into the permanent generation (`gc.freeze()`), once
 the process has loaded what it serves with: Celery's main process before it forks its
