@@ -14,6 +14,7 @@ each one statement:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -102,44 +103,64 @@ class Columns:
         return f"jsonb_to_recordset(%s::jsonb) AS u({typed})", [_dump(list(rows))]
 
 
-class ByPrimaryKey:
-    """One row of a model by its primary key, loaded as the ORM loads it (every concrete
-    field, each value through the field's and the backend's converters), from a statement
-    built once per process: compiling `Model.objects.filter(pk=...)` costs more than the
-    round trip on a hot path (a command's GET, a parked wait's every run)."""
+class Loader:
+    """Rows of a model's concrete fields, read in raw SQL, as instances the way the ORM
+    loads them: each value through the field's and the backend's converters (a JSONField's
+    decoding, a custom field's from_db_value), then `Model.from_db`. Built lazily, once per
+    process: for statements compiled once instead of by the ORM on every call."""
 
-    def __init__(self, model: type[models.Model], lock: str = "") -> None:
+    def __init__(self, model: type[models.Model]) -> None:
         self.model = model
-        self.lock = lock  # a locking clause to append, e.g. "FOR UPDATE SKIP LOCKED"
-        self._compiled: tuple[str, list[str], list[tuple[int, list[Any], Any]]] | None = None
+        self._compiled: tuple[list[str], list[tuple[int, list[Any], Any]]] | None = None
 
-    def _compile(self) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
+    @property
+    def fields(self) -> list[models.Field[Any, Any]]:
+        """The columns a row must hold, in this order."""
+        return list(self.model._meta.concrete_fields)
+
+    def _compile(self) -> tuple[list[str], list[tuple[int, list[Any], Any]]]:
         if self._compiled is None:
-            q = connection.ops.quote_name
-            meta = self.model._meta
-            fields = list(meta.concrete_fields)
-            sql = (
-                f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(meta.db_table)}"
-                f" WHERE {q(meta.pk.column)} = %s {self.lock}"  # type: ignore[union-attr]
-            ).rstrip()
+            table = self.model._meta.db_table
             converters = []
-            for i, f in enumerate(fields):
-                col = f.get_col(meta.db_table)
+            for i, f in enumerate(self.fields):
+                col = f.get_col(table)
                 found = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
                 if found:
                     converters.append((i, found, col))
-            self._compiled = (sql, [f.attname for f in fields], converters)
+            self._compiled = ([f.attname for f in self.fields], converters)
         return self._compiled
 
-    def get(self, pk: Any) -> Any:
-        """The instance, or None when no row has this key."""
-        sql, attnames, converters = self._compile()
-        key = self.model._meta.pk.get_db_prep_value(pk, connection)  # type: ignore[union-attr]
-        rows = pipeline.fetch(sql, [key])
-        if not rows:
-            return None
-        values = list(rows[0])
+    def instance(self, row: Sequence[Any]) -> Any:
+        """The instance of one row's values (its fields' columns, in `fields` order)."""
+        attnames, converters = self._compile()
+        values = list(row)
         for i, found, col in converters:
             for convert in found:
                 values[i] = convert(values[i], col, connection)
         return self.model.from_db(connection.alias, attnames, values)
+
+
+class ByPrimaryKey:
+    """One row of a model by its primary key, loaded as the ORM loads it (`Loader`), from a
+    statement built once per process: compiling `Model.objects.filter(pk=...)` costs more
+    than the round trip on a hot path (a command's GET, a parked wait's every run)."""
+
+    def __init__(self, model: type[models.Model], lock: str = "") -> None:
+        self.model = model
+        self.lock = lock  # a locking clause to append, e.g. "FOR UPDATE SKIP LOCKED"
+        self._loader = Loader(model)
+
+    @functools.cached_property
+    def _sql(self) -> str:
+        q = connection.ops.quote_name
+        meta = self.model._meta
+        return (
+            f"SELECT {', '.join(q(f.column) for f in self._loader.fields)} FROM {q(meta.db_table)}"
+            f" WHERE {q(meta.pk.column)} = %s {self.lock}"  # type: ignore[union-attr]
+        ).rstrip()
+
+    def get(self, pk: Any) -> Any:
+        """The instance, or None when no row has this key."""
+        key = self.model._meta.pk.get_db_prep_value(pk, connection)  # type: ignore[union-attr]
+        rows = pipeline.fetch(self._sql, [key])
+        return self._loader.instance(rows[0]) if rows else None

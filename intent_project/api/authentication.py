@@ -15,7 +15,7 @@ from hmac import compare_digest
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -31,6 +31,7 @@ from rest_framework.request import Request
 
 from intent_project import logs
 from intent_project.db import pipeline
+from intent_project.rowsets import Loader
 from intent_project.tenants.models import Membership
 from intent_project.tenants.services import remember_role
 
@@ -42,35 +43,33 @@ _HOW = "Send 'Authorization: Token <token>' or 'Authorization: Bearer <token>'."
 @dataclass(frozen=True)
 class _Lookup:
     """The one statement that finds a token with its user and, under a tenant's path, the
-    user's role there (compiled once: the ORM would build the join on every request)."""
+    user's role there (compiled once: the ORM would build the join on every request), and
+    how its columns become a token and a user."""
 
     sql: str
-    token_fields: list[str]
-    user_fields: list[str]
+    tokens: Loader
+    users: Loader
 
 
 @functools.cache
 def _lookup() -> _Lookup:
     token_model, user_model = get_token_model(), get_user_model()
+    tokens, users = Loader(token_model), Loader(user_model)
     q = connection.ops.quote_name
-    token_cols = [f.column for f in token_model._meta.concrete_fields]
-    user_cols = [f.column for f in user_model._meta.concrete_fields]
     user_fk = token_model._meta.get_field("user").column
     m = Membership._meta
     sql = (
         "SELECT "
-        + ", ".join([f"t.{q(c)}" for c in token_cols] + [f"u.{q(c)}" for c in user_cols] + ["m.role"])
+        + ", ".join(
+            [f"t.{q(f.column)}" for f in tokens.fields] + [f"u.{q(f.column)}" for f in users.fields] + ["m.role"]
+        )
         + f" FROM {q(token_model._meta.db_table)} t"
         f" JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = t.{q(user_fk)}"
         f" LEFT JOIN {q(m.db_table)} m ON m.{q(m.get_field('user').column)} = u.{q(user_model._meta.pk.column)}"
         f" AND m.{q(m.get_field('tenant').column)} = %s"
         f" WHERE t.{q(token_model._meta.get_field('token_key').column)} = %s"
     )
-    return _Lookup(
-        sql,
-        [f.attname for f in token_model._meta.concrete_fields],
-        [f.attname for f in user_model._meta.concrete_fields],
-    )
+    return _Lookup(sql, tokens, users)
 
 
 def _request_tenant(request: Request) -> Any:
@@ -118,13 +117,12 @@ class TokenAuthentication(KnoxTokenAuthentication):
         """knox's authenticate_credentials, in one statement; with `tenant`, the user's role
         in it is remembered for the request (tenants.services.role_in)."""
         lookup = _lookup()
-        token_model, user_model = get_token_model(), get_user_model()
         rows = pipeline.fetch(lookup.sql, [tenant.pk if tenant else None, token[: CONSTANTS.TOKEN_KEY_LENGTH]])
-        n = len(lookup.token_fields)
+        n = len(lookup.tokens.fields)
         digest: str | None = None
         for row in rows:
-            auth_token = token_model.from_db(DEFAULT_DB_ALIAS, lookup.token_fields, row[:n])
-            user = user_model.from_db(DEFAULT_DB_ALIAS, lookup.user_fields, row[n : n + len(lookup.user_fields)])
+            auth_token = lookup.tokens.instance(row[:n])
+            user = lookup.users.instance(row[n:-1])
             _related(auth_token, "user", user)
             if self._cleanup_token(auth_token):
                 continue

@@ -14,6 +14,7 @@ from commands_app.slices.system.aggregate import System
 from commands_app.slices.system.payloads import MessageLogged
 from events_app.models import Event
 from events_app.store import RECORD_FIELDS, PostgresEventStore
+from intent_project.rowsets import ByPrimaryKey
 from projections_app.models import ProjectionState, ProjectionStatus, SystemMetrics, SystemStatus
 from projections_app.projectors.base import Projection
 from projections_app.registry import get_projection
@@ -218,3 +219,18 @@ def test_the_runner_reads_events_exactly_as_the_orm_reads_them(fresh_tenant):
     assert fast == orm and len(fast) == 2
     assert [[type(v) for v in row] for row in fast] == [[type(v) for v in row] for row in orm]
     assert [row[8].tzinfo for row in fast] == [row[8].tzinfo for row in orm]
+
+
+def test_a_checkpoint_read_by_key_is_the_instance_the_orm_reads(fresh_tenant):
+    """rowsets.ByPrimaryKey (the runner's checkpoint lock): every field through its
+    converters, the JSON error decoded, as the ORM would load it."""
+    with schema_context(fresh_tenant.schema_name), transaction.atomic():
+        ProjectionState.objects.filter(name="system_status").update(
+            last_error={"code": "projection_handler_failed", "details": {"position": 3}}, failures=1
+        )
+        fast = ByPrimaryKey(ProjectionState, lock="FOR UPDATE SKIP LOCKED").get("system_status")
+        orm = ProjectionState.objects.get(name="system_status")
+        assert ByPrimaryKey(ProjectionState).get("no such projection") is None
+    assert model_to_dict(fast) == model_to_dict(orm)
+    assert fast.last_error == {"code": "projection_handler_failed", "details": {"position": 3}}
+    assert fast.updated_at == orm.updated_at and fast.updated_at.tzinfo == orm.updated_at.tzinfo
