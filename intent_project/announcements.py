@@ -108,6 +108,10 @@ class SweepWork(models.Model):
         super().save(*args, **kwargs)
         if marks:
             announce(current_schema(), mark=True)
+        self.remember_saved()
+
+    def remember_saved(self) -> None:
+        """The row as now saved becomes the row as read (for the next save's comparison)."""
         self._loaded = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
 
     @classmethod

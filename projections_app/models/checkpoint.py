@@ -70,12 +70,11 @@ class ProjectionState(SweepWork):
         self.updated_at = timezone.now()
         last_error = None if self.last_error is None else jsoncodec.dumps(self.last_error)
         pipeline.execute(
-            f"UPDATE {self._meta.db_table} SET position = %s, failures = %s, last_error = %s::jsonb,"
+            f'UPDATE "{self._meta.db_table}" SET position = %s, failures = %s, last_error = %s::jsonb,'
             " retry_at = %s, updated_at = %s WHERE name = %s",
             [self.position, self.failures, last_error, self.retry_at, self.updated_at, self.name],
         )
-        self._loaded = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
-
+        self.remember_saved()
 
 
 class DeadLetter(SweepWork):

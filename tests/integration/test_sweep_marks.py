@@ -163,6 +163,25 @@ def test_a_checkpoint_stalled_or_rewound_marks_the_tenant_and_one_moving_on_does
     assert _marked(fresh_tenant)
 
 
+def test_a_batch_saving_its_progress_marks_nothing_and_a_rewind_through_it_marks(fresh_tenant):
+    """ProjectionState.save_progress, the runner's every batch: one prepared UPDATE that
+    leaves no mark while the position moves forward, and save() with its mark otherwise."""
+    _settle(fresh_tenant)
+    with schema_context(fresh_tenant.schema_name):
+        with transaction.atomic():
+            state = ProjectionState.objects.get(name="system_status")
+            state.position, state.failures, state.last_error = 7, 2, {"code": "x", "details": {}}
+            state.save_progress()
+        assert not _marked(fresh_tenant)
+        saved = ProjectionState.objects.get(name="system_status")
+        assert (saved.position, saved.failures, saved.last_error) == (7, 2, {"code": "x", "details": {}})
+        with transaction.atomic():
+            state.position = 3  # the same instance: what it saved is what it compares with
+            state.save_progress()
+        assert ProjectionState.objects.get(name="system_status").position == 3
+    assert _marked(fresh_tenant)
+
+
 def _read_mark(tenant: Any) -> sweep_marks.Visit:
     visit = next(v for v in sweep_marks.to_visit(full=False) if v.schema_name == tenant.schema_name)
     assert visit.marked_at is not None
